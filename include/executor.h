@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: MIT -- libexecutor, an embeddable C executor library. */
+/*
+ * libexecutor runs C functions ("tasks") on a pool of workers and hands their results back
+ * through futures. The pool is a thread pool or a process pool, chosen by one field of
+ * exec_config_t; task code and calling code are the same for both.
+ *
+ *   - Threads share memory and start fast; C has no global interpreter lock, so CPU-bound
+ *     work scales on threads.
+ *   - Processes isolate: a task that crashes, hangs past its deadline or leaks only costs
+ *     its worker, which is replaced. They also run non-thread-safe libraries in parallel.
+ *
+ * Value semantics, on every backend: a task receives a private copy of its argument bytes,
+ * made before exec_submit() returns, and produces result bytes that the future owns.
+ * Pointers inside an argument mean nothing in a process worker: share big data through a
+ * shared-memory buffer instead.
+ *
+ * Reading order of this header: errors, types, configuration, the executor, submitting and
+ * mapping, futures, completion queues, statistics and sizing.
+ *
+ * Conventions. Every fallible call returns int: 0 (or a count/index >= 0) on success and a
+ * negative EXEC_E* code on failure. Out-parameters are written on success only. Time is in
+ * integer milliseconds; sizes are size_t. Release and destroy functions accept NULL.
+ *
+ * Example:
+ *
+ *     static int square(const void *arg, size_t arg_size, void *out, size_t out_cap,
+ *                       size_t *out_size)
+ *     {
+ *         int64_t x;
+ *         (void)arg_size; (void)out_cap;
+ *         memcpy(&x, arg, sizeof x);
+ *         x *= x;
+ *         memcpy(out, &x, sizeof x);
+ *         *out_size = sizeof x;
+ *         return 0;
+ *     }
+ *
+ *     exec_t *ex;
+ *     exec_future_t *f;
+ *     int64_t v = 7;
+ *     exec_create(&ex, NULL);                       // thread pool, one worker per CPU
+ *     exec_submit(ex, square, &v, sizeof v, &f);    // v is copied here
+ *     exec_future_wait(f, EXEC_WAIT_FOREVER);
+ *     const void *r; size_t n;
+ *     if (exec_future_result(f, &r, &n) == 0)       // r: 8 bytes owned by f
+ *         printf("%lld\n", (long long)*(const int64_t *)r);
+ *     exec_future_release(f);
+ *     exec_destroy(ex);
+ */
+#ifndef EXECUTOR_H
+#define EXECUTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EXEC_API __attribute__((visibility("default")))
+#else
+#define EXEC_API
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Version                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+#define EXEC_VERSION_MAJOR 0
+#define EXEC_VERSION_MINOR 1
+#define EXEC_VERSION_PATCH 0
+#define EXEC_VERSION_NUMBER \
+    (EXEC_VERSION_MAJOR * 10000 + EXEC_VERSION_MINOR * 100 + EXEC_VERSION_PATCH)
+#define EXEC_VERSION_STRING "0.1.0"
+
+/**
+ * exec_version() - the version of the linked library.
+ * Return: EXEC_VERSION_NUMBER of the library actually linked (may differ from the header's).
+ * Thread-safety: any thread.
+ */
+EXEC_API unsigned exec_version(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * EXEC_ERRNO_MAP(X) - the one list of error codes: X(NAME, value, "message").
+ * Values are fixed forever; new codes are appended, never renumbered.
+ */
+#define EXEC_ERRNO_MAP(X)                                                        \
+    X(OK, 0, "success")                                                          \
+    X(EINVAL, -1, "invalid argument")                                            \
+    X(ENOMEM, -2, "out of memory")                                               \
+    X(ESHUTDOWN, -3, "executor is shut down")                                    \
+    X(ETOOBIG, -4, "argument or result larger than the configured maximum")      \
+    X(ETIMEDOUT, -5, "timed out")                                                \
+    X(ECANCELLED, -6, "cancelled")                                               \
+    X(ECRASHED, -7, "worker died while running the task (signal or exit)")       \
+    X(ETASK, -8, "task returned a non-zero status")                              \
+    X(EAGAIN, -9, "try again: queue full or not ready yet")                      \
+    X(EDEADLK, -10, "operation would deadlock")                                  \
+    X(ESYS, -11, "system call failed (see sys_errno)")                           \
+    X(ENOTSUP, -12, "not supported by this backend or platform")                 \
+    X(EBUSY, -13, "busy: the task is already running or finished")              \
+    X(EBROKEN, -14, "executor is broken (crash-loop breaker tripped)")
+
+/** exec_err_t - every code a call of this library can return. */
+typedef enum exec_err {
+#define EXEC__ERR_ENUM(name, value, msg) EXEC_##name = (value),
+    EXEC_ERRNO_MAP(EXEC__ERR_ENUM)
+#undef EXEC__ERR_ENUM
+} exec_err_t;
+
+/**
+ * exec_strerror() - a message for an error code.
+ * @err: any int; unknown values give "unknown error".
+ * Return: a static string; never NULL, never allocated.
+ * Thread-safety: any thread.
+ */
+EXEC_API const char *exec_strerror(int err);
+
+/**
+ * exec_errname() - the symbolic name of an error code, e.g. "EXEC_EINVAL".
+ * @err: any int; unknown values give "EXEC_EUNKNOWN".
+ * Return: a static string; never NULL, never allocated.
+ * Thread-safety: any thread.
+ */
+EXEC_API const char *exec_errname(int err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Types                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/** exec_t - an executor: a pool of workers and its queue. Opaque. */
+typedef struct exec exec_t;
+
+/** exec_future_t - the handle of one submitted task. Opaque, reference counted. */
+typedef struct exec_future exec_future_t;
+
+/** exec_cq_t - a completion queue: futures come out in the order they finish. Opaque. */
+typedef struct exec_cq exec_cq_t;
+
+/**
+ * exec_task_fn - the function a worker runs.
+ * @arg:      the task's private copy of the argument bytes, aligned for any type
+ *            (max_align_t); valid until the function returns. NULL when @arg_size is 0.
+ * @arg_size: number of argument bytes.
+ * @out:      buffer for the result bytes, aligned for any type; valid until return.
+ * @out_cap:  capacity of @out: the executor's max_result_size for exec_submit(), the
+ *            element size for exec_map().
+ * @out_size: the task stores the number of result bytes it wrote (<= @out_cap). It starts
+ *            at 0 for exec_submit() and at the element size for exec_map() (where it is
+ *            ignored: every result element is @out_cap bytes).
+ * Return: 0 for success; any other value is the task's own error code: the future fails
+ *         with EXEC_ETASK and exec_fault_t.task_status holds the value.
+ *
+ * A task runs in a worker thread or a worker process. It may call exec_task_should_stop()
+ * and, on the thread backend, submit to and wait on its own executor.
+ */
+typedef int exec_task_fn(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                         size_t *out_size);
+
+/**
+ * exec_done_fn - a done-callback (see exec_future_on_done()).
+ * @f:         the finished future; borrowed: exec_future_retain() it to keep it.
+ * @user_data: the pointer given with the callback.
+ * Runs exactly once, in the thread that finished the future or, if it was already finished,
+ * in the thread that added the callback. It must not block for long.
+ */
+typedef void exec_done_fn(exec_future_t *f, void *user_data);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/** exec_backend_t - where tasks run. */
+typedef enum exec_backend {
+    EXEC_BACKEND_THREADS = 0,   /* a pool of threads in this process (default) */
+    EXEC_BACKEND_PROCESSES = 1, /* a pool of worker processes */
+} exec_backend_t;
+
+/** exec_start_method_t - how the process backend makes its workers. */
+typedef enum exec_start_method {
+    EXEC_START_FORKSERVER = 0, /* forked from a clean single-threaded zygote (default) */
+    EXEC_START_FORK = 1,       /* forked directly from the calling process */
+} exec_start_method_t;
+
+/** Largest worker count a config may ask for. */
+#define EXEC_WORKERS_MAX 1024
+/** Default and largest values of max_arg_size and max_result_size. */
+#define EXEC_DEFAULT_MAX_ARG_SIZE ((size_t)64 * 1024)
+#define EXEC_DEFAULT_MAX_RESULT_SIZE ((size_t)64 * 1024)
+#define EXEC_SIZE_LIMIT ((size_t)256 * 1024 * 1024)
+
+/**
+ * exec_config_t - how to build an executor. `exec_config_t cfg = {0};` means "all defaults";
+ * each field says what its zero means. exec_create() copies it.
+ */
+typedef struct exec_config {
+    /** Backend: EXEC_BACKEND_THREADS (0) or EXEC_BACKEND_PROCESSES. */
+    exec_backend_t backend;
+    /** Worker count, 1..EXEC_WORKERS_MAX; 0 = exec_cpu_budget() (EXEC_WORKERS or the CPUs). */
+    int workers;
+    /** Largest argument in bytes, 1..EXEC_SIZE_LIMIT; 0 = EXEC_DEFAULT_MAX_ARG_SIZE. */
+    size_t max_arg_size;
+    /** Largest task result in bytes, 1..EXEC_SIZE_LIMIT; 0 = EXEC_DEFAULT_MAX_RESULT_SIZE. */
+    size_t max_result_size;
+    /** Most tasks waiting in the queue; a full queue blocks exec_submit() (or returns
+     *  EXEC_EAGAIN with EXEC_SUBMIT_TRY); 0 = unbounded. Tasks submitted from inside a
+     *  worker are never blocked by this bound (that could deadlock the pool). */
+    size_t queue_max;
+    /** A worker (thread or process) retires after running this many tasks and a fresh one
+     *  replaces it; 0 = never. */
+    uint32_t max_tasks_per_child;
+    /** Default run-time limit of each task, counted from when it starts; 0 = none.
+     *  Threads: the future fails with EXEC_ETIMEDOUT at the deadline and the task's stop
+     *  flag is set (a thread cannot be killed). Processes: the worker is killed. */
+    uint32_t timeout_ms;
+    /** Stack size of worker threads in bytes; 0 = the system default. */
+    size_t stack_size;
+
+    /* -- process backend only (must be 0 on the thread backend, else EXEC_EINVAL) -- */
+
+    /** Start method: EXEC_START_FORKSERVER (0) or EXEC_START_FORK. */
+    exec_start_method_t start_method;
+    /** After SIGTERM at a deadline, wait this long before SIGKILL; 0 = 100 ms. */
+    uint32_t kill_grace_ms;
+    /** Retire a worker whose resident memory exceeds this after a task; 0 = no limit. */
+    size_t max_rss_per_child;
+    /** Retire a worker older than this (checked between tasks); 0 = no limit. */
+    uint32_t max_age_ms;
+    /** Spread each worker's limits randomly by up to this percent (0..100); 0 = none. */
+    uint32_t recycle_jitter_pct;
+    /** Crash-loop breaker: this many crashes within crash_window_ms break the executor
+     *  (EXEC_EBROKEN); 0 = off. */
+    uint32_t crash_limit;
+    /** Window of the crash-loop breaker; 0 = 10000 ms. */
+    uint32_t crash_window_ms;
+    /** Runs once in each new worker process before its first task; NULL = none. A failure
+     *  (non-zero return) is reported and the pool does not respawn in a loop. */
+    exec_task_fn *initializer;
+    /** Argument bytes of the initializer, copied by exec_create(); may be NULL if size 0. */
+    const void *init_arg;
+    size_t init_arg_size;
+
+    /** Must be zero (else EXEC_EINVAL); future fields come out of it. */
+    uint32_t reserved[8];
+} exec_config_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* The executor                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * exec_create() - make an executor and start its workers.
+ * @ex:  out: the new executor; written on success only.
+ * @cfg: configuration, copied; NULL means all defaults.
+ * Return: EXEC_OK; EXEC_EINVAL (NULL @ex, a field out of range, reserved not zero, a
+ *         process-only field on the thread backend); EXEC_ENOMEM; EXEC_ESYS (threads,
+ *         processes or fds could not be made); EXEC_ENOTSUP (backend not built).
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg);
+
+/** Flags of exec_shutdown(). */
+#define EXEC_SHUTDOWN_CANCEL 1u /* cancel tasks still queued instead of running them */
+#define EXEC_SHUTDOWN_NOWAIT 2u /* begin the shutdown but do not wait for workers to end */
+
+/**
+ * exec_shutdown() - stop accepting tasks, then finish or cancel the queued ones.
+ * @ex:    the executor; borrowed.
+ * @flags: 0 runs every queued task and waits; EXEC_SHUTDOWN_CANCEL cancels queued tasks
+ *         (their futures end EXEC_ECANCELLED; running tasks finish); EXEC_SHUTDOWN_NOWAIT
+ *         returns at once, the wait being left to exec_destroy().
+ * After it, exec_submit() and exec_map() return EXEC_ESHUTDOWN. Calling it again is safe
+ * (it waits again unless NOWAIT). Futures stay valid and keep their results.
+ * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or unknown flags); EXEC_EDEADLK when called from
+ *         inside one of @ex's own tasks without EXEC_SHUTDOWN_NOWAIT (nothing is done).
+ * Thread-safety: any thread, concurrently with submits.
+ */
+EXEC_API int exec_shutdown(exec_t *ex, unsigned flags);
+
+/**
+ * exec_destroy() - shut down (waiting for every queued and running task), then free.
+ * @ex: the executor, or NULL (then nothing happens). Its handle is invalid afterwards.
+ * No thread, process, zombie, fd or shared-memory object of @ex is left when it returns.
+ * Futures that are still referenced stay valid until their last exec_future_release().
+ * Return: EXEC_OK; EXEC_EDEADLK when called from inside one of @ex's own tasks (nothing is
+ *         done; the handle stays valid).
+ * Thread-safety: must not race with other calls on @ex.
+ */
+EXEC_API int exec_destroy(exec_t *ex);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Submitting tasks                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Flags of exec_submit_opts_t. */
+#define EXEC_SUBMIT_TRY 1u /* return EXEC_EAGAIN instead of blocking on a full queue */
+
+/** Value of exec_submit_opts_t.timeout_ms that disables the executor's default timeout. */
+#define EXEC_NO_TIMEOUT UINT32_MAX
+
+/** exec_submit_opts_t - per-task options; `= {0}` means the executor's defaults. */
+typedef struct exec_submit_opts {
+    /** Run-time limit of this task; 0 = the executor's timeout_ms; EXEC_NO_TIMEOUT = none. */
+    uint32_t timeout_ms;
+    /** EXEC_SUBMIT_TRY or 0. */
+    uint32_t flags;
+    /** If not NULL, the future is also put into this completion queue when it finishes
+     *  (as if by exec_cq_add()). */
+    exec_cq_t *cq;
+    /** Must be zero. */
+    uint32_t reserved[4];
+} exec_submit_opts_t;
+
+/**
+ * exec_submit() - queue @fn to run on a worker with a copy of @arg.
+ * @ex:       the executor; borrowed.
+ * @fn:       the task; in a worker process the same function of the same program image.
+ * @arg:      argument bytes, copied before return; may be NULL when @arg_size is 0.
+ * @arg_size: 0..max_arg_size.
+ * @f:        out: a new reference to the task's future (release it with
+ *            exec_future_release()); NULL to fire and forget (the result is discarded).
+ * Allocates at most once (only for an argument too big to sit inside the future).
+ * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or @fn, NULL @arg with @arg_size > 0);
+ *         EXEC_ETOOBIG (@arg_size > max_arg_size); EXEC_ESHUTDOWN; EXEC_ENOMEM;
+ *         EXEC_EBROKEN (process pool broken by its crash-loop breaker).
+ * Thread-safety: any thread, including from inside a task of @ex (thread backend).
+ */
+EXEC_API int exec_submit(exec_t *ex, exec_task_fn *fn, const void *arg, size_t arg_size,
+                         exec_future_t **f);
+
+/**
+ * exec_submit_ex() - exec_submit() with per-task options.
+ * @opts: options, copied; NULL is the same as exec_submit().
+ * Return: as exec_submit(), plus EXEC_EAGAIN (queue full with EXEC_SUBMIT_TRY) and
+ *         EXEC_EINVAL (unknown flags, reserved not zero).
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_submit_ex(exec_t *ex, exec_task_fn *fn, const void *arg, size_t arg_size,
+                            const exec_submit_opts_t *opts, exec_future_t **f);
+
+/**
+ * exec_task_should_stop() - whether the running task has been asked to stop.
+ * True once the task's deadline passed or it was cancelled while running (its future has
+ * already failed; its result will be discarded). Long tasks should poll it.
+ * Return: true or false; false outside a task.
+ * Thread-safety: call from inside a task.
+ */
+EXEC_API bool exec_task_should_stop(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Mapping over arrays                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * exec_progress_fn - progress of an exec_map(), called from the thread that called it.
+ * @done: items finished so far; @total: all items; @user_data: from the options.
+ */
+typedef void exec_progress_fn(size_t done, size_t total, void *user_data);
+
+/**
+ * exec_item_fn - receives one result of exec_map_unordered(), on the calling thread.
+ * @index:  the item's position in the input; @status: the task's return value (0 = ok) or
+ *          EXEC_ECANCELLED; @result: the item's result, inside the caller's @out array.
+ */
+typedef void exec_item_fn(size_t index, int status, const void *result, void *user_data);
+
+/** exec_map_opts_t - options of exec_map(); `= {0}` means defaults. */
+typedef struct exec_map_opts {
+    /** Items per chunk (one worker runs a chunk at a time); 0 = automatic. */
+    size_t chunk_size;
+    /** If not NULL, an array of n ints receiving each item's task status (0 = ok, the
+     *  task's non-zero return, or EXEC_ECANCELLED for an item that never ran). */
+    int *status;
+    /** Progress callback, or NULL. Called at most once per progress_interval_ms, and once
+     *  at the end with done == total when every item ran. */
+    exec_progress_fn *progress;
+    void *progress_data;
+    /** Least time between progress calls; 0 = 100 ms. */
+    uint32_t progress_interval_ms;
+    /** Must be zero. */
+    uint32_t reserved[5];
+    /* -- written by exec_map() on return (also when it fails) -- */
+    /** How many items returned non-zero (or were cancelled). */
+    size_t failed;
+    /** Index of the first (lowest) failed item; n when none failed. */
+    size_t first_failed;
+} exec_map_opts_t;
+
+/**
+ * exec_map() - run @fn over @n input elements into @n result elements, in order.
+ * @ex:       the executor; borrowed.
+ * @fn:       called once per item with @in_size argument bytes and @out_size result bytes.
+ * @in:       n * in_size bytes; borrowed until return (threads read it in place; processes
+ *            copy it in chunks).
+ * @in_size:  element size, 1..max_arg_size.
+ * @out:      n * out_size bytes receiving results in input order; may be NULL if
+ *            @out_size is 0.
+ * @out_size: result element size, 0..max_result_size.
+ * @n:        number of items, >= 1.
+ * @opts:     options or NULL; its output fields are written.
+ * Blocks until every item ran (inside a worker of @ex it runs queued work while waiting).
+ * Makes no allocation per item. Items keep running after one fails.
+ * Return: EXEC_OK; EXEC_ETASK when an item returned non-zero (see opts->status,
+ *         opts->first_failed); EXEC_ECANCELLED when a shutdown cancelled items; EXEC_EINVAL
+ *         (NULL @ex, @fn, @in; @n or @in_size 0; NULL @out with @out_size > 0; n * size
+ *         overflows; reserved not zero); EXEC_ETOOBIG; EXEC_ESHUTDOWN; EXEC_ENOMEM;
+ *         EXEC_ECRASHED (processes: a worker died; its chunk's items fail).
+ * Thread-safety: any thread; several maps may run at once.
+ */
+EXEC_API int exec_map(exec_t *ex, exec_task_fn *fn, const void *in, size_t in_size, void *out,
+                      size_t out_size, size_t n, exec_map_opts_t *opts);
+
+/**
+ * exec_map_unordered() - exec_map() that hands each result over as soon as it is ready.
+ * @on_item:   called on the calling thread once per item, in completion order, with the
+ *             item's index, status and result (which already sits at out + index*out_size).
+ * @user_data: passed to @on_item.
+ * Other parameters, blocking and return values: as exec_map(). If it fails before any item
+ * started, @on_item is never called.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_map_unordered(exec_t *ex, exec_task_fn *fn, const void *in, size_t in_size,
+                                void *out, size_t out_size, size_t n, exec_item_fn *on_item,
+                                void *user_data, exec_map_opts_t *opts);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Futures                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/** exec_state_t - where a task is. The last three are terminal: a future enters exactly one. */
+typedef enum exec_state {
+    EXEC_STATE_QUEUED = 0,    /* waiting for a worker */
+    EXEC_STATE_RUNNING = 1,   /* a worker runs it */
+    EXEC_STATE_DONE = 2,      /* finished with status 0; the result is available */
+    EXEC_STATE_FAILED = 3,    /* task error, crash or timeout; see exec_future_fault() */
+    EXEC_STATE_CANCELLED = 4, /* cancelled; it never ran or its result was discarded */
+} exec_state_t;
+
+/** Wait without a time limit. */
+#define EXEC_WAIT_FOREVER (-1)
+
+/**
+ * exec_fault_t - why a future failed. Plain data, filled by exec_future_fault().
+ */
+typedef struct exec_fault {
+    int code;         /* EXEC_OK, EXEC_ETASK, EXEC_ETIMEDOUT, EXEC_ECRASHED, EXEC_ECANCELLED... */
+    int task_status;  /* the task's non-zero return for EXEC_ETASK, else 0 */
+    int sys_errno;    /* errno for EXEC_ESYS, else 0 */
+    int signal;       /* signal that killed the worker (EXEC_ECRASHED, timeouts), else 0 */
+    int exit_status;  /* exit status of a worker that exited (EXEC_ECRASHED), else -1 */
+    int worker_pid;   /* pid of the worker process that ran it; 0 on threads */
+    int worker_id;    /* index of the worker slot that ran it; -1 if it never ran */
+    int reserved[5];
+} exec_fault_t;
+
+/**
+ * exec_future_wait() - wait until @f reaches a terminal state or @timeout_ms passes.
+ * @f:          borrowed.
+ * @timeout_ms: 0 polls; EXEC_WAIT_FOREVER blocks; other negatives are invalid.
+ * Inside a thread worker of the same executor, the wait runs queued tasks meanwhile, so a
+ * task may wait on tasks it submitted without deadlocking the pool.
+ * Return: EXEC_OK (terminal; look at the result or fault); EXEC_ETIMEDOUT; EXEC_EINVAL;
+ *         EXEC_ESHUTDOWN (in a fork()ed child, for a future the child can never see end).
+ * Thread-safety: any thread; many waiters allowed.
+ */
+EXEC_API int exec_future_wait(exec_future_t *f, int timeout_ms);
+
+/**
+ * exec_future_wait_any() - wait until at least one of @fs is terminal.
+ * @fs: array of @n futures, borrowed; NULL entries are invalid. @n >= 1.
+ * Return: the index (>= 0) of the lowest-indexed terminal future; EXEC_ETIMEDOUT;
+ *         EXEC_EINVAL.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_future_wait_any(exec_future_t *const *fs, size_t n, int timeout_ms);
+
+/**
+ * exec_future_wait_all() - wait until every one of @fs is terminal (the timeout covers all).
+ * Return: EXEC_OK; EXEC_ETIMEDOUT; EXEC_EINVAL. Thread-safety: any thread.
+ */
+EXEC_API int exec_future_wait_all(exec_future_t *const *fs, size_t n, int timeout_ms);
+
+/**
+ * exec_future_state() - the future's state now.
+ * Return: an exec_state_t (>= 0), or EXEC_EINVAL for NULL. Thread-safety: any thread.
+ */
+EXEC_API int exec_future_state(const exec_future_t *f);
+
+/**
+ * exec_future_result() - the outcome of a terminal future and its result bytes.
+ * @f:    borrowed.
+ * @data: out, may be NULL: the result bytes, owned by @f (valid until its last release),
+ *        aligned for any type; NULL when the size is 0 or the task failed.
+ * @size: out, may be NULL: the number of result bytes.
+ * Return: EXEC_OK (the task returned 0); EXEC_ETASK, EXEC_ETIMEDOUT, EXEC_ECRASHED,
+ *         EXEC_ECANCELLED (see exec_future_fault() for detail); EXEC_EAGAIN when @f is not
+ *         terminal yet (nothing written); EXEC_EINVAL.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_future_result(const exec_future_t *f, const void **data, size_t *size);
+
+/**
+ * exec_future_fault() - detail of how @f ended.
+ * @fault: out: filled (code EXEC_OK and zeros for a success).
+ * Return: EXEC_OK; EXEC_EAGAIN when @f is not terminal yet; EXEC_EINVAL.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_future_fault(const exec_future_t *f, exec_fault_t *fault);
+
+/** Flags of exec_future_cancel(). */
+#define EXEC_CANCEL_RUNNING 1u /* also cancel a running task (see below) */
+
+/**
+ * exec_future_cancel() - cancel a task.
+ * @flags: 0 cancels only a task still queued. EXEC_CANCEL_RUNNING also cancels a running
+ *         task: on processes its worker is killed and replaced; on threads the future ends
+ *         at once and the task's stop flag is set (it keeps its thread until it returns).
+ * The future ends EXEC_STATE_CANCELLED (callbacks run) if this returns EXEC_OK.
+ * Return: EXEC_OK; EXEC_EBUSY (already running without the flag, or already terminal);
+ *         EXEC_EINVAL.
+ * Thread-safety: any thread; races with completion end in exactly one terminal state.
+ */
+EXEC_API int exec_future_cancel(exec_future_t *f, unsigned flags);
+
+/**
+ * exec_future_on_done() - call @cb once when @f reaches a terminal state.
+ * If @f is already terminal, @cb runs now, in this thread, before this returns.
+ * Several callbacks may be added; they run in the order added.
+ * Return: EXEC_OK; EXEC_EINVAL (NULL @f or @cb); EXEC_ENOMEM (the callback will never run).
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_future_on_done(exec_future_t *f, exec_done_fn *cb, void *user_data);
+
+/**
+ * exec_future_retain() - take another reference to @f.
+ * Return: @f (NULL for NULL). Thread-safety: any thread.
+ */
+EXEC_API exec_future_t *exec_future_retain(exec_future_t *f);
+
+/**
+ * exec_future_release() - drop a reference; the last one frees the future and its result.
+ * @f: the future or NULL. A task still queued or running is not cancelled by this.
+ * Thread-safety: any thread; also from inside its own done-callback (for a reference the
+ * caller owns).
+ */
+EXEC_API void exec_future_release(exec_future_t *f);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Completion queues                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * exec_cq_create() - make a completion queue: futures added to it come out of
+ * exec_cq_pop() in the order they finish, and exec_cq_fd() is readable while one is ready.
+ * @cq: out: the queue.
+ * Return: EXEC_OK; EXEC_EINVAL; EXEC_ENOMEM; EXEC_ESYS (no fd).
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_cq_create(exec_cq_t **cq);
+
+/**
+ * exec_cq_destroy() - free a completion queue.
+ * Futures still inside are released; futures added but not finished are dropped from it
+ * when they finish. NULL is accepted.
+ * Thread-safety: must not race with exec_cq_pop() on @cq.
+ */
+EXEC_API void exec_cq_destroy(exec_cq_t *cq);
+
+/**
+ * exec_cq_add() - route @f into @cq when it finishes (at once if it already has).
+ * @f: borrowed; the queue takes its own reference, which exec_cq_pop() hands over.
+ * A future can be in one queue only.
+ * Return: EXEC_OK; EXEC_EINVAL (NULL, or @f already routed); EXEC_ENOMEM.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_cq_add(exec_cq_t *cq, exec_future_t *f);
+
+/**
+ * exec_cq_pop() - take the next finished future.
+ * @timeout_ms: 0 polls, EXEC_WAIT_FOREVER blocks.
+ * @f:          out: a reference the caller now owns (release it).
+ * Return: EXEC_OK; EXEC_ETIMEDOUT (nothing finished in time); EXEC_EINVAL.
+ * Thread-safety: any thread; several poppers allowed.
+ */
+EXEC_API int exec_cq_pop(exec_cq_t *cq, int timeout_ms, exec_future_t **f);
+
+/**
+ * exec_cq_fd() - a file descriptor for poll/epoll/select: readable (level-triggered)
+ * while at least one finished future waits in @cq. Owned by @cq; do not read or close it.
+ * It is close-on-exec.
+ * Return: the fd (>= 0); EXEC_EINVAL.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_cq_fd(const exec_cq_t *cq);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Statistics and sizing                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/** exec_stats_t - a snapshot of an executor's counters. Plain data. */
+typedef struct exec_stats {
+    uint64_t submitted;       /* tasks accepted by exec_submit*() */
+    uint64_t queued;          /* now waiting for a worker */
+    uint64_t running;         /* now running */
+    uint64_t completed;       /* ended EXEC_STATE_DONE */
+    uint64_t failed;          /* ended EXEC_STATE_FAILED (includes timed_out and crashed) */
+    uint64_t cancelled;       /* ended EXEC_STATE_CANCELLED */
+    uint64_t timed_out;       /* failed by their deadline */
+    uint64_t crashed;         /* failed because their worker died */
+    uint64_t map_items;       /* items processed by exec_map*() */
+    uint64_t workers_alive;   /* workers now running */
+    uint64_t workers_retired; /* workers replaced, all reasons */
+    uint64_t retired_tasks;   /* ... for max_tasks_per_child */
+    uint64_t retired_memory;  /* ... for max_rss_per_child */
+    uint64_t retired_age;     /* ... for max_age_ms */
+    uint64_t retired_timeout; /* ... killed at a deadline or by a cancel */
+    uint64_t retired_crash;   /* ... died on their own */
+    uint64_t reserved[8];
+} exec_stats_t;
+
+/**
+ * exec_stats() - read the counters.
+ * Counters are read one by one without stopping the pool: each is exact, the set is not a
+ * single atomic snapshot while tasks run.
+ * Return: EXEC_OK; EXEC_EINVAL. Thread-safety: any thread.
+ */
+EXEC_API int exec_stats(exec_t *ex, exec_stats_t *st);
+
+/** exec_limit_t - which limit chose the default worker count. */
+typedef enum exec_limit {
+    EXEC_LIMIT_ONLINE = 0,   /* the number of online CPUs */
+    EXEC_LIMIT_AFFINITY = 1, /* the CPU affinity mask of the process */
+    EXEC_LIMIT_CGROUP = 2,   /* the cgroup CPU quota (v2 cpu.max or v1 cfs quota/period) */
+    EXEC_LIMIT_ENV = 3,      /* the EXEC_WORKERS environment variable */
+} exec_limit_t;
+
+/** exec_cpu_budget_t - the default worker count and the limits it came from. */
+typedef struct exec_cpu_budget {
+    int workers;        /* the default worker count, >= 1 */
+    exec_limit_t limit; /* which limit chose it */
+    int online;         /* online CPUs */
+    int affinity;       /* CPUs in the affinity mask (online if unknown) */
+    int cgroup;         /* quota / period rounded up; 0 when there is no quota */
+    int env;            /* EXEC_WORKERS value; 0 when unset or invalid */
+    int reserved[4];
+} exec_cpu_budget_t;
+
+/**
+ * exec_cpu_budget() - compute the default worker count.
+ * EXEC_WORKERS (an integer 1..EXEC_WORKERS_MAX) wins if set; otherwise the smallest of the
+ * affinity set, the cgroup CPU quota rounded up, and the online CPUs.
+ * @cgroup_dir: NULL to read this process's cgroup (from /proc/self/cgroup, the quota of
+ *              every ancestor counting); or a directory holding cpu.max (v2) or
+ *              cpu.cfs_quota_us and cpu.cfs_period_us (v1), read as this process's cgroup
+ *              (for tests and containers with unusual mounts).
+ * @b:          out.
+ * Return: EXEC_OK; EXEC_EINVAL (NULL @b). Unreadable cgroup files mean "no quota".
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_cpu_budget(const char *cgroup_dir, exec_cpu_budget_t *b);
+
+/*
+ * fork() and the library. An executor belongs to the process that created it. In a child
+ * made by fork() while executors exist, the child may: read and release futures (terminal
+ * ones keep their results), call exec_destroy() on inherited executors (it frees the
+ * child's copy without touching the parent's workers) and create new executors. Submitting
+ * to an inherited executor returns EXEC_ESHUTDOWN, and waiting on a future that was not
+ * terminal at the fork returns EXEC_ESHUTDOWN instead of blocking forever.
+ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EXECUTOR_H */

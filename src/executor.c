@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * executor.c - the front: it checks every input, fills in configuration defaults, owns the
+ * executor core (future allocator, counters) and forwards to the backend's operations. It
+ * never looks inside a backend. Data flows one way: caller -> front -> backend -> worker ->
+ * future -> caller.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* TODO(process backend): the weak reference goes when src/process_pool.c lands. */
+extern const struct exec__backend_ops exec__process_ops __attribute__((weak));
+
+static const struct exec__backend_ops *backend_ops(exec_backend_t b)
+{
+    switch (b) {
+    case EXEC_BACKEND_THREADS:
+        return &exec__thread_ops;
+    case EXEC_BACKEND_PROCESSES:
+        return &exec__process_ops ? &exec__process_ops : NULL;
+    }
+    return NULL;
+}
+
+static bool all_zero(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i])
+            return false;
+    return true;
+}
+
+/* Check a user config and produce the final one with every default filled in. */
+static int check_config(const exec_config_t *in, exec_config_t *out)
+{
+    exec_config_t c;
+    if (in)
+        c = *in;
+    else
+        memset(&c, 0, sizeof c);
+    if (!all_zero(c.reserved, sizeof c.reserved))
+        return EXEC_EINVAL;
+    if (c.backend != EXEC_BACKEND_THREADS && c.backend != EXEC_BACKEND_PROCESSES)
+        return EXEC_EINVAL;
+    if (c.workers < 0 || c.workers > EXEC_WORKERS_MAX)
+        return EXEC_EINVAL;
+    if (c.max_arg_size > EXEC_SIZE_LIMIT || c.max_result_size > EXEC_SIZE_LIMIT)
+        return EXEC_EINVAL;
+    if (c.start_method != EXEC_START_FORKSERVER && c.start_method != EXEC_START_FORK)
+        return EXEC_EINVAL;
+    if (c.recycle_jitter_pct > 100)
+        return EXEC_EINVAL;
+    if (c.init_arg_size && !c.init_arg)
+        return EXEC_EINVAL;
+    if (c.backend == EXEC_BACKEND_THREADS) {
+        /* Process-only fields on threads are a mistake worth reporting, not ignoring. */
+        if (c.start_method || c.kill_grace_ms || c.max_rss_per_child || c.max_age_ms ||
+            c.recycle_jitter_pct || c.crash_limit || c.crash_window_ms || c.initializer ||
+            c.init_arg || c.init_arg_size)
+            return EXEC_EINVAL;
+    } else if (c.init_arg_size > (c.max_arg_size ? c.max_arg_size
+                                                 : EXEC_DEFAULT_MAX_ARG_SIZE)) {
+        return EXEC_ETOOBIG;
+    }
+    if (c.workers == 0) {
+        exec_cpu_budget_t b;
+        exec_cpu_budget(NULL, &b);
+        c.workers = b.workers;
+    }
+    if (!c.max_arg_size)
+        c.max_arg_size = EXEC_DEFAULT_MAX_ARG_SIZE;
+    if (!c.max_result_size)
+        c.max_result_size = EXEC_DEFAULT_MAX_RESULT_SIZE;
+    if (c.backend == EXEC_BACKEND_PROCESSES) {
+        if (!c.kill_grace_ms)
+            c.kill_grace_ms = 100;
+        if (!c.crash_window_ms)
+            c.crash_window_ms = 10000;
+    }
+    *out = c;
+    return EXEC_OK;
+}
+
+EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
+{
+    if (!ex)
+        return EXEC_EINVAL;
+    exec_config_t c;
+    int r = check_config(cfg, &c);
+    if (r)
+        return r;
+    const struct exec__backend_ops *ops = backend_ops(c.backend);
+    if (!ops || !ops->create)
+        return EXEC_ENOTSUP;
+
+    struct exec *core = aligned_alloc(EXEC__CACHELINE,
+                                      (sizeof *core + EXEC__CACHELINE - 1) /
+                                          EXEC__CACHELINE * EXEC__CACHELINE);
+    if (!core)
+        return EXEC_ENOMEM;
+    memset(core, 0, sizeof *core);
+    core->cfg = c;
+    core->ops = ops;
+    core->fork_gen = exec__fork_gen();
+    pthread_mutex_init(&core->alloc_lock, NULL);
+    r = ops->create(core, &core->impl);
+    if (r) {
+        pthread_mutex_destroy(&core->alloc_lock);
+        free(core->slabs);
+        free(core);
+        return r;
+    }
+    *ex = core;
+    return EXEC_OK;
+}
+
+static bool forked(const struct exec *core)
+{
+    return core->fork_gen != exec__fork_gen();
+}
+
+static bool in_own_task(const struct exec *core)
+{
+    return core->ops->in_task && core->ops->in_task(core->impl);
+}
+
+EXEC_API int exec_shutdown(exec_t *ex, unsigned flags)
+{
+    if (!ex || (flags & ~(EXEC_SHUTDOWN_CANCEL | EXEC_SHUTDOWN_NOWAIT)))
+        return EXEC_EINVAL;
+    if (forked(ex)) {
+        atomic_store(&ex->shut, true);
+        return EXEC_OK;
+    }
+    if (!(flags & EXEC_SHUTDOWN_NOWAIT) && in_own_task(ex))
+        return EXEC_EDEADLK;
+    atomic_store(&ex->shut, true);
+    return ex->ops->shutdown(ex->impl, flags);
+}
+
+EXEC_API int exec_destroy(exec_t *ex)
+{
+    if (!ex)
+        return EXEC_OK;
+    if (forked(ex)) {
+        /* A child of fork(): the workers are the parent's and the locks may be held by
+         * threads that do not exist here. Free our copy without waiting or locking. */
+        if (ex->ops->forget)
+            ex->ops->forget(ex->impl);
+    } else {
+        if (in_own_task(ex))
+            return EXEC_EDEADLK;
+        atomic_store(&ex->shut, true);
+        ex->ops->shutdown(ex->impl, 0);
+        ex->ops->destroy(ex->impl);
+    }
+    ex->impl = NULL;
+    bool dead;
+    if (forked(ex)) {
+        atomic_store(&ex->destroyed, true);
+        dead = atomic_load(&ex->live) == 0;
+    } else {
+        pthread_mutex_lock(&ex->alloc_lock);
+        atomic_store(&ex->destroyed, true);
+        dead = atomic_load(&ex->live) == 0;
+        pthread_mutex_unlock(&ex->alloc_lock);
+    }
+    if (dead)
+        exec__core_maybe_free(ex);
+    return EXEC_OK;
+}
+
+int exec__submit(struct exec *core, exec_task_fn *fn, const void *arg, size_t arg_size,
+                 uint32_t timeout_ms, uint32_t flags, uint32_t fflags, exec_future_t **out)
+{
+    if (EXEC__UNLIKELY(forked(core) || atomic_load_explicit(&core->shut, memory_order_relaxed)))
+        return EXEC_ESHUTDOWN;
+    struct exec_future *f = exec__future_alloc(core);
+    if (EXEC__UNLIKELY(!f))
+        return EXEC_ENOMEM;
+    if (EXEC__UNLIKELY(exec__future_set_arg(f, arg, arg_size) != 0)) {
+        exec__future_free(f);
+        return EXEC_ENOMEM;
+    }
+    f->fn = fn;
+    f->timeout_ms = timeout_ms;
+    f->flags = fflags;
+    /* One reference for the caller (if it wants one), one for the backend. */
+    atomic_store_explicit(&f->refs, out ? 2 : 1, memory_order_relaxed);
+    int r = core->ops->submit(core->impl, f, flags);
+    if (EXEC__UNLIKELY(r != 0)) {
+        exec__future_free(f);
+        return r;
+    }
+    if (out)
+        *out = f;
+    return EXEC_OK;
+}
+
+EXEC_API int exec_submit_ex(exec_t *ex, exec_task_fn *fn, const void *arg, size_t arg_size,
+                            const exec_submit_opts_t *opts, exec_future_t **f)
+{
+    if (EXEC__UNLIKELY(!ex || !fn || (!arg && arg_size)))
+        return EXEC_EINVAL;
+    uint32_t timeout = ex->cfg.timeout_ms, flags = 0;
+    exec_cq_t *cq = NULL;
+    if (opts) {
+        if (opts->flags & ~EXEC_SUBMIT_TRY || !all_zero(opts->reserved, sizeof opts->reserved))
+            return EXEC_EINVAL;
+        flags = opts->flags;
+        if (opts->timeout_ms == EXEC_NO_TIMEOUT)
+            timeout = 0;
+        else if (opts->timeout_ms)
+            timeout = opts->timeout_ms;
+        cq = opts->cq;
+    }
+    if (EXEC__UNLIKELY(arg_size > ex->cfg.max_arg_size))
+        return EXEC_ETOOBIG;
+    exec_future_t *mine = NULL;
+    int r = exec__submit(ex, fn, arg, arg_size, timeout, flags, 0, (f || cq) ? &mine : NULL);
+    if (r)
+        return r;
+    if (cq) {
+        /* After the backend has it: a future finished already is delivered at once. Routing
+         * can only fail for ENOMEM-free reasons we excluded (fresh future), so ignore r. */
+        (void)exec_cq_add(cq, mine);
+    }
+    if (f)
+        *f = mine;
+    else if (mine)
+        exec_future_release(mine);
+    return EXEC_OK;
+}
+
+EXEC_API int exec_submit(exec_t *ex, exec_task_fn *fn, const void *arg, size_t arg_size,
+                         exec_future_t **f)
+{
+    if (EXEC__UNLIKELY(!ex || !fn || (!arg && arg_size)))
+        return EXEC_EINVAL;
+    if (EXEC__UNLIKELY(arg_size > ex->cfg.max_arg_size))
+        return EXEC_ETOOBIG;
+    return exec__submit(ex, fn, arg, arg_size, ex->cfg.timeout_ms, 0, 0, f);
+}
+
+static int map_common(exec_t *ex, struct exec__map_args *a)
+{
+    exec_map_opts_t zero = {0};
+    exec_map_opts_t *o = a->opts ? a->opts : &zero;
+    if (!ex || !a->fn || !a->in || a->n == 0 || a->in_size == 0 || (!a->out && a->out_size))
+        return EXEC_EINVAL;
+    if (!all_zero(o->reserved, sizeof o->reserved))
+        return EXEC_EINVAL;
+    if (a->n > SIZE_MAX / a->in_size || (a->out_size && a->n > SIZE_MAX / a->out_size))
+        return EXEC_EINVAL;
+    if (a->in_size > ex->cfg.max_arg_size || a->out_size > ex->cfg.max_result_size)
+        return EXEC_ETOOBIG;
+    o->failed = 0;
+    o->first_failed = a->n;
+    if (forked(ex) || atomic_load(&ex->shut))
+        return EXEC_ESHUTDOWN;
+    a->opts = o;
+    return ex->ops->map(ex->impl, a);
+}
+
+EXEC_API int exec_map(exec_t *ex, exec_task_fn *fn, const void *in, size_t in_size, void *out,
+                      size_t out_size, size_t n, exec_map_opts_t *opts)
+{
+    struct exec__map_args a = {fn, in, in_size, out, out_size, n, NULL, NULL, opts};
+    return map_common(ex, &a);
+}
+
+EXEC_API int exec_map_unordered(exec_t *ex, exec_task_fn *fn, const void *in, size_t in_size,
+                                void *out, size_t out_size, size_t n, exec_item_fn *on_item,
+                                void *user_data, exec_map_opts_t *opts)
+{
+    if (!on_item)
+        return EXEC_EINVAL;
+    struct exec__map_args a = {fn, in, in_size, out, out_size, n, on_item, user_data, opts};
+    return map_common(ex, &a);
+}
+
+EXEC_API int exec_stats(exec_t *ex, exec_stats_t *st)
+{
+    if (!ex || !st)
+        return EXEC_EINVAL;
+    memset(st, 0, sizeof *st);
+    const struct exec__counters *c = &ex->cnt;
+    st->completed = atomic_load_explicit(&c->completed, memory_order_relaxed);
+    st->failed = atomic_load_explicit(&c->failed, memory_order_relaxed);
+    st->cancelled = atomic_load_explicit(&c->cancelled, memory_order_relaxed);
+    st->timed_out = atomic_load_explicit(&c->timed_out, memory_order_relaxed);
+    st->crashed = atomic_load_explicit(&c->crashed, memory_order_relaxed);
+    st->map_items = atomic_load_explicit(&c->map_items, memory_order_relaxed);
+    /* The backend adds what it counts itself: submitted, gauges, per-worker counters. */
+    if (!forked(ex) && ex->impl)
+        ex->ops->stats(ex->impl, st);
+    return EXEC_OK;
+}

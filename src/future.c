@@ -1,0 +1,628 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * future.c - the future object: allocation from the executor core, the state machine, waits
+ * (one, any, all), done-callbacks and reference counting.
+ *
+ * The hot path (submit, run, finish, wait, release of a future nobody listens to) takes no
+ * lock of the future: ending a future is one CAS into COMPLETING by the winner, the outcome
+ * fields written by that winner alone, then one release exchange of the terminal state. A
+ * waiter sleeps on the state word itself (futex), announcing itself with the WAITERS bit.
+ * Only listeners (callbacks, completion queues, wait-any) use the per-future mutex.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The task running on this thread (thread backend) and the core it belongs to. */
+_Thread_local struct exec_future *exec__tls_task;
+_Thread_local struct exec *exec__tls_core;
+_Thread_local struct exec__counters *exec__tls_counters;
+/* Set in a worker process when its running task must stop (SIGTERM at a deadline). */
+_Atomic int exec__worker_stop;
+
+#define SLAB_FUTURES 64
+
+/* ---------------------------------------------------------------------------------------- */
+/* Allocation                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+static bool in_forked_child(const struct exec *core)
+{
+    return core->fork_gen != exec__fork_gen();
+}
+
+static int grow_slabs(struct exec *core)
+{
+    if (core->nslabs == core->slabs_cap) {
+        size_t cap = core->slabs_cap ? core->slabs_cap * 2 : 8;
+        void **s = realloc(core->slabs, cap * sizeof *s);
+        if (!s)
+            return EXEC_ENOMEM;
+        core->slabs = s;
+        core->slabs_cap = cap;
+    }
+    struct exec_future *slab = aligned_alloc(EXEC__CACHELINE, SLAB_FUTURES * sizeof *slab);
+    if (!slab)
+        return EXEC_ENOMEM;
+    for (size_t i = 0; i < SLAB_FUTURES; i++) {
+        struct exec_future *f = &slab[i];
+        memset(f, 0, sizeof *f);
+        pthread_mutex_init(&f->lock, NULL);
+        f->free_next = core->free_list;
+        core->free_list = f;
+    }
+    core->slabs[core->nslabs++] = slab;
+    return 0;
+}
+
+struct exec_future *exec__future_alloc(struct exec *core)
+{
+    pthread_mutex_lock(&core->alloc_lock);
+    if (!core->free_list && grow_slabs(core) != 0) {
+        pthread_mutex_unlock(&core->alloc_lock);
+        return NULL;
+    }
+    struct exec_future *f = core->free_list;
+    core->free_list = f->free_next;
+    atomic_fetch_add_explicit(&core->live, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&core->alloc_lock);
+
+    /* Reset what a previous life left; the mutex stays initialised across lives. */
+    atomic_store_explicit(&f->state, EXEC_STATE_QUEUED, memory_order_relaxed);
+    atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+    f->core = core;
+    f->fn = NULL;
+    f->arg = NULL;
+    f->arg_size = 0;
+    f->res = NULL;
+    f->res_size = 0;
+    memset(&f->fault, 0, sizeof f->fault);
+    f->fault.exit_status = -1;
+    f->fault.worker_id = -1;
+    f->next = f->prev = NULL;
+    f->timeout_ms = 0;
+    f->flags = 0;
+    f->deadline_ns = 0;
+    f->heap_idx = SIZE_MAX;
+    f->backend = NULL;
+    f->lhead = f->ltail = NULL;
+    f->cb0_used = false;
+    f->cq_routed = false;
+    f->cq_next = NULL;
+    f->free_next = NULL;
+    return f;
+}
+
+static void free_bytes(struct exec_future *f)
+{
+    if (f->arg && f->arg != (void *)f->inl)
+        free(f->arg);
+    f->arg = NULL;
+    f->arg_size = 0;
+    if (f->res && f->res != (void *)f->inl)
+        free(f->res);
+    f->res = NULL;
+    f->res_size = 0;
+}
+
+void exec__future_free(struct exec_future *f)
+{
+    struct exec *core = f->core;
+    free_bytes(f);
+    if (EXEC__UNLIKELY(in_forked_child(core))) {
+        /* The allocator lock may be held by a thread that does not exist in this child.
+         * Never reuse the future; just count it out. */
+        if (atomic_fetch_sub(&core->live, 1) == 1 && atomic_load(&core->destroyed))
+            exec__core_maybe_free(core);
+        return;
+    }
+    pthread_mutex_lock(&core->alloc_lock);
+    f->free_next = core->free_list;
+    core->free_list = f;
+    bool dead = atomic_fetch_sub_explicit(&core->live, 1, memory_order_relaxed) == 1 &&
+                atomic_load_explicit(&core->destroyed, memory_order_relaxed);
+    pthread_mutex_unlock(&core->alloc_lock);
+    if (dead)
+        exec__core_maybe_free(core);
+}
+
+/* Called once: when the core is destroyed and its last future is gone. */
+void exec__core_maybe_free(struct exec *core)
+{
+    bool forked = in_forked_child(core);
+    for (size_t i = 0; i < core->nslabs; i++) {
+        struct exec_future *slab = core->slabs[i];
+        if (!forked)
+            for (size_t j = 0; j < SLAB_FUTURES; j++)
+                pthread_mutex_destroy(&slab[j].lock);
+        free(slab);
+    }
+    free(core->slabs);
+    if (!forked)
+        pthread_mutex_destroy(&core->alloc_lock);
+    free(core);
+}
+
+int exec__future_set_arg(struct exec_future *f, const void *arg, size_t size)
+{
+    if (size == 0) {
+        f->arg = NULL;
+        f->arg_size = 0;
+        return 0;
+    }
+    if (size <= sizeof f->inl) {
+        f->arg = f->inl;
+    } else {
+        f->arg = malloc(size);
+        if (!f->arg)
+            return EXEC_ENOMEM;
+    }
+    memcpy(f->arg, arg, size);
+    f->arg_size = size;
+    return 0;
+}
+
+void exec__future_drop_arg(struct exec_future *f)
+{
+    if (f->arg && f->arg != (void *)f->inl)
+        free(f->arg);
+    f->arg = NULL;
+    f->arg_size = 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The state machine                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+bool exec__future_claim(struct exec_future *f, uint32_t from_mask)
+{
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    for (;;) {
+        uint32_t v = s & EXEC__ST_MASK;
+        if (v == EXEC__ST_COMPLETING || !(from_mask & (1u << v)))
+            return false;
+        /* Keep the WAITERS/LISTENERS bits: finish() reads them from the final exchange. */
+        uint32_t want = (s & ~EXEC__ST_MASK) | EXEC__ST_COMPLETING;
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s, want, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+int exec__future_set_result(struct exec_future *f, const void *data, size_t size)
+{
+    if (size == 0) {
+        f->res = NULL;
+        f->res_size = 0;
+        return 0;
+    }
+    void *dst;
+    if (size <= sizeof f->inl) {
+        /* The argument is dead once the task has returned; the inline bytes are reused. */
+        if (f->arg == (void *)f->inl) {
+            f->arg = NULL;
+            f->arg_size = 0;
+        }
+        dst = f->inl;
+    } else {
+        dst = malloc(size);
+        if (!dst)
+            return EXEC_ENOMEM;
+    }
+    memcpy(dst, data, size);
+    f->res = dst;
+    f->res_size = size;
+    return 0;
+}
+
+static void count(struct exec_future *f, exec_state_t st)
+{
+    if (f->flags & EXEC__F_INTERNAL)
+        return;
+    struct exec__counters *c = &f->core->cnt;
+    bool mine = exec__tls_counters && exec__tls_core == f->core;
+    if (st == EXEC_STATE_DONE && mine) {
+        /* Per-worker counter, written by this thread only: no contended RMW. */
+        c = exec__tls_counters;
+        atomic_store_explicit(&c->completed,
+                              atomic_load_explicit(&c->completed, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return;
+    }
+    _Atomic uint64_t *p = st == EXEC_STATE_DONE     ? &c->completed
+                          : st == EXEC_STATE_FAILED ? &c->failed
+                                                    : &c->cancelled;
+    atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
+    if (f->fault.code == EXEC_ETIMEDOUT)
+        atomic_fetch_add_explicit(&c->timed_out, 1, memory_order_relaxed);
+    if (f->fault.code == EXEC_ECRASHED)
+        atomic_fetch_add_explicit(&c->crashed, 1, memory_order_relaxed);
+}
+
+static void fire(struct exec_future *f, struct exec__listener *l)
+{
+    switch (l->kind) {
+    case EXEC__L_CALLBACK: {
+        exec_done_fn *fn = l->u.cb.fn;
+        void *ud = l->u.cb.user_data;
+        if (l->u.cb.heap)
+            free(l);
+        fn(f, ud);
+        break;
+    }
+    case EXEC__L_CQ:
+        exec__cq_push(l->u.cq, f);
+        break;
+    default:
+        break;
+    }
+}
+
+void exec__future_finish(struct exec_future *f, exec_state_t st)
+{
+    count(f, st);
+    /* Release: the outcome written by the claimer is visible to whoever sees the state. */
+    uint32_t old = atomic_exchange_explicit(&f->state, (uint32_t)st, memory_order_acq_rel);
+    if (old & EXEC__ST_WAITERS)
+        exec__futex_wake(&f->state, INT_MAX);
+    if (!(old & EXEC__ST_LISTENERS))
+        return;
+
+    /* Waiters of wait-any live on their callers' stacks: wake them under the lock, so that
+     * exec__future_unlisten() (which takes the lock) cannot return while we still touch the
+     * node. Callbacks and the cq node belong to the future: run them outside the lock, in
+     * the order they were added. */
+    pthread_mutex_lock(&f->lock);
+    struct exec__listener *l = f->lhead, *later = NULL, **tail = &later;
+    f->lhead = f->ltail = NULL;
+    while (l) {
+        struct exec__listener *next = l->next;
+        l->next = l->prev = NULL;
+        if (l->kind == EXEC__L_WAKE) {
+            atomic_store_explicit(l->u.wake, 1, memory_order_release);
+            exec__futex_wake(l->u.wake, 1);
+        } else {
+            *tail = l;
+            tail = &l->next;
+        }
+        l = next;
+    }
+    pthread_mutex_unlock(&f->lock);
+    while (later) {
+        struct exec__listener *next = later->next;
+        fire(f, later);
+        later = next;
+    }
+}
+
+bool exec__future_cancel_queued(struct exec_future *f)
+{
+    if (!exec__future_claim(f, 1u << EXEC_STATE_QUEUED))
+        return false;
+    f->fault.code = EXEC_ECANCELLED;
+    exec__future_drop_arg(f);
+    exec__future_finish(f, EXEC_STATE_CANCELLED);
+    return true;
+}
+
+bool exec__future_listen(struct exec_future *f, struct exec__listener *l)
+{
+    pthread_mutex_lock(&f->lock);
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    for (;;) {
+        if (exec__st_terminal(s)) {
+            pthread_mutex_unlock(&f->lock);
+            return false;
+        }
+        if (s & EXEC__ST_LISTENERS)
+            break;
+        /* Fails if the state went terminal: then finish() saw no LISTENERS bit and we must
+         * not add (nobody would fire us). */
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s, s | EXEC__ST_LISTENERS,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            break;
+    }
+    l->next = NULL;
+    l->prev = f->ltail;
+    if (f->ltail)
+        f->ltail->next = l;
+    else
+        f->lhead = l;
+    f->ltail = l;
+    pthread_mutex_unlock(&f->lock);
+    return true;
+}
+
+void exec__future_unlisten(struct exec_future *f, struct exec__listener *l)
+{
+    pthread_mutex_lock(&f->lock);
+    /* Still linked only if finish() has not taken the list yet. */
+    if (l->prev || f->lhead == l) {
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            f->lhead = l->next;
+        if (l->next)
+            l->next->prev = l->prev;
+        else
+            f->ltail = l->prev;
+        l->next = l->prev = NULL;
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Public API                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+static bool terminal(const struct exec_future *f)
+{
+    return exec__st_terminal(
+        atomic_load_explicit(&((struct exec_future *)f)->state, memory_order_acquire));
+}
+
+/* Sleep on the state word until terminal or the deadline. */
+static int sleep_on(struct exec_future *f, uint64_t deadline)
+{
+    for (int spin = 0; spin < 64; spin++) {
+        if (terminal(f))
+            return EXEC_OK;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    for (;;) {
+        if (exec__st_terminal(s))
+            return EXEC_OK;
+        if (!(s & EXEC__ST_WAITERS)) {
+            if (!atomic_compare_exchange_weak_explicit(&f->state, &s, s | EXEC__ST_WAITERS,
+                                                       memory_order_acq_rel,
+                                                       memory_order_acquire))
+                continue;
+            s |= EXEC__ST_WAITERS;
+        }
+        if (exec__futex_wait(&f->state, s, deadline) == EXEC_ETIMEDOUT)
+            return terminal(f) ? EXEC_OK : EXEC_ETIMEDOUT;
+        s = atomic_load_explicit(&f->state, memory_order_acquire);
+    }
+}
+
+static int wait_one(struct exec_future *f, uint64_t deadline)
+{
+    if (terminal(f))
+        return EXEC_OK;
+    struct exec *core = f->core;
+    if (EXEC__UNLIKELY(in_forked_child(core)))
+        return EXEC_ESHUTDOWN; /* its worker does not exist in this process */
+    /* A worker of f's own executor must help instead of sleeping (no pool deadlock). The
+     * thread-local test never touches core->impl unless we are its worker, in which case
+     * the executor cannot be destroyed under us (destroy waits for our task). */
+    if (exec__tls_core == core && core->ops->wait)
+        return core->ops->wait(core->impl, f, deadline);
+    return sleep_on(f, deadline);
+}
+
+EXEC_API int exec_future_wait(exec_future_t *f, int timeout_ms)
+{
+    if (!f || timeout_ms < EXEC_WAIT_FOREVER)
+        return EXEC_EINVAL;
+    if (terminal(f))
+        return EXEC_OK;
+    if (timeout_ms == 0)
+        return EXEC_ETIMEDOUT;
+    return wait_one(f, exec__deadline_ns(timeout_ms));
+}
+
+EXEC_API int exec_future_wait_all(exec_future_t *const *fs, size_t n, int timeout_ms)
+{
+    if (!fs || n == 0 || timeout_ms < EXEC_WAIT_FOREVER)
+        return EXEC_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i])
+            return EXEC_EINVAL;
+    uint64_t deadline = timeout_ms > 0 ? exec__deadline_ns(timeout_ms) : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (terminal(fs[i]))
+            continue;
+        if (timeout_ms == 0)
+            return EXEC_ETIMEDOUT;
+        int r = wait_one(fs[i], deadline);
+        if (r != EXEC_OK)
+            return r;
+    }
+    return EXEC_OK;
+}
+
+static int first_terminal(exec_future_t *const *fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (terminal(fs[i]))
+            return (int)(i > INT_MAX ? INT_MAX : i);
+    return -1;
+}
+
+EXEC_API int exec_future_wait_any(exec_future_t *const *fs, size_t n, int timeout_ms)
+{
+    if (!fs || n == 0 || n > INT_MAX || timeout_ms < EXEC_WAIT_FOREVER)
+        return EXEC_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i])
+            return EXEC_EINVAL;
+    int idx = first_terminal(fs, n);
+    if (idx >= 0)
+        return idx;
+    if (timeout_ms == 0)
+        return EXEC_ETIMEDOUT;
+    uint64_t deadline = exec__deadline_ns(timeout_ms);
+    for (size_t i = 0; i < n; i++)
+        if (in_forked_child(fs[i]->core))
+            return EXEC_ESHUTDOWN;
+
+    /* A worker thread of an executor must not sleep while its queue has work (the futures
+     * may depend on it): poll while helping. */
+    struct exec *core = exec__tls_core;
+    if (core && core->ops->wait) {
+        for (;;) {
+            idx = first_terminal(fs, n);
+            if (idx >= 0)
+                return idx;
+            if (deadline && exec__now_ns() >= deadline)
+                return EXEC_ETIMEDOUT;
+            /* Helping on one of them runs queued work; a short slice keeps us responsive to
+             * the others. */
+            uint64_t slice = exec__now_ns() + 1000000u;
+            if (deadline && deadline < slice)
+                slice = deadline;
+            for (size_t i = 0; i < n; i++)
+                if (fs[i]->core == core) {
+                    (void)core->ops->wait(core->impl, fs[i], slice);
+                    break;
+                }
+            if (exec__now_ns() < slice) {
+                _Atomic uint32_t w = 0;
+                (void)exec__futex_wait(&w, 0, slice);
+            }
+        }
+    }
+
+    struct exec__listener stack_nodes[16];
+    struct exec__listener *nodes = stack_nodes;
+    if (n > 16) {
+        nodes = calloc(n, sizeof *nodes);
+        if (!nodes)
+            return EXEC_ENOMEM;
+    }
+    _Atomic uint32_t word = 0;
+    size_t added = 0;
+    for (; added < n; added++) {
+        nodes[added].kind = EXEC__L_WAKE;
+        nodes[added].u.wake = &word;
+        if (!exec__future_listen(fs[added], &nodes[added]))
+            break; /* already terminal */
+    }
+    int r = EXEC_OK;
+    if (added == n) {
+        while (atomic_load_explicit(&word, memory_order_acquire) == 0) {
+            if (exec__futex_wait(&word, 0, deadline) == EXEC_ETIMEDOUT)
+                break;
+        }
+    }
+    for (size_t i = 0; i < added; i++)
+        exec__future_unlisten(fs[i], &nodes[i]);
+    if (nodes != stack_nodes)
+        free(nodes);
+    idx = first_terminal(fs, n);
+    if (idx >= 0)
+        return idx;
+    return r == EXEC_OK ? EXEC_ETIMEDOUT : r;
+}
+
+EXEC_API int exec_future_state(const exec_future_t *f)
+{
+    if (!f)
+        return EXEC_EINVAL;
+    uint32_t v = exec__future_state(f);
+    /* COMPLETING is internal: to the outside the task is still running. */
+    return v == EXEC__ST_COMPLETING ? EXEC_STATE_RUNNING : (int)v;
+}
+
+EXEC_API int exec_future_result(const exec_future_t *f, const void **data, size_t *size)
+{
+    if (!f)
+        return EXEC_EINVAL;
+    if (!terminal(f))
+        return EXEC_EAGAIN;
+    int code = f->fault.code;
+    if (data)
+        *data = code == EXEC_OK ? f->res : NULL;
+    if (size)
+        *size = code == EXEC_OK ? f->res_size : 0;
+    return code;
+}
+
+EXEC_API int exec_future_fault(const exec_future_t *f, exec_fault_t *fault)
+{
+    if (!f || !fault)
+        return EXEC_EINVAL;
+    if (!terminal(f))
+        return EXEC_EAGAIN;
+    *fault = f->fault;
+    return EXEC_OK;
+}
+
+EXEC_API int exec_future_cancel(exec_future_t *f, unsigned flags)
+{
+    if (!f || (flags & ~EXEC_CANCEL_RUNNING))
+        return EXEC_EINVAL;
+    if (terminal(f))
+        return EXEC_EBUSY;
+    struct exec *core = f->core;
+    if (in_forked_child(core) || !core->ops->cancel)
+        return EXEC_EBUSY;
+    return core->ops->cancel(core->impl, f, flags);
+}
+
+EXEC_API int exec_future_on_done(exec_future_t *f, exec_done_fn *cb, void *user_data)
+{
+    if (!f || !cb)
+        return EXEC_EINVAL;
+    if (terminal(f)) {
+        cb(f, user_data);
+        return EXEC_OK;
+    }
+    /* The first callback uses the node inside the future; later ones are allocated. */
+    struct exec__listener *l = NULL;
+    pthread_mutex_lock(&f->lock);
+    if (!f->cb0_used) {
+        f->cb0_used = true;
+        l = &f->cb0;
+        l->u.cb.heap = false;
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (!l) {
+        l = malloc(sizeof *l);
+        if (!l)
+            return EXEC_ENOMEM;
+        l->u.cb.heap = true;
+    }
+    l->kind = EXEC__L_CALLBACK;
+    l->u.cb.fn = cb;
+    l->u.cb.user_data = user_data;
+    if (!exec__future_listen(f, l)) {
+        /* Finished meanwhile: run it here. */
+        if (l->u.cb.heap)
+            free(l);
+        cb(f, user_data);
+    }
+    return EXEC_OK;
+}
+
+EXEC_API exec_future_t *exec_future_retain(exec_future_t *f)
+{
+    if (f)
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+EXEC_API void exec_future_release(exec_future_t *f)
+{
+    if (!f)
+        return;
+    /* acq_rel: the last releaser must see every write made through other references. */
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        exec__future_free(f);
+}
+
+EXEC_API bool exec_task_should_stop(void)
+{
+    if (atomic_load_explicit(&exec__worker_stop, memory_order_relaxed))
+        return true;
+    struct exec_future *f = exec__tls_task;
+    if (!f)
+        return false;
+    return exec__future_state(f) != EXEC_STATE_RUNNING;
+}

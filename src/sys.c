@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sys.c - every raw system interface the core uses: the monotonic clock, futex waits, the
+ * event fd behind completion queues, the fork generation counter and thread creation with
+ * signals blocked. Platform #ifdefs live here and nowhere else in the core.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#endif
+
+uint64_t exec__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t exec__deadline_ns(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return 0;
+    return exec__now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+#ifdef __linux__
+/*
+ * The futex word must be a naturally aligned 32-bit int; _Atomic uint32_t is (checked below).
+ * FUTEX_PRIVATE_FLAG: our words never live in memory shared with other processes (the ring
+ * code of the process backend uses its own shared futexes).
+ */
+_Static_assert(sizeof(_Atomic uint32_t) == 4, "futex words are 32 bits");
+
+int exec__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline_ns) {
+        uint64_t now = exec__now_ns();
+        if (now >= deadline_ns)
+            return EXEC_ETIMEDOUT;
+        uint64_t left = deadline_ns - now;
+        ts.tv_sec = (time_t)(left / 1000000000u);
+        ts.tv_nsec = (long)(left % 1000000000u);
+        tsp = &ts;
+    }
+    /* Relative timeout with FUTEX_WAIT; EINTR and EAGAIN are ordinary spurious returns. */
+    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+    if (r == -1 && errno == ETIMEDOUT)
+        return EXEC_ETIMEDOUT;
+    return 0;
+}
+
+void exec__futex_wake(_Atomic uint32_t *word, int n)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+int exec__event_open(int fds[2])
+{
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return EXEC_ESYS;
+    fds[0] = fds[1] = fd;
+    return 0;
+}
+#else
+#error "libexecutor needs a futex-like primitive on this platform (port sys.c)"
+#endif
+
+void exec__event_set(const int fds[2])
+{
+    uint64_t one = 1;
+    ssize_t r;
+    do
+        r = write(fds[1], &one, sizeof one);
+    while (r < 0 && errno == EINTR);
+}
+
+void exec__event_clear(const int fds[2])
+{
+    uint64_t v;
+    ssize_t r;
+    do
+        r = read(fds[0], &v, sizeof v);
+    while (r < 0 && errno == EINTR);
+}
+
+void exec__event_close(int fds[2])
+{
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0 && fds[1] != fds[0])
+        close(fds[1]);
+    fds[0] = fds[1] = -1;
+}
+
+/*
+ * The fork generation. It is the only process-wide state of the library, and it is needed:
+ * after fork() the child has copies of executors whose threads do not exist, and whose locks
+ * may be held by those vanished threads. Each executor remembers the generation it was born
+ * in; a mismatch tells a call that it runs in a child, so it must not wait for workers or take
+ * locks (see exec_destroy()). The handler is registered once, with pthread_once.
+ */
+static _Atomic unsigned fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+unsigned exec__fork_gen(void)
+{
+    pthread_once(&fork_once, fork_register);
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+void exec__block_signals(void *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    /* Synchronous signals stay deliverable: blocking them makes a fault kill the process
+     * silently instead of running the application's handler. */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    sigdelset(&all, SIGSYS);
+    pthread_sigmask(SIG_BLOCK, &all, (sigset_t *)old);
+}
+
+void exec__restore_signals(const void *old)
+{
+    pthread_sigmask(SIG_SETMASK, (const sigset_t *)old, NULL);
+}
+
+int exec__thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (err)
+        return err;
+    if (stack_size) {
+        size_t min = (size_t)PTHREAD_STACK_MIN;
+        if (stack_size < min)
+            stack_size = min;
+        err = pthread_attr_setstacksize(&attr, stack_size);
+    }
+    if (!err) {
+        /* The new thread inherits the creator's mask: block, create, restore. */
+        sigset_t old;
+        exec__block_signals(&old);
+        err = pthread_create(t, &attr, fn, arg);
+        exec__restore_signals(&old);
+    }
+    pthread_attr_destroy(&attr);
+    return err;
+}

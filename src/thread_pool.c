@@ -1,0 +1,966 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * thread_pool.c - the thread backend.
+ *
+ * One FIFO queue of futures (intrusive, doubly linked so a cancel unlinks in O(1)) under one
+ * mutex, and N worker slots. An idle worker parks on a futex word of its own; a submitter
+ * that finds an idle worker pops it from the idle stack and wakes exactly that one (no
+ * thundering herd, no lost wake-up: the pop happens under the queue lock). LIFO idle order
+ * keeps the most recently active, cache-warm worker busy.
+ *
+ * Waiting inside a worker. A task that waits on a future of its own pool does not sleep
+ * while the queue has work: it runs queued tasks (nested, on its own stack) until its
+ * future is done, and parks only when the queue is empty, listening both to the future and
+ * to new submissions. So a tree of tasks that wait on their children completes on any
+ * number of workers, including one.
+ *
+ * Deadlines. A timer thread, started when the first task with a timeout is submitted,
+ * keeps a min-heap of running tasks by deadline. At the deadline it wins the race to end the
+ * future (ETIMEDOUT); the task sees exec_task_should_stop() become true, and its eventual
+ * result is discarded. A thread cannot be killed safely; the process backend can.
+ *
+ * Recycling. With max_tasks_per_child a worker that has run N top-level tasks starts its
+ * replacement in the same slot and exits; the replacement joins it, so no thread is ever
+ * left unjoined, and shutdown joins whatever thread each slot has once no more can start.
+ *
+ * Lock order: tp->lock, then a future's lock (via listen/finish), then a cq's lock.
+ * tp->tlock (timer) is never held with tp->lock.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct tp;
+
+struct slot {
+    struct tp *tp;
+    int id;
+    /* Under tp->lock: */
+    pthread_t thread;
+    bool has_thread;    /* a thread runs in this slot and has not been joined */
+    bool idle;          /* on the idle stack */
+    struct slot *idle_next;
+    pthread_t prev;     /* retired predecessor the current thread must join */
+    bool join_prev;
+    /* Futex word: 0 parked, 1 woken. Written by wakers, pairs with the parked load. */
+    _Atomic uint32_t park;
+    /* Owned by the slot's thread: */
+    uint32_t tasks;     /* top-level tasks run by the current thread */
+    void *scratch;      /* result buffer of top-level tasks, max_result_size bytes */
+    /* Read by exec_stats, written by the slot's thread only. */
+    _Atomic uint64_t ran;
+    struct exec__counters cnt;
+} __attribute__((aligned(EXEC__CACHELINE)));
+
+struct tp {
+    struct exec *core;
+    size_t max_result;
+    uint32_t max_tasks;
+    size_t stack_size;
+
+    pthread_mutex_t lock; /* protects everything up to `alive` */
+    pthread_cond_t space; /* queue_max: a slot freed up, or shutdown */
+    struct exec_future *head, *tail;
+    size_t nqueued, queue_max, space_waiters;
+    uint64_t submitted, popped;
+    struct slot *idle;
+    bool stopping;
+    _Atomic bool cancel_all; /* read by map runners without the lock */
+    int alive;
+    uint64_t retired;
+
+    /* Timer: its own lock; heap of running futures ordered by deadline_ns. */
+    pthread_mutex_t tlock;
+    pthread_cond_t tcond; /* CLOCK_MONOTONIC */
+    struct exec_future **heap;
+    size_t hn, hcap;
+    bool timer_running, timer_stop;
+    pthread_t timer;
+
+    int nslots;
+    struct slot *slots;
+};
+
+static _Thread_local struct slot *tls_slot;
+
+static void *worker_main(void *p);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Queue (tp->lock held)                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+static void q_push(struct tp *tp, struct exec_future *f)
+{
+    f->next = NULL;
+    f->prev = tp->tail;
+    if (tp->tail)
+        tp->tail->next = f;
+    else
+        tp->head = f;
+    tp->tail = f;
+    tp->nqueued++;
+}
+
+static void q_unlink(struct tp *tp, struct exec_future *f)
+{
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        tp->head = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    else
+        tp->tail = f->prev;
+    f->next = f->prev = NULL;
+    tp->nqueued--;
+    if (tp->space_waiters)
+        pthread_cond_signal(&tp->space);
+}
+
+/* Take the oldest queued future and mark it RUNNING. QUEUED->RUNNING and cancellation of a
+ * queued future both happen under tp->lock, so the CAS can only race with waiters setting
+ * flag bits, never with another state change. */
+static struct exec_future *q_pop(struct tp *tp)
+{
+    struct exec_future *f = tp->head;
+    if (!f)
+        return NULL;
+    q_unlink(tp, f);
+    tp->popped++;
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&f->state, &s,
+                                                  (s & ~EXEC__ST_MASK) | EXEC_STATE_RUNNING,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+    return f;
+}
+
+static struct slot *idle_pop(struct tp *tp)
+{
+    struct slot *s = tp->idle;
+    if (s) {
+        tp->idle = s->idle_next;
+        s->idle = false;
+    }
+    return s;
+}
+
+static void idle_push(struct tp *tp, struct slot *s)
+{
+    atomic_store_explicit(&s->park, 0, memory_order_relaxed);
+    s->idle = true;
+    s->idle_next = tp->idle;
+    tp->idle = s;
+}
+
+static void idle_remove(struct tp *tp, struct slot *s)
+{
+    for (struct slot **pp = &tp->idle; *pp; pp = &(*pp)->idle_next)
+        if (*pp == s) {
+            *pp = s->idle_next;
+            s->idle = false;
+            return;
+        }
+}
+
+static void wake(struct slot *s)
+{
+    atomic_store_explicit(&s->park, 1, memory_order_release);
+    exec__futex_wake(&s->park, 1);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Timer                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+static void heap_swap(struct tp *tp, size_t a, size_t b)
+{
+    struct exec_future *t = tp->heap[a];
+    tp->heap[a] = tp->heap[b];
+    tp->heap[b] = t;
+    tp->heap[a]->heap_idx = a;
+    tp->heap[b]->heap_idx = b;
+}
+
+static void heap_up(struct tp *tp, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (tp->heap[p]->deadline_ns <= tp->heap[i]->deadline_ns)
+            break;
+        heap_swap(tp, i, p);
+        i = p;
+    }
+}
+
+static void heap_down(struct tp *tp, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < tp->hn && tp->heap[l]->deadline_ns < tp->heap[m]->deadline_ns)
+            m = l;
+        if (r < tp->hn && tp->heap[r]->deadline_ns < tp->heap[m]->deadline_ns)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(tp, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct tp *tp, size_t i)
+{
+    tp->heap[i]->heap_idx = SIZE_MAX;
+    tp->hn--;
+    if (i == tp->hn)
+        return;
+    tp->heap[i] = tp->heap[tp->hn];
+    tp->heap[i]->heap_idx = i;
+    heap_down(tp, i);
+    heap_up(tp, i);
+}
+
+static void timeout_expired(struct exec_future *f)
+{
+    if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
+        f->fault.code = EXEC_ETIMEDOUT;
+        exec__future_finish(f, EXEC_STATE_FAILED);
+    }
+}
+
+static void *timer_main(void *p)
+{
+    struct tp *tp = p;
+    pthread_mutex_lock(&tp->tlock);
+    while (!tp->timer_stop) {
+        if (tp->hn == 0) {
+            pthread_cond_wait(&tp->tcond, &tp->tlock);
+            continue;
+        }
+        struct exec_future *f = tp->heap[0];
+        uint64_t now = exec__now_ns();
+        if (f->deadline_ns <= now) {
+            heap_remove(tp, 0);
+            /* The worker may finish and drop its reference as soon as we unlock. */
+            exec_future_retain(f);
+            pthread_mutex_unlock(&tp->tlock);
+            timeout_expired(f);
+            exec_future_release(f);
+            pthread_mutex_lock(&tp->tlock);
+            continue;
+        }
+        struct timespec ts = {(time_t)(f->deadline_ns / 1000000000u),
+                              (long)(f->deadline_ns % 1000000000u)};
+        pthread_cond_timedwait(&tp->tcond, &tp->tlock, &ts);
+    }
+    pthread_mutex_unlock(&tp->tlock);
+    return NULL;
+}
+
+static int timer_ensure(struct tp *tp)
+{
+    int r = 0;
+    pthread_mutex_lock(&tp->tlock);
+    if (!tp->timer_running && !tp->timer_stop) {
+        if (exec__thread_start(&tp->timer, 0, timer_main, tp) == 0)
+            tp->timer_running = true;
+        else
+            r = EXEC_ESYS;
+    }
+    pthread_mutex_unlock(&tp->tlock);
+    return r;
+}
+
+static void timer_add(struct tp *tp, struct exec_future *f)
+{
+    pthread_mutex_lock(&tp->tlock);
+    if (tp->hn == tp->hcap) {
+        size_t cap = tp->hcap ? tp->hcap * 2 : 16;
+        struct exec_future **h = realloc(tp->heap, cap * sizeof *h);
+        if (!h) {
+            /* Out of memory: the task runs without its deadline rather than not at all. */
+            pthread_mutex_unlock(&tp->tlock);
+            return;
+        }
+        tp->heap = h;
+        tp->hcap = cap;
+    }
+    f->deadline_ns = exec__now_ns() + (uint64_t)f->timeout_ms * 1000000u;
+    f->heap_idx = tp->hn;
+    tp->heap[tp->hn++] = f;
+    heap_up(tp, f->heap_idx);
+    if (f->heap_idx == 0)
+        pthread_cond_signal(&tp->tcond);
+    pthread_mutex_unlock(&tp->tlock);
+}
+
+static void timer_del(struct tp *tp, struct exec_future *f)
+{
+    pthread_mutex_lock(&tp->tlock);
+    if (f->heap_idx != SIZE_MAX)
+        heap_remove(tp, f->heap_idx);
+    pthread_mutex_unlock(&tp->tlock);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Running tasks                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Run @f (already RUNNING) on this worker. @top: not nested inside another task's wait, so
+ * the slot's scratch buffer is free. */
+static void run(struct slot *s, struct exec_future *f, bool top)
+{
+    struct tp *tp = s->tp;
+    struct exec_future *outer = exec__tls_task;
+    exec__tls_task = f;
+    if (f->timeout_ms)
+        timer_add(tp, f);
+
+    void *out = s->scratch;
+    if (!top) {
+        out = malloc(tp->max_result);
+        if (!out) {
+            if (f->timeout_ms)
+                timer_del(tp, f);
+            exec__tls_task = outer;
+            if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
+                f->fault.code = EXEC_ENOMEM;
+                f->fault.worker_id = s->id;
+                exec__future_drop_arg(f);
+                exec__future_finish(f, EXEC_STATE_FAILED);
+            }
+            goto done;
+        }
+    }
+    size_t n = 0;
+    int st = f->fn(f->arg, f->arg_size, out, tp->max_result, &n);
+    if (f->timeout_ms)
+        timer_del(tp, f);
+    exec__tls_task = outer;
+
+    if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
+        exec_state_t end = EXEC_STATE_DONE;
+        f->fault.worker_id = s->id;
+        if (st != 0) {
+            f->fault.code = EXEC_ETASK;
+            f->fault.task_status = st;
+            end = EXEC_STATE_FAILED;
+        } else if (n > tp->max_result) {
+            f->fault.code = EXEC_ETOOBIG;
+            end = EXEC_STATE_FAILED;
+        } else if (exec__future_set_result(f, out, n) != 0) {
+            f->fault.code = EXEC_ENOMEM;
+            end = EXEC_STATE_FAILED;
+        }
+        exec__future_drop_arg(f);
+        exec__future_finish(f, end);
+    } else {
+        exec__future_drop_arg(f); /* timed out or cancelled while running */
+    }
+    if (!top)
+        free(out);
+done:
+    atomic_store_explicit(&s->ran, atomic_load_explicit(&s->ran, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    exec_future_release(f); /* the backend's reference */
+}
+
+/* Start a thread in @s. tp->lock held. */
+static int spawn(struct tp *tp, struct slot *s, bool join_prev)
+{
+    pthread_t old = s->thread;
+    s->prev = old;
+    s->join_prev = join_prev;
+    int err = exec__thread_start(&s->thread, tp->stack_size, worker_main, s);
+    if (err) {
+        s->thread = old;
+        s->join_prev = false;
+        return EXEC_ESYS;
+    }
+    s->has_thread = true;
+    tp->alive++;
+    return 0;
+}
+
+static void *worker_main(void *p)
+{
+    struct slot *s = p;
+    struct tp *tp = s->tp;
+    tls_slot = s;
+    exec__tls_core = tp->core;
+    exec__tls_counters = &s->cnt;
+    s->tasks = 0;
+
+    pthread_mutex_lock(&tp->lock);
+    if (s->join_prev) {
+        pthread_t prev = s->prev;
+        s->join_prev = false;
+        pthread_mutex_unlock(&tp->lock);
+        pthread_join(prev, NULL);
+        pthread_mutex_lock(&tp->lock);
+    }
+    for (;;) {
+        struct exec_future *f = q_pop(tp);
+        if (f) {
+            pthread_mutex_unlock(&tp->lock);
+            run(s, f, true);
+            pthread_mutex_lock(&tp->lock);
+            if (tp->max_tasks && ++s->tasks >= tp->max_tasks && !tp->stopping) {
+                /* Retire: the replacement takes over the slot and joins us. If it cannot
+                 * start, keep serving and try again after the next task. */
+                tp->alive--;
+                if (spawn(tp, s, true) == 0) {
+                    tp->retired++;
+                    pthread_mutex_unlock(&tp->lock);
+                    return NULL;
+                }
+                tp->alive++;
+            }
+            continue;
+        }
+        if (tp->stopping)
+            break;
+        idle_push(tp, s);
+        pthread_mutex_unlock(&tp->lock);
+        while (atomic_load_explicit(&s->park, memory_order_acquire) == 0)
+            exec__futex_wait(&s->park, 0, 0);
+        pthread_mutex_lock(&tp->lock);
+    }
+    tp->alive--;
+    pthread_mutex_unlock(&tp->lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Operations                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+static void tp_free(struct tp *tp)
+{
+    if (tp->slots)
+        for (int i = 0; i < tp->nslots; i++)
+            free(tp->slots[i].scratch);
+    free(tp->slots);
+    free(tp->heap);
+    free(tp);
+}
+
+static int tp_shutdown(void *impl, unsigned flags);
+
+static int tp_create(struct exec *core, void **impl)
+{
+    struct tp *tp = calloc(1, sizeof *tp);
+    if (!tp)
+        return EXEC_ENOMEM;
+    tp->core = core;
+    tp->max_result = core->cfg.max_result_size;
+    tp->max_tasks = core->cfg.max_tasks_per_child;
+    tp->queue_max = core->cfg.queue_max;
+    tp->stack_size = core->cfg.stack_size;
+    tp->nslots = core->cfg.workers;
+    tp->slots = aligned_alloc(EXEC__CACHELINE, (size_t)tp->nslots * sizeof *tp->slots);
+    if (!tp->slots) {
+        free(tp);
+        return EXEC_ENOMEM;
+    }
+    memset(tp->slots, 0, (size_t)tp->nslots * sizeof *tp->slots);
+    for (int i = 0; i < tp->nslots; i++) {
+        tp->slots[i].tp = tp;
+        tp->slots[i].id = i;
+        tp->slots[i].scratch = malloc(tp->max_result);
+        if (!tp->slots[i].scratch) {
+            tp_free(tp);
+            return EXEC_ENOMEM;
+        }
+    }
+    pthread_mutex_init(&tp->lock, NULL);
+    pthread_cond_init(&tp->space, NULL);
+    pthread_mutex_init(&tp->tlock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&tp->tcond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    int r = 0;
+    pthread_mutex_lock(&tp->lock);
+    for (int i = 0; i < tp->nslots && !r; i++)
+        r = spawn(tp, &tp->slots[i], false);
+    pthread_mutex_unlock(&tp->lock);
+    if (!r && core->cfg.timeout_ms)
+        r = timer_ensure(tp);
+    if (r) {
+        tp_shutdown(tp, EXEC_SHUTDOWN_CANCEL);
+        pthread_mutex_destroy(&tp->lock);
+        pthread_cond_destroy(&tp->space);
+        pthread_mutex_destroy(&tp->tlock);
+        pthread_cond_destroy(&tp->tcond);
+        tp_free(tp);
+        return r;
+    }
+    *impl = tp;
+    return 0;
+}
+
+static bool is_my_worker(const struct tp *tp)
+{
+    return tls_slot && tls_slot->tp == tp;
+}
+
+static int tp_submit(void *impl, struct exec_future *f, uint32_t flags)
+{
+    struct tp *tp = impl;
+    if (EXEC__UNLIKELY(f->timeout_ms) && timer_ensure(tp) != 0)
+        return EXEC_ESYS;
+    pthread_mutex_lock(&tp->lock);
+    if (EXEC__UNLIKELY(tp->queue_max && tp->nqueued >= tp->queue_max) && !is_my_worker(tp)) {
+        if (flags & EXEC_SUBMIT_TRY) {
+            pthread_mutex_unlock(&tp->lock);
+            return EXEC_EAGAIN;
+        }
+        tp->space_waiters++;
+        while (tp->nqueued >= tp->queue_max && !tp->stopping)
+            pthread_cond_wait(&tp->space, &tp->lock);
+        tp->space_waiters--;
+    }
+    if (EXEC__UNLIKELY(tp->stopping)) {
+        pthread_mutex_unlock(&tp->lock);
+        return EXEC_ESHUTDOWN;
+    }
+    q_push(tp, f);
+    if (!(f->flags & EXEC__F_INTERNAL))
+        tp->submitted++;
+    struct slot *s = idle_pop(tp);
+    pthread_mutex_unlock(&tp->lock);
+    if (s)
+        wake(s);
+    return 0;
+}
+
+static int tp_cancel(void *impl, struct exec_future *f, unsigned flags)
+{
+    struct tp *tp = impl;
+    pthread_mutex_lock(&tp->lock);
+    if (exec__future_state(f) == EXEC_STATE_QUEUED) {
+        q_unlink(tp, f);
+        pthread_mutex_unlock(&tp->lock);
+        bool won = exec__future_cancel_queued(f);
+        EXEC__ASSERT(won);
+        (void)won;
+        exec_future_release(f); /* the backend's reference */
+        return EXEC_OK;
+    }
+    pthread_mutex_unlock(&tp->lock);
+    if ((flags & EXEC_CANCEL_RUNNING) && exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
+        /* The task keeps its thread until it returns; it sees the stop flag. */
+        f->fault.code = EXEC_ECANCELLED;
+        exec__future_finish(f, EXEC_STATE_CANCELLED);
+        return EXEC_OK;
+    }
+    return EXEC_EBUSY;
+}
+
+static int tp_shutdown(void *impl, unsigned flags)
+{
+    struct tp *tp = impl;
+    struct exec_future *cancelled = NULL;
+    pthread_mutex_lock(&tp->lock);
+    tp->stopping = true;
+    if (flags & EXEC_SHUTDOWN_CANCEL) {
+        atomic_store(&tp->cancel_all, true);
+        cancelled = tp->head;
+        tp->head = tp->tail = NULL;
+        tp->nqueued = 0;
+    }
+    pthread_cond_broadcast(&tp->space);
+    struct slot *s;
+    while ((s = idle_pop(tp)))
+        wake(s);
+    pthread_mutex_unlock(&tp->lock);
+
+    while (cancelled) {
+        struct exec_future *next = cancelled->next;
+        cancelled->next = cancelled->prev = NULL;
+        exec__future_cancel_queued(cancelled);
+        exec_future_release(cancelled);
+        cancelled = next;
+    }
+    if (flags & EXEC_SHUTDOWN_NOWAIT)
+        return EXEC_OK;
+
+    /* No thread can start any more (stopping is set), so each slot's thread is final. */
+    for (int i = 0; i < tp->nslots; i++) {
+        struct slot *sl = &tp->slots[i];
+        pthread_mutex_lock(&tp->lock);
+        bool has = sl->has_thread;
+        pthread_t t = sl->thread;
+        sl->has_thread = false;
+        pthread_mutex_unlock(&tp->lock);
+        if (has)
+            pthread_join(t, NULL);
+    }
+    pthread_mutex_lock(&tp->tlock);
+    tp->timer_stop = true;
+    bool join_timer = tp->timer_running;
+    tp->timer_running = false;
+    pthread_cond_signal(&tp->tcond);
+    pthread_mutex_unlock(&tp->tlock);
+    if (join_timer)
+        pthread_join(tp->timer, NULL);
+    return EXEC_OK;
+}
+
+static void tp_destroy(void *impl)
+{
+    struct tp *tp = impl;
+    pthread_mutex_destroy(&tp->lock);
+    pthread_cond_destroy(&tp->space);
+    pthread_mutex_destroy(&tp->tlock);
+    pthread_cond_destroy(&tp->tcond);
+    tp_free(tp);
+}
+
+static void tp_forget(void *impl)
+{
+    /* fork() child: the worker and timer threads do not exist here, and the futures still
+     * queued belong to the parent's copy of the world. Only free memory. */
+    tp_free(impl);
+}
+
+static void tp_stats(void *impl, exec_stats_t *st)
+{
+    struct tp *tp = impl;
+    uint64_t ran = 0;
+    for (int i = 0; i < tp->nslots; i++) {
+        const struct slot *s = &tp->slots[i];
+        ran += atomic_load_explicit(&s->ran, memory_order_relaxed);
+        st->completed += atomic_load_explicit(&s->cnt.completed, memory_order_relaxed);
+    }
+    pthread_mutex_lock(&tp->lock);
+    st->submitted = tp->submitted;
+    st->queued = tp->nqueued;
+    st->running = tp->popped > ran ? tp->popped - ran : 0;
+    st->workers_alive = (uint64_t)tp->alive;
+    st->workers_retired = tp->retired;
+    st->retired_tasks = tp->retired;
+    pthread_mutex_unlock(&tp->lock);
+}
+
+static bool tp_in_task(void *impl)
+{
+    return is_my_worker(impl);
+}
+
+/* Leave the idle stack after a wait. If a submitter popped us meanwhile, its wake-up was
+ * meant for queued work we are not going to run now: pass it on. */
+static void leave_idle(struct tp *tp, struct slot *s)
+{
+    struct slot *other = NULL;
+    pthread_mutex_lock(&tp->lock);
+    if (s->idle)
+        idle_remove(tp, s);
+    else if (tp->head)
+        other = idle_pop(tp);
+    pthread_mutex_unlock(&tp->lock);
+    if (other)
+        wake(other);
+}
+
+/* A worker waits on @f: run queued tasks until @f is terminal (see the file comment). */
+static int tp_wait(void *impl, struct exec_future *f, uint64_t deadline)
+{
+    struct tp *tp = impl;
+    struct slot *s = tls_slot;
+    struct exec__listener l = {.kind = EXEC__L_WAKE, .u.wake = &s->park};
+    for (;;) {
+        if (exec__st_terminal(atomic_load_explicit(&f->state, memory_order_acquire)))
+            return EXEC_OK;
+        if (deadline && exec__now_ns() >= deadline)
+            return EXEC_ETIMEDOUT;
+        pthread_mutex_lock(&tp->lock);
+        struct exec_future *g = q_pop(tp);
+        if (g) {
+            pthread_mutex_unlock(&tp->lock);
+            run(s, g, false);
+            continue;
+        }
+        idle_push(tp, s);
+        pthread_mutex_unlock(&tp->lock);
+        if (exec__future_listen(f, &l)) {
+            while (atomic_load_explicit(&s->park, memory_order_acquire) == 0) {
+                if (exec__futex_wait(&s->park, 0, deadline) == EXEC_ETIMEDOUT)
+                    break;
+            }
+            exec__future_unlisten(f, &l);
+        }
+        leave_idle(tp, s);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* exec_map                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * A map is split into chunks; W = min(workers, chunks) runner tasks claim chunks with one
+ * fetch_add each, so the schedule is dynamic and nothing is allocated per item (the job
+ * lives on the caller's stack; the runners are W ordinary futures). For the unordered
+ * variant each finished chunk is published into a slot array (one allocation per map) that
+ * the caller consumes in completion order.
+ */
+struct mapjob {
+    const struct exec__map_args *a;
+    struct tp *tp;
+    size_t chunk, nchunks;
+    int *status; /* per-item statuses: the caller's, or ours for the unordered variant */
+    _Atomic size_t next;  /* next chunk to claim */
+    _Atomic size_t done;  /* items finished */
+    _Atomic size_t failed;
+    _Atomic size_t first_failed;
+    /* unordered */
+    _Atomic uint32_t *pub; /* pub[k] = chunk index + 1 of the k-th finished chunk */
+    _Atomic size_t npub_claim;
+    _Atomic uint32_t published; /* futex word: chunks published */
+    _Atomic uint32_t sleeping;  /* the caller sleeps on `published` */
+};
+
+static int map_runner(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                      size_t *out_size)
+{
+    (void)arg_size, (void)out, (void)out_cap, (void)out_size;
+    struct mapjob *j;
+    memcpy(&j, arg, sizeof j);
+    const struct exec__map_args *a = j->a;
+    const unsigned char *in = a->in;
+    unsigned char *outb = a->out;
+    unsigned char dummy[16];
+    for (;;) {
+        if (atomic_load_explicit(&j->tp->cancel_all, memory_order_relaxed))
+            break;
+        size_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->nchunks)
+            break;
+        size_t lo = c * j->chunk, hi = lo + j->chunk < a->n ? lo + j->chunk : a->n;
+        size_t nfail = 0, first = a->n;
+        for (size_t i = lo; i < hi; i++) {
+            size_t osz = a->out_size;
+            void *o = outb ? outb + i * a->out_size : dummy;
+            int st = a->fn(in + i * a->in_size, a->in_size, o, a->out_size, &osz);
+            if (j->status)
+                j->status[i] = st;
+            if (st) {
+                if (!nfail)
+                    first = i;
+                nfail++;
+            }
+        }
+        if (nfail) {
+            atomic_fetch_add_explicit(&j->failed, nfail, memory_order_relaxed);
+            size_t cur = atomic_load_explicit(&j->first_failed, memory_order_relaxed);
+            while (first < cur && !atomic_compare_exchange_weak_explicit(
+                                      &j->first_failed, &cur, first, memory_order_relaxed,
+                                      memory_order_relaxed))
+                ;
+        }
+        atomic_fetch_add_explicit(&j->done, hi - lo, memory_order_release);
+        if (j->pub) {
+            size_t k = atomic_fetch_add_explicit(&j->npub_claim, 1, memory_order_relaxed);
+            atomic_store_explicit(&j->pub[k], (uint32_t)(c + 1), memory_order_release);
+            atomic_fetch_add_explicit(&j->published, 1, memory_order_seq_cst);
+            if (atomic_load_explicit(&j->sleeping, memory_order_seq_cst))
+                exec__futex_wake(&j->published, 1);
+        }
+    }
+    return 0;
+}
+
+static bool all_terminal(struct exec_future *const *fs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!exec__st_terminal(atomic_load_explicit(&fs[i]->state, memory_order_acquire)))
+            return false;
+    return true;
+}
+
+/* Deliver one finished chunk to the unordered callback. */
+static void deliver(const struct mapjob *j, size_t c)
+{
+    const struct exec__map_args *a = j->a;
+    size_t lo = c * j->chunk, hi = lo + j->chunk < a->n ? lo + j->chunk : a->n;
+    unsigned char *outb = a->out;
+    for (size_t i = lo; i < hi; i++)
+        a->on_item(i, j->status[i], outb ? outb + i * a->out_size : NULL, a->user_data);
+}
+
+static int tp_map(void *impl, const struct exec__map_args *a)
+{
+    struct tp *tp = impl;
+    exec_map_opts_t *o = a->opts;
+    struct mapjob j;
+    memset(&j, 0, sizeof j);
+    j.a = a;
+    j.tp = tp;
+    size_t W = (size_t)tp->nslots;
+    j.chunk = o->chunk_size;
+    if (!j.chunk) {
+        /* Eight chunks per worker: enough to balance uneven items, few enough that the
+         * per-chunk cost vanishes. */
+        size_t target = W * 8;
+        j.chunk = (a->n + target - 1) / target;
+    }
+    j.nchunks = (a->n + j.chunk - 1) / j.chunk;
+    if (j.nchunks > UINT32_MAX - 1)
+        return EXEC_EINVAL;
+    atomic_init(&j.first_failed, a->n);
+    j.status = o->status;
+    if (a->on_item) {
+        if (!j.status) {
+            j.status = malloc(a->n * sizeof *j.status);
+            if (!j.status)
+                return EXEC_ENOMEM;
+        }
+        j.pub = calloc(j.nchunks, sizeof *j.pub);
+        if (!j.pub) {
+            if (j.status != o->status)
+                free(j.status);
+            return EXEC_ENOMEM;
+        }
+    }
+
+    size_t nrun = W < j.nchunks ? W : j.nchunks;
+    exec_future_t *stack_runners[64];
+    exec_future_t **runners = stack_runners;
+    if (nrun > 64) {
+        runners = malloc(nrun * sizeof *runners);
+        if (!runners) {
+            nrun = 64;
+            runners = stack_runners;
+        }
+    }
+    struct mapjob *jp = &j;
+    int r = EXEC_OK;
+    size_t started = 0;
+    for (; started < nrun; started++) {
+        r = exec__submit(tp->core, map_runner, &jp, sizeof jp, 0, 0, EXEC__F_INTERNAL,
+                         &runners[started]);
+        if (r)
+            break;
+    }
+    if (started == 0)
+        goto out;
+    r = EXEC_OK;
+
+    uint32_t interval = o->progress_interval_ms ? o->progress_interval_ms : 100;
+    uint64_t next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
+    size_t consumed = 0;
+    bool worker = is_my_worker(tp);
+    for (;;) {
+        bool finished = all_terminal(runners, (int)started);
+        if (j.pub) {
+            while (consumed < j.nchunks) {
+                uint32_t v = atomic_load_explicit(&j.pub[consumed], memory_order_acquire);
+                if (!v)
+                    break;
+                deliver(&j, v - 1);
+                consumed++;
+            }
+        }
+        if (finished)
+            break;
+        if (o->progress && exec__now_ns() >= next_progress) {
+            o->progress(atomic_load_explicit(&j.done, memory_order_acquire), a->n,
+                        o->progress_data);
+            next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
+        }
+        uint64_t slice = o->progress ? next_progress : 0;
+        if (worker) {
+            /* Run queued work (our runners among it) instead of sleeping. */
+            uint64_t d = exec__now_ns() + 1000000u;
+            if (slice && slice < d)
+                d = slice;
+            for (size_t i = 0; i < started; i++)
+                if (!exec__st_terminal(atomic_load(&runners[i]->state))) {
+                    (void)tp_wait(tp, runners[i], j.pub ? d : slice);
+                    break;
+                }
+        } else if (j.pub) {
+            uint32_t seen = atomic_load_explicit(&j.published, memory_order_seq_cst);
+            atomic_store_explicit(&j.sleeping, 1, memory_order_seq_cst);
+            if (seen == atomic_load_explicit(&j.published, memory_order_seq_cst) &&
+                !all_terminal(runners, (int)started)) {
+                /* Runners publish before they return, so a finished runner has woken us
+                 * or left `published` changed; bound the sleep anyway for the final
+                 * terminal transition, which does not touch `published`. */
+                uint64_t d = exec__now_ns() + 2000000u;
+                if (slice && slice < d)
+                    d = slice;
+                exec__futex_wait(&j.published, seen, d);
+            }
+            atomic_store_explicit(&j.sleeping, 0, memory_order_relaxed);
+        } else {
+            int left = -1;
+            if (slice) {
+                uint64_t now = exec__now_ns();
+                left = slice > now ? (int)((slice - now) / 1000000u) + 1 : 1;
+            }
+            (void)exec_future_wait_all(runners, started, left);
+        }
+    }
+
+    /* Chunks never claimed (shutdown cancelled runners or stopped them): their items did
+     * not run. */
+    size_t claimed = atomic_load(&j.next);
+    if (claimed > j.nchunks)
+        claimed = j.nchunks;
+    size_t not_run = 0;
+    if (claimed < j.nchunks) {
+        size_t lo = claimed * j.chunk;
+        not_run = a->n - lo;
+        unsigned char *outb = a->out;
+        for (size_t i = lo; i < a->n; i++) {
+            if (j.status)
+                j.status[i] = EXEC_ECANCELLED;
+            if (a->on_item)
+                a->on_item(i, EXEC_ECANCELLED, outb ? outb + i * a->out_size : NULL,
+                           a->user_data);
+        }
+        r = EXEC_ECANCELLED;
+    }
+    o->failed = atomic_load(&j.failed) + not_run;
+    o->first_failed = atomic_load(&j.first_failed);
+    if (not_run && o->first_failed == a->n)
+        o->first_failed = claimed * j.chunk;
+    if (r == EXEC_OK && o->failed)
+        r = EXEC_ETASK;
+    if (o->progress && !not_run)
+        o->progress(a->n, a->n, o->progress_data);
+    atomic_fetch_add_explicit(&tp->core->cnt.map_items, a->n - not_run, memory_order_relaxed);
+    for (size_t i = 0; i < started; i++)
+        exec_future_release(runners[i]);
+out:
+    if (runners != stack_runners)
+        free(runners);
+    if (j.status && j.status != o->status)
+        free(j.status);
+    free(j.pub);
+    return r;
+}
+
+const struct exec__backend_ops exec__thread_ops = {
+    .version = 1,
+    .name = "threads",
+    .create = tp_create,
+    .submit = tp_submit,
+    .map = tp_map,
+    .cancel = tp_cancel,
+    .shutdown = tp_shutdown,
+    .stats = tp_stats,
+    .destroy = tp_destroy,
+    .forget = tp_forget,
+    .in_task = tp_in_task,
+    .wait = tp_wait,
+};
