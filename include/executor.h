@@ -600,6 +600,113 @@ EXEC_API int exec_cq_pop(exec_cq_t *cq, int timeout_ms, exec_future_t **f);
 EXEC_API int exec_cq_fd(const exec_cq_t *cq);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Shared-memory buffers                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A shared-memory buffer holds big data once for every worker, thread or process: the
+ * parent fills it, tasks receive a small exec_shm_ref_t in their argument bytes and map the
+ * same bytes with exec_shm_map(). Named buffers appear as /dev/shm/<name>; anonymous ones
+ * (memfd) never appear anywhere and are reachable only through a ref.
+ *
+ * Ownership: only the creator unlinks. A process that created non-persistent named buffers
+ * has them removed when it exits, even by SIGKILL (a small guardian process does it).
+ * Attaching, closing or exiting never removes a buffer someone else created.
+ */
+
+/** exec_shm_t - a mapping of a shared-memory buffer in this process. Opaque. */
+typedef struct exec_shm exec_shm_t;
+
+/** Longest name, without the terminating NUL. Names match [A-Za-z0-9._-]+ and do not start
+ *  with '.'; the library adds no prefix ("exec-" is the prefix of generated names). */
+#define EXEC_SHM_NAME_MAX 63
+
+/** Flags of exec_shm_create() and exec_shm_attach(). */
+#define EXEC_SHM_ANONYMOUS 1u  /* create: no name (memfd); share it by exec_shm_ref() only */
+#define EXEC_SHM_PERSISTENT 2u /* create: keep the name after this process exits */
+#define EXEC_SHM_RDONLY 4u     /* attach/map: map read-only (writes fault with SIGSEGV) */
+
+/**
+ * exec_shm_ref_t - a handle that travels inside a task's argument bytes. Plain data, 128
+ * bytes; filled by exec_shm_ref(), consumed by exec_shm_map().
+ */
+typedef struct exec_shm_ref {
+    char name[EXEC_SHM_NAME_MAX + 1]; /* named buffer; "" for an anonymous one */
+    uint64_t size;                    /* bytes */
+    int32_t owner_pid;                /* anonymous: the creating process */
+    int32_t owner_fd;                 /* anonymous: its memfd in that process */
+    uint64_t id;                      /* unique per buffer, keys the workers' map cache */
+    uint64_t reserved[5];
+} exec_shm_ref_t;
+
+/**
+ * exec_shm_create() - create a buffer of @size bytes and map it read-write.
+ * @shm:   out: the new mapping.
+ * @name:  the name, or NULL for a generated unique one ("exec-<pid>-<n>"); ignored (must be
+ *         NULL) with EXEC_SHM_ANONYMOUS.
+ * @size:  bytes, >= 1. The space is reserved now (a full /dev/shm fails here with
+ *         EXEC_ENOMEM, never with SIGBUS later). Contents start zeroed.
+ * @flags: EXEC_SHM_ANONYMOUS, EXEC_SHM_PERSISTENT.
+ * Return: EXEC_OK; EXEC_EINVAL (bad name, size 0, unknown flags, name with ANONYMOUS);
+ *         EXEC_EBUSY (the name exists); EXEC_ENOMEM (no space or memory); EXEC_ETOOBIG (@size
+ *         overflows the address space); EXEC_ESYS.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_shm_create(exec_shm_t **shm, const char *name, size_t size, unsigned flags);
+
+/**
+ * exec_shm_attach() - map an existing named buffer (whole size).
+ * @flags: 0 for read-write, EXEC_SHM_RDONLY.
+ * Return: EXEC_OK; EXEC_EINVAL (bad name or flags); EXEC_ESYS with no such name (ENOENT) or
+ *         no permission; EXEC_ENOMEM.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_shm_attach(exec_shm_t **shm, const char *name, unsigned flags);
+
+/** exec_shm_ptr() - first byte of the mapping (page aligned); NULL for NULL. */
+EXEC_API void *exec_shm_ptr(const exec_shm_t *shm);
+/** exec_shm_size() - size in bytes; 0 for NULL. */
+EXEC_API size_t exec_shm_size(const exec_shm_t *shm);
+/** exec_shm_name() - the name ("" when anonymous, NULL for NULL); owned by @shm. */
+EXEC_API const char *exec_shm_name(const exec_shm_t *shm);
+
+/**
+ * exec_shm_ref() - describe @shm in a handle a task can map (by name, or by the creator's
+ * memfd for an anonymous buffer, which stays mappable while the creator keeps it open).
+ * Return: EXEC_OK; EXEC_EINVAL. Thread-safety: any thread.
+ */
+EXEC_API int exec_shm_ref(const exec_shm_t *shm, exec_shm_ref_t *ref);
+
+/**
+ * exec_shm_map() - map the buffer a handle names, from inside a task (or anywhere).
+ * In a worker process the mapping is cached per buffer id and reused by later tasks; it is
+ * unmapped when the worker exits. On threads (or in the creating process) it returns the
+ * creator's own mapping when one exists.
+ * @ref:   borrowed. @flags: 0 or EXEC_SHM_RDONLY.
+ * @ptr, @size: out: the mapping, valid until the worker exits (do not unmap it).
+ * Return: EXEC_OK; EXEC_EINVAL; EXEC_ESYS (gone, no permission); EXEC_ENOMEM.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_shm_map(const exec_shm_ref_t *ref, unsigned flags, void **ptr, size_t *size);
+
+/**
+ * exec_shm_unlink() - remove the buffer's name now (creator only). Existing mappings stay
+ * valid; new attaches fail. Anonymous buffers have no name: EXEC_OK, nothing done.
+ * Return: EXEC_OK; EXEC_EINVAL (NULL); EXEC_EBUSY (not the creator: only the creator
+ *         unlinks); EXEC_ESYS.
+ * Thread-safety: any thread.
+ */
+EXEC_API int exec_shm_unlink(exec_shm_t *shm);
+
+/**
+ * exec_shm_close() - unmap and free @shm. A non-persistent buffer created by this process
+ * is unlinked too (a persistent one keeps its name). NULL is accepted.
+ * Return: EXEC_OK; EXEC_ESYS (the unmap failed; @shm is freed anyway).
+ * Thread-safety: must not race with other uses of @shm.
+ */
+EXEC_API int exec_shm_close(exec_shm_t *shm);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Statistics and sizing                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 

@@ -265,6 +265,9 @@ void exec__restore_signals(const void *old);
 /* pthread_create with signals blocked and an optional stack size. 0 or an errno. */
 int exec__thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg);
 
+/* A mutex for short, contended critical sections (adaptive where available). */
+void exec__mutex_init_hot(pthread_mutex_t *m);
+
 /* CPU budget (budget.c). */
 int exec__online_cpus(void);
 

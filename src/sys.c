@@ -172,3 +172,16 @@ int exec__thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), voi
     pthread_attr_destroy(&attr);
     return err;
 }
+
+void exec__mutex_init_hot(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
+    /* Held for a few dozen instructions by several threads at once: spin a little before
+     * sleeping in the kernel, which would cost two system calls per hand-over. */
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+}

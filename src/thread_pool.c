@@ -66,6 +66,9 @@ struct tp {
     pthread_cond_t space; /* queue_max: a slot freed up, or shutdown */
     struct exec_future *head, *tail;
     size_t nqueued, queue_max, space_waiters;
+    /* Mirror of head != NULL, written under the lock, read without it by spinning
+     * workers (a hint only: they re-check under the lock). */
+    _Atomic bool nonempty;
     uint64_t submitted, popped;
     struct slot *idle;
     bool stopping;
@@ -87,6 +90,18 @@ struct tp {
 
 static _Thread_local struct slot *tls_slot;
 
+/* Iterations of the idle spin (each a pause instruction, ~10-40 ns). */
+#define SPIN_BEFORE_PARK 64
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static void *worker_main(void *p);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -103,6 +118,7 @@ static void q_push(struct tp *tp, struct exec_future *f)
         tp->head = f;
     tp->tail = f;
     tp->nqueued++;
+    atomic_store_explicit(&tp->nonempty, true, memory_order_relaxed);
 }
 
 static void q_unlink(struct tp *tp, struct exec_future *f)
@@ -117,6 +133,8 @@ static void q_unlink(struct tp *tp, struct exec_future *f)
         tp->tail = f->prev;
     f->next = f->prev = NULL;
     tp->nqueued--;
+    if (!tp->head)
+        atomic_store_explicit(&tp->nonempty, false, memory_order_relaxed);
     if (tp->space_waiters)
         pthread_cond_signal(&tp->space);
 }
@@ -424,6 +442,17 @@ static void *worker_main(void *p)
         }
         if (tp->stopping)
             break;
+        /* Before sleeping, watch the queue for a few microseconds: a busy submitter is
+         * then served without a futex wake-up per task. */
+        pthread_mutex_unlock(&tp->lock);
+        bool work = false;
+        for (int i = 0; i < SPIN_BEFORE_PARK && !work; i++) {
+            cpu_relax();
+            work = atomic_load_explicit(&tp->nonempty, memory_order_relaxed);
+        }
+        pthread_mutex_lock(&tp->lock);
+        if (work || tp->head || tp->stopping)
+            continue;
         idle_push(tp, s);
         pthread_mutex_unlock(&tp->lock);
         while (atomic_load_explicit(&s->park, memory_order_acquire) == 0)
@@ -477,7 +506,7 @@ static int tp_create(struct exec *core, void **impl)
             return EXEC_ENOMEM;
         }
     }
-    pthread_mutex_init(&tp->lock, NULL);
+    exec__mutex_init_hot(&tp->lock);
     pthread_cond_init(&tp->space, NULL);
     pthread_mutex_init(&tp->tlock, NULL);
     pthread_condattr_t ca;
