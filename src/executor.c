@@ -104,6 +104,7 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
     memset(core, 0, sizeof *core);
     core->cfg = c;
     core->ops = ops;
+    exec__fork_init();
     core->fork_gen = exec__fork_gen();
     pthread_mutex_init(&core->alloc_lock, NULL);
     r = ops->create(core, &core->impl);

@@ -261,11 +261,21 @@ static void fire(struct exec_future *f, struct exec__listener *l)
     }
 }
 
+/*
+ * Publish the terminal state. The LISTENERS bit survives into the terminal state while the
+ * listeners are being run: a callback added meanwhile sees it, is appended, and is run by
+ * this loop after the earlier ones (so callbacks run in the order added even when one is
+ * added during completion). The bit is cleared, under the lock, once the list is empty.
+ */
 void exec__future_finish(struct exec_future *f, exec_state_t st)
 {
     count(f, st);
+    uint32_t old = atomic_load_explicit(&f->state, memory_order_relaxed);
     /* Release: the outcome written by the claimer is visible to whoever sees the state. */
-    uint32_t old = atomic_exchange_explicit(&f->state, (uint32_t)st, memory_order_acq_rel);
+    while (!atomic_compare_exchange_weak_explicit(&f->state, &old,
+                                                  (uint32_t)st | (old & EXEC__ST_LISTENERS),
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        ;
     if (old & EXEC__ST_WAITERS)
         exec__futex_wake(&f->state, INT_MAX);
     if (!(old & EXEC__ST_LISTENERS))
@@ -273,28 +283,34 @@ void exec__future_finish(struct exec_future *f, exec_state_t st)
 
     /* Waiters of wait-any live on their callers' stacks: wake them under the lock, so that
      * exec__future_unlisten() (which takes the lock) cannot return while we still touch the
-     * node. Callbacks and the cq node belong to the future: run them outside the lock, in
-     * the order they were added. */
-    pthread_mutex_lock(&f->lock);
-    struct exec__listener *l = f->lhead, *later = NULL, **tail = &later;
-    f->lhead = f->ltail = NULL;
-    while (l) {
-        struct exec__listener *next = l->next;
-        l->next = l->prev = NULL;
-        if (l->kind == EXEC__L_WAKE) {
-            atomic_store_explicit(l->u.wake, 1, memory_order_release);
-            exec__futex_wake(l->u.wake, 1);
-        } else {
-            *tail = l;
-            tail = &l->next;
+     * node. Callbacks and the cq node belong to the future: run them outside the lock. */
+    for (;;) {
+        pthread_mutex_lock(&f->lock);
+        struct exec__listener *l = f->lhead, *later = NULL, **tail = &later;
+        if (!l) {
+            atomic_fetch_and_explicit(&f->state, ~EXEC__ST_LISTENERS, memory_order_release);
+            pthread_mutex_unlock(&f->lock);
+            return;
         }
-        l = next;
-    }
-    pthread_mutex_unlock(&f->lock);
-    while (later) {
-        struct exec__listener *next = later->next;
-        fire(f, later);
-        later = next;
+        f->lhead = f->ltail = NULL;
+        while (l) {
+            struct exec__listener *next = l->next;
+            l->next = l->prev = NULL;
+            if (l->kind == EXEC__L_WAKE) {
+                atomic_store_explicit(l->u.wake, 1, memory_order_release);
+                exec__futex_wake(l->u.wake, 1);
+            } else {
+                *tail = l;
+                tail = &l->next;
+            }
+            l = next;
+        }
+        pthread_mutex_unlock(&f->lock);
+        while (later) {
+            struct exec__listener *next = later->next;
+            fire(f, later);
+            later = next;
+        }
     }
 }
 
@@ -314,6 +330,9 @@ bool exec__future_listen(struct exec_future *f, struct exec__listener *l)
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
     for (;;) {
         if (exec__st_terminal(s)) {
+            /* Terminal with listeners still being run: join the end of the line. */
+            if (s & EXEC__ST_LISTENERS)
+                break;
             pthread_mutex_unlock(&f->lock);
             return false;
         }
@@ -570,7 +589,8 @@ EXEC_API int exec_future_on_done(exec_future_t *f, exec_done_fn *cb, void *user_
 {
     if (!f || !cb)
         return EXEC_EINVAL;
-    if (terminal(f)) {
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    if (exec__st_terminal(s) && !(s & EXEC__ST_LISTENERS)) {
         cb(f, user_data);
         return EXEC_OK;
     }

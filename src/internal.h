@@ -257,7 +257,9 @@ int exec__event_open(int fds[2]);
 void exec__event_set(const int fds[2]);
 void exec__event_clear(const int fds[2]);
 void exec__event_close(int fds[2]);
-/* Incremented in every child of fork(); see exec_destroy(). */
+/* Incremented in every child of fork(); see exec_destroy(). exec__fork_init() registers
+ * the fork handler (once per process; exec_create() calls it). */
+void exec__fork_init(void);
 unsigned exec__fork_gen(void);
 /* Block every asynchronous signal in the calling thread; old mask into *old (sigset_t). */
 void exec__block_signals(void *old);

@@ -124,9 +124,13 @@ static void fork_register(void)
     pthread_atfork(NULL, NULL, on_fork_child);
 }
 
-unsigned exec__fork_gen(void)
+void exec__fork_init(void)
 {
     pthread_once(&fork_once, fork_register);
+}
+
+unsigned exec__fork_gen(void)
+{
     return atomic_load_explicit(&fork_gen, memory_order_relaxed);
 }
 

@@ -29,6 +29,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,18 +62,30 @@ struct tp {
     size_t max_result;
     uint32_t max_tasks;
     size_t stack_size;
+    size_t queue_max;
 
-    pthread_mutex_t lock; /* protects everything up to `alive` */
-    pthread_cond_t space; /* queue_max: a slot freed up, or shutdown */
+    /* Submission side, apart from the workers' lock. Submitters push onto `incoming`, a
+     * Treiber stack linked through f->next, with one CAS and no lock; a worker takes the
+     * whole stack with one exchange (so no ABA), reverses it and appends it to the ready
+     * FIFO: order is preserved. `inflight` counts submitters between their stopping check and
+     * their push, so shutdown can tell when no push can still arrive (see tp_submit). */
+    _Atomic(struct exec_future *) incoming __attribute__((aligned(EXEC__CACHELINE)));
+    _Atomic uint64_t pushed;          /* futures pushed, all kinds */
+    _Atomic uint64_t pushed_internal; /* ... of which map runners */
+    _Atomic uint32_t inflight;
+    _Atomic int nidle;                /* workers on the idle stack; pairs with incoming */
+    _Atomic bool stopping;            /* written under lock, read anywhere */
+    _Atomic bool cancel_all;          /* read by map runners without the lock */
+
+    /* Worker side. lock protects the ready FIFO, the idle stack, slots' thread fields,
+     * alive and retired. */
+    pthread_mutex_t lock __attribute__((aligned(EXEC__CACHELINE)));
+    pthread_cond_t space; /* queue_max: room freed up, or shutdown */
     struct exec_future *head, *tail;
-    size_t nqueued, queue_max, space_waiters;
-    /* Mirror of head != NULL, written under the lock, read without it by spinning
-     * workers (a hint only: they re-check under the lock). */
-    _Atomic bool nonempty;
-    uint64_t submitted, popped;
+    size_t space_waiters;
+    _Atomic uint64_t popped;       /* written under lock; read by submitters for queue_max */
+    _Atomic int64_t lazy_cancelled; /* cancelled while queued, not yet popped */
     struct slot *idle;
-    bool stopping;
-    _Atomic bool cancel_all; /* read by map runners without the lock */
     int alive;
     uint64_t retired;
 
@@ -108,53 +121,78 @@ static void *worker_main(void *p);
 /* Queue (tp->lock held)                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Lock-free push of a submitted future (any thread). */
 static void q_push(struct tp *tp, struct exec_future *f)
 {
-    f->next = NULL;
-    f->prev = tp->tail;
-    if (tp->tail)
-        tp->tail->next = f;
-    else
-        tp->head = f;
-    tp->tail = f;
-    tp->nqueued++;
-    atomic_store_explicit(&tp->nonempty, true, memory_order_relaxed);
+    struct exec_future *top = atomic_load_explicit(&tp->incoming, memory_order_relaxed);
+    do
+        f->next = top;
+    while (!atomic_compare_exchange_weak_explicit(&tp->incoming, &top, f, memory_order_seq_cst,
+                                                  memory_order_relaxed));
 }
 
-static void q_unlink(struct tp *tp, struct exec_future *f)
+/* Move everything pushed so far to the ready FIFO, oldest first. tp->lock held. */
+static bool q_collect(struct tp *tp)
 {
-    if (f->prev)
-        f->prev->next = f->next;
+    struct exec_future *f = atomic_exchange_explicit(&tp->incoming, NULL, memory_order_acquire);
+    if (!f)
+        return false;
+    struct exec_future *rev = NULL, *last = f;
+    while (f) {
+        struct exec_future *next = f->next;
+        f->next = rev;
+        rev = f;
+        f = next;
+    }
+    if (tp->tail)
+        tp->tail->next = rev;
     else
-        tp->head = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    else
-        tp->tail = f->prev;
-    f->next = f->prev = NULL;
-    tp->nqueued--;
-    if (!tp->head)
-        atomic_store_explicit(&tp->nonempty, false, memory_order_relaxed);
-    if (tp->space_waiters)
-        pthread_cond_signal(&tp->space);
+        tp->head = rev;
+    tp->tail = last;
+    return true;
 }
 
-/* Take the oldest queued future and mark it RUNNING. QUEUED->RUNNING and cancellation of a
- * queued future both happen under tp->lock, so the CAS can only race with waiters setting
- * flag bits, never with another state change. */
+static bool q_nonempty(struct tp *tp)
+{
+    return tp->head || atomic_load_explicit(&tp->incoming, memory_order_seq_cst);
+}
+
+/* Take the oldest queued future and mark it RUNNING. tp->lock held. A future cancelled while
+ * queued lost its QUEUED state to the canceller's CAS: drop the queue's reference and skip
+ * it. The CAS below can race only with such a cancel and with waiters setting flag bits. */
 static struct exec_future *q_pop(struct tp *tp)
 {
-    struct exec_future *f = tp->head;
-    if (!f)
-        return NULL;
-    q_unlink(tp, f);
-    tp->popped++;
-    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&f->state, &s,
-                                                  (s & ~EXEC__ST_MASK) | EXEC_STATE_RUNNING,
-                                                  memory_order_relaxed, memory_order_relaxed))
-        ;
-    return f;
+    for (;;) {
+        struct exec_future *f = tp->head;
+        if (!f) {
+            if (!q_collect(tp))
+                return NULL;
+            continue;
+        }
+        tp->head = f->next;
+        if (!tp->head)
+            tp->tail = NULL;
+        f->next = NULL;
+        atomic_store_explicit(&tp->popped,
+                              atomic_load_explicit(&tp->popped, memory_order_relaxed) + 1,
+                              memory_order_release);
+        if (tp->space_waiters)
+            pthread_cond_signal(&tp->space);
+        uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+        bool run = false;
+        while ((s & EXEC__ST_MASK) == EXEC_STATE_QUEUED) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &f->state, &s, (s & ~EXEC__ST_MASK) | EXEC_STATE_RUNNING,
+                    memory_order_acquire, memory_order_relaxed)) {
+                run = true;
+                break;
+            }
+        }
+        if (run)
+            return f;
+        atomic_fetch_sub_explicit(&tp->lazy_cancelled, 1, memory_order_relaxed);
+        exec_future_release(f);
+    }
 }
 
 static struct slot *idle_pop(struct tp *tp)
@@ -163,16 +201,29 @@ static struct slot *idle_pop(struct tp *tp)
     if (s) {
         tp->idle = s->idle_next;
         s->idle = false;
+        atomic_fetch_sub_explicit(&tp->nidle, 1, memory_order_relaxed);
     }
     return s;
 }
 
-static void idle_push(struct tp *tp, struct slot *s)
+/* Go on the idle stack. Dekker pairing with tp_submit: we raise nidle, then look at the
+ * queue; a submitter pushes, then looks at nidle (all seq_cst). One of the two sees the
+ * other, so a push never goes unnoticed by a parking worker. Returns false (and stays off
+ * the stack) when work arrived meanwhile. tp->lock held. */
+static bool idle_push(struct tp *tp, struct slot *s)
 {
     atomic_store_explicit(&s->park, 0, memory_order_relaxed);
     s->idle = true;
     s->idle_next = tp->idle;
     tp->idle = s;
+    atomic_fetch_add_explicit(&tp->nidle, 1, memory_order_seq_cst);
+    if (q_nonempty(tp) || atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
+        tp->idle = s->idle_next;
+        s->idle = false;
+        atomic_fetch_sub_explicit(&tp->nidle, 1, memory_order_relaxed);
+        return false;
+    }
+    return true;
 }
 
 static void idle_remove(struct tp *tp, struct slot *s)
@@ -181,6 +232,7 @@ static void idle_remove(struct tp *tp, struct slot *s)
         if (*pp == s) {
             *pp = s->idle_next;
             s->idle = false;
+            atomic_fetch_sub_explicit(&tp->nidle, 1, memory_order_relaxed);
             return;
         }
 }
@@ -427,7 +479,8 @@ static void *worker_main(void *p)
             pthread_mutex_unlock(&tp->lock);
             run(s, f, true);
             pthread_mutex_lock(&tp->lock);
-            if (tp->max_tasks && ++s->tasks >= tp->max_tasks && !tp->stopping) {
+            if (tp->max_tasks && ++s->tasks >= tp->max_tasks &&
+                !atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
                 /* Retire: the replacement takes over the slot and joins us. If it cannot
                  * start, keep serving and try again after the next task. */
                 tp->alive--;
@@ -440,20 +493,27 @@ static void *worker_main(void *p)
             }
             continue;
         }
-        if (tp->stopping)
-            break;
+        if (atomic_load_explicit(&tp->stopping, memory_order_seq_cst)) {
+            /* Exit once no submitter can still push (see tp_submit). */
+            if (atomic_load_explicit(&tp->inflight, memory_order_seq_cst) == 0 &&
+                !q_nonempty(tp))
+                break;
+            pthread_mutex_unlock(&tp->lock);
+            sched_yield();
+            pthread_mutex_lock(&tp->lock);
+            continue;
+        }
         /* Before sleeping, watch the queue for a few microseconds: a busy submitter is
          * then served without a futex wake-up per task. */
         pthread_mutex_unlock(&tp->lock);
         bool work = false;
         for (int i = 0; i < SPIN_BEFORE_PARK && !work; i++) {
             cpu_relax();
-            work = atomic_load_explicit(&tp->nonempty, memory_order_relaxed);
+            work = atomic_load_explicit(&tp->incoming, memory_order_relaxed) != NULL;
         }
         pthread_mutex_lock(&tp->lock);
-        if (work || tp->head || tp->stopping)
+        if (work || !idle_push(tp, s))
             continue;
-        idle_push(tp, s);
         pthread_mutex_unlock(&tp->lock);
         while (atomic_load_explicit(&s->park, memory_order_acquire) == 0)
             exec__futex_wait(&s->park, 0, 0);
@@ -479,6 +539,7 @@ static void tp_free(struct tp *tp)
 }
 
 static int tp_shutdown(void *impl, unsigned flags);
+static int wait_for_room(struct tp *tp, uint32_t flags);
 
 static int tp_create(struct exec *core, void **impl)
 {
@@ -540,50 +601,75 @@ static bool is_my_worker(const struct tp *tp)
     return tls_slot && tls_slot->tp == tp;
 }
 
+/*
+ * Submission takes no lock. Shutdown race: a submitter announces itself in `inflight`, then
+ * checks `stopping`; shutdown sets `stopping`, and workers exit only when `inflight` is zero
+ * and the queue is empty (all seq_cst, Dekker style). So either the submitter sees the
+ * shutdown and backs out, or its push is seen and run (or cancelled) before workers leave.
+ */
 static int tp_submit(void *impl, struct exec_future *f, uint32_t flags)
 {
     struct tp *tp = impl;
     if (EXEC__UNLIKELY(f->timeout_ms) && timer_ensure(tp) != 0)
         return EXEC_ESYS;
-    pthread_mutex_lock(&tp->lock);
-    if (EXEC__UNLIKELY(tp->queue_max && tp->nqueued >= tp->queue_max) && !is_my_worker(tp)) {
-        if (flags & EXEC_SUBMIT_TRY) {
-            pthread_mutex_unlock(&tp->lock);
-            return EXEC_EAGAIN;
-        }
-        tp->space_waiters++;
-        while (tp->nqueued >= tp->queue_max && !tp->stopping)
-            pthread_cond_wait(&tp->space, &tp->lock);
-        tp->space_waiters--;
+    if (EXEC__UNLIKELY(tp->queue_max) && !is_my_worker(tp)) {
+        int r = wait_for_room(tp, flags);
+        if (r)
+            return r;
     }
-    if (EXEC__UNLIKELY(tp->stopping)) {
-        pthread_mutex_unlock(&tp->lock);
+    atomic_fetch_add_explicit(&tp->inflight, 1, memory_order_seq_cst);
+    if (EXEC__UNLIKELY(atomic_load_explicit(&tp->stopping, memory_order_seq_cst))) {
+        atomic_fetch_sub_explicit(&tp->inflight, 1, memory_order_seq_cst);
         return EXEC_ESHUTDOWN;
     }
+    atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed);
+    if (EXEC__UNLIKELY(f->flags & EXEC__F_INTERNAL))
+        atomic_fetch_add_explicit(&tp->pushed_internal, 1, memory_order_relaxed);
     q_push(tp, f);
-    if (!(f->flags & EXEC__F_INTERNAL))
-        tp->submitted++;
-    struct slot *s = idle_pop(tp);
+    atomic_fetch_sub_explicit(&tp->inflight, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&tp->nidle, memory_order_seq_cst) > 0) {
+        pthread_mutex_lock(&tp->lock);
+        struct slot *s = idle_pop(tp);
+        pthread_mutex_unlock(&tp->lock);
+        if (s)
+            wake(s);
+    }
+    return 0;
+}
+
+static uint64_t depth(struct tp *tp)
+{
+    uint64_t pushed = atomic_load_explicit(&tp->pushed, memory_order_acquire);
+    uint64_t popped = atomic_load_explicit(&tp->popped, memory_order_acquire);
+    return pushed > popped ? pushed - popped : 0;
+}
+
+/* queue_max: block (or EAGAIN) while the queue is full. The bound is checked against a
+ * racy depth, so concurrent submitters may overshoot it by their number; pops signal
+ * `space` under the lock, so a blocked submitter never misses room. */
+static int wait_for_room(struct tp *tp, uint32_t flags)
+{
+    if (depth(tp) < tp->queue_max)
+        return 0;
+    if (flags & EXEC_SUBMIT_TRY)
+        return EXEC_EAGAIN;
+    pthread_mutex_lock(&tp->lock);
+    tp->space_waiters++;
+    while (depth(tp) >= tp->queue_max && !atomic_load(&tp->stopping))
+        pthread_cond_wait(&tp->space, &tp->lock);
+    tp->space_waiters--;
     pthread_mutex_unlock(&tp->lock);
-    if (s)
-        wake(s);
     return 0;
 }
 
 static int tp_cancel(void *impl, struct exec_future *f, unsigned flags)
 {
     struct tp *tp = impl;
-    pthread_mutex_lock(&tp->lock);
-    if (exec__future_state(f) == EXEC_STATE_QUEUED) {
-        q_unlink(tp, f);
-        pthread_mutex_unlock(&tp->lock);
-        bool won = exec__future_cancel_queued(f);
-        EXEC__ASSERT(won);
-        (void)won;
-        exec_future_release(f); /* the backend's reference */
+    /* Queued: win the state from QUEUED; the worker that pops it later drops it. */
+    if (exec__future_cancel_queued(f)) {
+        atomic_fetch_add_explicit(&tp->lazy_cancelled, 1, memory_order_relaxed);
         return EXEC_OK;
     }
-    pthread_mutex_unlock(&tp->lock);
     if ((flags & EXEC_CANCEL_RUNNING) && exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
         /* The task keeps its thread until it returns; it sees the stop flag. */
         f->fault.code = EXEC_ECANCELLED;
@@ -598,12 +684,13 @@ static int tp_shutdown(void *impl, unsigned flags)
     struct tp *tp = impl;
     struct exec_future *cancelled = NULL;
     pthread_mutex_lock(&tp->lock);
-    tp->stopping = true;
+    atomic_store_explicit(&tp->stopping, true, memory_order_seq_cst);
     if (flags & EXEC_SHUTDOWN_CANCEL) {
         atomic_store(&tp->cancel_all, true);
+        q_collect(tp);
         cancelled = tp->head;
         tp->head = tp->tail = NULL;
-        tp->nqueued = 0;
+        atomic_store_explicit(&tp->popped, atomic_load(&tp->pushed), memory_order_release);
     }
     pthread_cond_broadcast(&tp->space);
     struct slot *s;
@@ -613,8 +700,9 @@ static int tp_shutdown(void *impl, unsigned flags)
 
     while (cancelled) {
         struct exec_future *next = cancelled->next;
-        cancelled->next = cancelled->prev = NULL;
-        exec__future_cancel_queued(cancelled);
+        cancelled->next = NULL;
+        if (!exec__future_cancel_queued(cancelled))
+            atomic_fetch_sub_explicit(&tp->lazy_cancelled, 1, memory_order_relaxed);
         exec_future_release(cancelled);
         cancelled = next;
     }
@@ -669,10 +757,15 @@ static void tp_stats(void *impl, exec_stats_t *st)
         ran += atomic_load_explicit(&s->ran, memory_order_relaxed);
         st->completed += atomic_load_explicit(&s->cnt.completed, memory_order_relaxed);
     }
+    uint64_t pushed = atomic_load(&tp->pushed), popped = atomic_load(&tp->popped);
+    int64_t lazy = atomic_load(&tp->lazy_cancelled);
+    uint64_t queued = pushed > popped ? pushed - popped : 0;
     pthread_mutex_lock(&tp->lock);
-    st->submitted = tp->submitted;
-    st->queued = tp->nqueued;
-    st->running = tp->popped > ran ? tp->popped - ran : 0;
+    st->submitted = pushed - atomic_load(&tp->pushed_internal);
+    st->queued = lazy > 0 && (uint64_t)lazy < queued ? queued - (uint64_t)lazy
+                 : lazy > 0                          ? 0
+                                                     : queued;
+    st->running = popped > ran ? popped - ran : 0;
     st->workers_alive = (uint64_t)tp->alive;
     st->workers_retired = tp->retired;
     st->retired_tasks = tp->retired;
@@ -692,7 +785,7 @@ static void leave_idle(struct tp *tp, struct slot *s)
     pthread_mutex_lock(&tp->lock);
     if (s->idle)
         idle_remove(tp, s);
-    else if (tp->head)
+    else if (q_nonempty(tp))
         other = idle_pop(tp);
     pthread_mutex_unlock(&tp->lock);
     if (other)
@@ -717,7 +810,10 @@ static int tp_wait(void *impl, struct exec_future *f, uint64_t deadline)
             run(s, g, false);
             continue;
         }
-        idle_push(tp, s);
+        if (!idle_push(tp, s)) {
+            pthread_mutex_unlock(&tp->lock);
+            continue;
+        }
         pthread_mutex_unlock(&tp->lock);
         if (exec__future_listen(f, &l)) {
             while (atomic_load_explicit(&s->park, memory_order_acquire) == 0) {

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring.c - single-producer single-consumer message rings in shared memory (see ring.h).
+ *
+ * Memory orders. The producer writes a message, then stores tail with release; the consumer
+ * loads tail with acquire before reading the message. The consumer releases bytes by storing
+ * head with release after it finished reading them; the producer loads head with acquire
+ * before overwriting them. The wait words pair with seq_cst fences: a sleeper stores its
+ * word, fences, and re-checks the other side's position; a waker publishes its position,
+ * fences, and reads the word. At least one of them sees the other's store, so no wake-up is
+ * lost.
+ */
+#include "ring.h"
+
+#include <string.h>
+
+#include "internal.h"
+
+void exec__ring_init(struct exec__ring *r, uint64_t cap)
+{
+    atomic_store_explicit(&r->tail, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->head, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->cons_wait, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->prod_wait, 0, memory_order_relaxed);
+    r->cap = cap;
+}
+
+void exec__rq_attach(struct exec__rq *q, struct exec__ring *r, unsigned char *data, bool producer)
+{
+    q->r = r;
+    q->data = data;
+    q->mask = r->cap - 1;
+    if (producer) {
+        q->pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        q->lim = atomic_load_explicit(&r->head, memory_order_acquire);
+    } else {
+        q->pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+        q->lim = atomic_load_explicit(&r->tail, memory_order_acquire);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Producer                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+struct exec__msg *exec__rq_reserve(struct exec__rq *q, size_t size)
+{
+    uint64_t cap = q->mask + 1;
+    size = exec__ring_round(size);
+    if (size > cap / 2)
+        return NULL;
+    uint64_t off = q->pos & q->mask;
+    uint64_t room_end = cap - off;
+    uint64_t need = room_end < size ? room_end + size : size;
+    if (q->pos + need - q->lim > cap) {
+        q->lim = atomic_load_explicit(&q->r->head, memory_order_acquire);
+        if (q->pos + need - q->lim > cap)
+            return NULL;
+    }
+    if (room_end < size) {
+        struct exec__msg *pad = (struct exec__msg *)(q->data + off);
+        pad->size = (uint32_t)room_end;
+        pad->kind = EXEC__MSG_PAD;
+        pad->seq = 0;
+        q->pos += room_end;
+        off = 0;
+    }
+    struct exec__msg *m = (struct exec__msg *)(q->data + off);
+    m->size = (uint32_t)size;
+    q->pos += size;
+    return m;
+}
+
+void exec__rq_shrink(struct exec__rq *q, struct exec__msg *m, size_t size)
+{
+    size = exec__ring_round(size);
+    EXEC__ASSERT(size <= m->size);
+    q->pos -= m->size - size;
+    m->size = (uint32_t)size;
+}
+
+void exec__rq_publish(struct exec__rq *q)
+{
+    atomic_store_explicit(&q->r->tail, q->pos, memory_order_release);
+}
+
+bool exec__rq_wake_consumer(struct exec__rq *q)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&q->r->cons_wait, memory_order_relaxed))
+        return false;
+    if (atomic_exchange_explicit(&q->r->cons_wait, 0, memory_order_relaxed))
+        exec__sfutex_wake(&q->r->cons_wait, 1);
+    return true;
+}
+
+uint64_t exec__rq_space(struct exec__rq *q)
+{
+    q->lim = atomic_load_explicit(&q->r->head, memory_order_acquire);
+    return (q->mask + 1) - (q->pos - q->lim);
+}
+
+void exec__rq_wait_space(struct exec__rq *q, uint64_t want, uint64_t deadline_ns)
+{
+    struct exec__ring *r = q->r;
+    atomic_store_explicit(&r->prod_wait, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (exec__rq_space(q) < want)
+        (void)exec__sfutex_wait(&r->prod_wait, 1, deadline_ns);
+    atomic_store_explicit(&r->prod_wait, 0, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Consumer                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+struct exec__msg *exec__rq_peek(struct exec__rq *q)
+{
+    for (;;) {
+        if (q->pos == q->lim) {
+            q->lim = atomic_load_explicit(&q->r->tail, memory_order_acquire);
+            if (q->pos == q->lim)
+                return NULL;
+        }
+        struct exec__msg *m = (struct exec__msg *)(q->data + (q->pos & q->mask));
+        if (m->kind != EXEC__MSG_PAD)
+            return m;
+        q->pos += m->size;
+    }
+}
+
+void exec__rq_next(struct exec__rq *q, const struct exec__msg *m)
+{
+    q->pos += m->size;
+}
+
+void exec__rq_release(struct exec__rq *q)
+{
+    struct exec__ring *r = q->r;
+    atomic_store_explicit(&r->head, q->pos, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&r->prod_wait, memory_order_relaxed) &&
+        atomic_exchange_explicit(&r->prod_wait, 0, memory_order_relaxed))
+        exec__sfutex_wake(&r->prod_wait, 1);
+}
+
+int exec__rq_wait_data(struct exec__rq *q, uint64_t deadline_ns, unsigned spins)
+{
+    struct exec__ring *r = q->r;
+    for (unsigned i = 0; i < spins; i++) {
+        if (atomic_load_explicit(&r->tail, memory_order_relaxed) != q->pos)
+            return 0;
+        exec__cpu_relax();
+    }
+    atomic_store_explicit(&r->cons_wait, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    int ret = 0;
+    if (atomic_load_explicit(&r->tail, memory_order_relaxed) == q->pos)
+        ret = exec__sfutex_wait(&r->cons_wait, 1, deadline_ns);
+    atomic_store_explicit(&r->cons_wait, 0, memory_order_relaxed);
+    return ret;
+}
