@@ -37,6 +37,8 @@
 
 struct tp;
 
+#define NEST_KEEP 8
+
 struct slot {
     struct tp *tp;
     int id;
@@ -52,6 +54,10 @@ struct slot {
     /* Owned by the slot's thread: */
     uint32_t tasks;     /* top-level tasks run by the current thread */
     void *scratch;      /* result buffer of top-level tasks, max_result_size bytes */
+    /* Result buffers of tasks run nested inside a waiting task, by nesting depth: kept for
+     * reuse up to NEST_KEEP levels, allocated per run deeper than that. */
+    int depth;
+    void *nest[NEST_KEEP];
     /* Read by exec_stats, written by the slot's thread only. */
     _Atomic uint64_t ran;
     struct exec__counters cnt;
@@ -85,6 +91,7 @@ struct tp {
     size_t space_waiters;
     _Atomic uint64_t popped;       /* written under lock; read by submitters for queue_max */
     _Atomic int64_t lazy_cancelled; /* cancelled while queued, not yet popped */
+    uint64_t started;               /* futures that went RUNNING */
     struct slot *idle;
     int alive;
     uint64_t retired;
@@ -160,7 +167,7 @@ static bool q_nonempty(struct tp *tp)
 /* Take the oldest queued future and mark it RUNNING. tp->lock held. A future cancelled while
  * queued lost its QUEUED state to the canceller's CAS: drop the queue's reference and skip
  * it. The CAS below can race only with such a cancel and with waiters setting flag bits. */
-static struct exec_future *q_pop(struct tp *tp)
+static struct exec_future *q_pop(struct tp *tp, int worker_id)
 {
     for (;;) {
         struct exec_future *f = tp->head;
@@ -180,16 +187,21 @@ static struct exec_future *q_pop(struct tp *tp)
             pthread_cond_signal(&tp->space);
         uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
         bool run = false;
+        /* Written before the release CAS: whoever ends the future later (the worker, the
+         * timer, a cancel) publishes it with the outcome. */
+        f->fault.worker_id = worker_id;
         while ((s & EXEC__ST_MASK) == EXEC_STATE_QUEUED) {
             if (atomic_compare_exchange_weak_explicit(
                     &f->state, &s, (s & ~EXEC__ST_MASK) | EXEC_STATE_RUNNING,
-                    memory_order_acquire, memory_order_relaxed)) {
+                    memory_order_acq_rel, memory_order_relaxed)) {
                 run = true;
                 break;
             }
         }
-        if (run)
+        if (run) {
+            tp->started++;
             return f;
+        }
         atomic_fetch_sub_explicit(&tp->lazy_cancelled, 1, memory_order_relaxed);
         exec_future_release(f);
     }
@@ -391,8 +403,15 @@ static void run(struct slot *s, struct exec_future *f, bool top)
         timer_add(tp, f);
 
     void *out = s->scratch;
-    if (!top) {
-        out = malloc(tp->max_result);
+    int level = top ? 0 : ++s->depth;
+    if (level > 0) {
+        if (level <= NEST_KEEP) {
+            if (!s->nest[level - 1])
+                s->nest[level - 1] = malloc(tp->max_result);
+            out = s->nest[level - 1];
+        } else {
+            out = malloc(tp->max_result);
+        }
         if (!out) {
             if (f->timeout_ms)
                 timer_del(tp, f);
@@ -431,9 +450,11 @@ static void run(struct slot *s, struct exec_future *f, bool top)
     } else {
         exec__future_drop_arg(f); /* timed out or cancelled while running */
     }
-    if (!top)
+    if (level > NEST_KEEP)
         free(out);
 done:
+    if (level > 0)
+        s->depth--;
     atomic_store_explicit(&s->ran, atomic_load_explicit(&s->ran, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     exec_future_release(f); /* the backend's reference */
@@ -474,7 +495,7 @@ static void *worker_main(void *p)
         pthread_mutex_lock(&tp->lock);
     }
     for (;;) {
-        struct exec_future *f = q_pop(tp);
+        struct exec_future *f = q_pop(tp, s->id);
         if (f) {
             pthread_mutex_unlock(&tp->lock);
             run(s, f, true);
@@ -531,8 +552,11 @@ static void *worker_main(void *p)
 static void tp_free(struct tp *tp)
 {
     if (tp->slots)
-        for (int i = 0; i < tp->nslots; i++)
+        for (int i = 0; i < tp->nslots; i++) {
             free(tp->slots[i].scratch);
+            for (int k = 0; k < NEST_KEEP; k++)
+                free(tp->slots[i].nest[k]);
+        }
     free(tp->slots);
     free(tp->heap);
     free(tp);
@@ -765,7 +789,7 @@ static void tp_stats(void *impl, exec_stats_t *st)
     st->queued = lazy > 0 && (uint64_t)lazy < queued ? queued - (uint64_t)lazy
                  : lazy > 0                          ? 0
                                                      : queued;
-    st->running = popped > ran ? popped - ran : 0;
+    st->running = tp->started > ran ? tp->started - ran : 0;
     st->workers_alive = (uint64_t)tp->alive;
     st->workers_retired = tp->retired;
     st->retired_tasks = tp->retired;
@@ -804,7 +828,7 @@ static int tp_wait(void *impl, struct exec_future *f, uint64_t deadline)
         if (deadline && exec__now_ns() >= deadline)
             return EXEC_ETIMEDOUT;
         pthread_mutex_lock(&tp->lock);
-        struct exec_future *g = q_pop(tp);
+        struct exec_future *g = q_pop(tp, s->id);
         if (g) {
             pthread_mutex_unlock(&tp->lock);
             run(s, g, false);
