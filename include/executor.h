@@ -213,7 +213,8 @@ typedef struct exec_config {
      *  worker are never blocked by this bound (that could deadlock the pool). */
     size_t queue_max;
     /** A worker (thread or process) retires after running this many tasks and a fresh one
-     *  replaces it; 0 = never. */
+     *  replaces it; 0 = never. Threads count the tasks they take from the queue; tasks run
+     *  nested inside a waiting task do not count (a thread cannot retire in mid-task). */
     uint32_t max_tasks_per_child;
     /** Default run-time limit of each task, counted from when it starts; 0 = none.
      *  Threads: the future fails with EXEC_ETIMEDOUT at the deadline and the task's stop
@@ -366,7 +367,8 @@ typedef void exec_progress_fn(size_t done, size_t total, void *user_data);
 /**
  * exec_item_fn - receives one result of exec_map_unordered(), on the calling thread.
  * @index:  the item's position in the input; @status: the task's return value (0 = ok) or
- *          EXEC_ECANCELLED; @result: the item's result, inside the caller's @out array.
+ *          EXEC_ECANCELLED; @result: the item's result, inside the caller's @out array
+ *          (NULL when out_size is 0).
  */
 typedef void exec_item_fn(size_t index, int status, const void *result, void *user_data);
 
@@ -377,8 +379,9 @@ typedef struct exec_map_opts {
     /** If not NULL, an array of n ints receiving each item's task status (0 = ok, the
      *  task's non-zero return, or EXEC_ECANCELLED for an item that never ran). */
     int *status;
-    /** Progress callback, or NULL. Called at most once per progress_interval_ms, and once
-     *  at the end with done == total when every item ran. */
+    /** Progress callback, or NULL. Called at most once per progress_interval_ms while the
+     *  map runs, plus one final call with done == total when every item ran (that one is
+     *  not rate limited). */
     exec_progress_fn *progress;
     void *progress_data;
     /** Least time between progress calls; 0 = 100 ms. */
@@ -397,7 +400,7 @@ typedef struct exec_map_opts {
  * @ex:       the executor; borrowed.
  * @fn:       called once per item with @in_size argument bytes and @out_size result bytes.
  * @in:       n * in_size bytes; borrowed until return (threads read it in place; processes
- *            copy it in chunks).
+ *            copy it in chunks). Must not overlap @out.
  * @in_size:  element size, 1..max_arg_size.
  * @out:      n * out_size bytes receiving results in input order; may be NULL if
  *            @out_size is 0.
@@ -405,7 +408,8 @@ typedef struct exec_map_opts {
  * @n:        number of items, >= 1.
  * @opts:     options or NULL; its output fields are written.
  * Blocks until every item ran (inside a worker of @ex it runs queued work while waiting).
- * Makes no allocation per item. Items keep running after one fails.
+ * Makes no allocation per item. Items keep running after one fails. Items count in
+ * exec_stats_t.map_items, not in submitted/completed.
  * Return: EXEC_OK; EXEC_ETASK when an item returned non-zero (see opts->status,
  *         opts->first_failed); EXEC_ECANCELLED when a shutdown cancelled items; EXEC_EINVAL
  *         (NULL @ex, @fn, @in; @n or @in_size 0; NULL @out with @out_size > 0; n * size
@@ -473,16 +477,20 @@ EXEC_API int exec_future_wait(exec_future_t *f, int timeout_ms);
 
 /**
  * exec_future_wait_any() - wait until at least one of @fs is terminal.
- * @fs: array of @n futures, borrowed; NULL entries are invalid. @n >= 1.
+ * @fs: array of @n futures, borrowed; NULL entries are invalid. @n >= 1 (and <= INT_MAX).
+ * @timeout_ms: as exec_future_wait(). Inside a thread worker it runs queued tasks meanwhile.
  * Return: the index (>= 0) of the lowest-indexed terminal future; EXEC_ETIMEDOUT;
- *         EXEC_EINVAL.
+ *         EXEC_EINVAL; EXEC_ENOMEM (more than 16 futures and no memory for the wait);
+ *         EXEC_ESHUTDOWN (in a fork()ed child, see the end of this header).
  * Thread-safety: any thread.
  */
 EXEC_API int exec_future_wait_any(exec_future_t *const *fs, size_t n, int timeout_ms);
 
 /**
  * exec_future_wait_all() - wait until every one of @fs is terminal (the timeout covers all).
- * Return: EXEC_OK; EXEC_ETIMEDOUT; EXEC_EINVAL. Thread-safety: any thread.
+ * @fs, @n, @timeout_ms: as exec_future_wait_any().
+ * Return: EXEC_OK; EXEC_ETIMEDOUT; EXEC_EINVAL; EXEC_ESHUTDOWN (fork()ed child).
+ * Thread-safety: any thread.
  */
 EXEC_API int exec_future_wait_all(exec_future_t *const *fs, size_t n, int timeout_ms);
 
@@ -734,7 +742,8 @@ typedef struct exec_stats {
 /**
  * exec_stats() - read the counters.
  * Counters are read one by one without stopping the pool: each is exact, the set is not a
- * single atomic snapshot while tasks run.
+ * single atomic snapshot while tasks run, and a counter may lag a moment behind the futures
+ * (a worker counts its retirement after it ended the future of its last task).
  * Return: EXEC_OK; EXEC_EINVAL. Thread-safety: any thread.
  */
 EXEC_API int exec_stats(exec_t *ex, exec_stats_t *st);
@@ -776,9 +785,14 @@ EXEC_API int exec_cpu_budget(const char *cgroup_dir, exec_cpu_budget_t *b);
  * fork() and the library. An executor belongs to the process that created it. In a child
  * made by fork() while executors exist, the child may: read and release futures (terminal
  * ones keep their results), call exec_destroy() on inherited executors (it frees the
- * child's copy without touching the parent's workers) and create new executors. Submitting
- * to an inherited executor returns EXEC_ESHUTDOWN, and waiting on a future that was not
- * terminal at the fork returns EXEC_ESHUTDOWN instead of blocking forever.
+ * child's copy without touching the parent's workers) and create new executors.
+ * exec_submit*() and exec_map*() on an inherited executor return EXEC_ESHUTDOWN, and
+ * exec_future_wait*() on a future that was not terminal at the fork returns EXEC_ESHUTDOWN
+ * instead of blocking forever.
+ *
+ * Signals. The library installs no signal handler and never changes the disposition of
+ * SIGCHLD or any other signal. Its threads (workers, timers) block every asynchronous
+ * signal, so the application's handlers run in the application's own threads.
  */
 
 #ifdef __cplusplus
