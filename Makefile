@@ -1,0 +1,300 @@
+# SPDX-License-Identifier: MIT
+#
+# Makefile of libexecutor: plain GNU make, run from the source directory (or with make -C).
+# `make help` lists the targets.
+#
+# Everything is written under $(BUILD) (default build/), so several trees can be built at once
+# from one checkout: `make BUILD=/tmp/x test`. Sanitizer trees go to $(BUILD)/asan, /tsan and
+# /ubsan. Output is quiet unless V=1. Changing CC or the flags rebuilds what they affect.
+#
+# Variables: CC, CFLAGS (appended), CPPFLAGS, LDFLAGS, OPT (default -g -O2), DEBUG=1 (adds
+# -DEXEC_DEBUG: internal assertions), PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR, TESTS (test
+# name prefixes for `make test`), RUN_ARGS (more runner options), V=1.
+
+.DEFAULT_GOAL := all
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+BUILD      ?= build
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR    ?=
+
+NM         ?= nm
+INSTALL    ?= install
+VALGRIND   ?= valgrind
+
+OPT        ?= -g -O2
+SANFLAGS   ?=
+WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASEFLAGS  := -std=c11 $(WARN) $(OPT) -D_GNU_SOURCE -pthread $(SANFLAGS) \
+              $(if $(filter 1,$(DEBUG)),-DEXEC_DEBUG)
+LIB_CFLAGS := $(BASEFLAGS) -fvisibility=hidden -Iinclude -Isrc $(CPPFLAGS) $(CFLAGS)
+PIC_CFLAGS := $(LIB_CFLAGS) -fPIC
+# Tests learn where they are, which compiler built them and with which sanitizer, so that
+# tooling tests can run this Makefile again the same way.
+TEST_DEFS  := -DEXEC_SRC_DIR='"$(CURDIR)"' -DEXEC_BUILD_DIR='"$(abspath $(BUILD))"' \
+              -DEXEC_TEST_CC='"$(CC)"' -DEXEC_TEST_SANFLAGS='"$(SANFLAGS)"'
+TEST_CFLAGS := $(BASEFLAGS) -Iinclude -Isrc -Itests $(TEST_DEFS) $(CPPFLAGS) $(CFLAGS)
+EXE_LDFLAGS := $(OPT) $(SANFLAGS) -pthread $(LDFLAGS)
+EXE_LIBS   := -lm
+
+# ---------------------------------------------------------------------------------------------
+# Version: read from include/executor.h, the one place it is written.
+
+# "#define EXEC_VERSION_MAJOR 0" gives 0 ("." matches the "#", which make reads as a comment).
+exec_version = $(shell sed -n \
+    's/^.define[[:space:]]*EXEC_VERSION_$(1)[[:space:]]*\([0-9][0-9]*\).*/\1/p' include/executor.h)
+VERSION_MAJOR := $(call exec_version,MAJOR)
+VERSION_MINOR := $(call exec_version,MINOR)
+VERSION_PATCH := $(call exec_version,PATCH)
+ifeq ($(VERSION_MAJOR),)
+$(error cannot read EXEC_VERSION_MAJOR from include/executor.h)
+endif
+ifeq ($(VERSION_MINOR)$(VERSION_PATCH),)
+$(error cannot read EXEC_VERSION_MINOR/PATCH from include/executor.h)
+endif
+VERSION    := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+SONAME     := libexecutor.so.$(VERSION_MAJOR)
+SHARED_REAL := libexecutor.so.$(VERSION_MAJOR).$(VERSION_MINOR)
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+LIB_SRCS   := $(sort $(wildcard src/*.c))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+PIC_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
+TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c
+TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard tests/bench/*.c)))
+MAN3       := $(sort $(wildcard docs/man3/*.3))
+
+STATIC     := $(BUILD)/libexecutor.a
+SHARED     := $(BUILD)/$(SHARED_REAL)
+SHARED_LINKS := $(BUILD)/$(SONAME) $(BUILD)/libexecutor.so
+RUNNER     := $(BUILD)/tests/run
+PCFILE     := $(BUILD)/executor.pc
+
+# ---------------------------------------------------------------------------------------------
+# Quiet output
+
+ifeq ($(V),1)
+Q   :=
+msg  =
+else
+Q   := @
+msg  = @printf '  %-8s %s\n' '$(1)' '$(2)';
+endif
+
+quote = '$(subst ','\'',$(1))'
+
+# A stamp per kind of object holding the command line it was built with: when CC or a flag
+# changes, the stamp changes and what depends on it is rebuilt.
+define flags_stamp
+	@mkdir -p $(@D)
+	@printf '%s\n' $(call quote,$(1)) | cmp -s - $@ 2>/dev/null || \
+	    printf '%s\n' $(call quote,$(1)) > $@
+endef
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+
+.PHONY: all lib shared examples demo bench test run-tests check-symbols asan ubsan tsan \
+        valgrind install uninstall clean help FORCE
+
+all: lib shared examples
+
+lib: $(STATIC)
+
+shared: $(SHARED) $(SHARED_LINKS)
+
+examples: $(EXAMPLE_BINS)
+
+$(BUILD)/.flags-lib: FORCE
+	$(call flags_stamp,$(CC) $(PIC_CFLAGS) | $(LDFLAGS))
+
+$(BUILD)/.flags-test: FORCE
+	$(call flags_stamp,$(CC) $(TEST_CFLAGS) | $(EXE_LDFLAGS))
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/.flags-lib
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LIB_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/pic/%.o: %.c $(BUILD)/.flags-lib
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(PIC_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(STATIC): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $(LIB_OBJS)
+
+$(SHARED): $(PIC_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -pthread $(SANFLAGS) $(LDFLAGS) \
+	    -o $@ $(PIC_OBJS)
+
+$(BUILD)/$(SONAME): $(SHARED)
+	$(Q)ln -sf $(SHARED_REAL) $@
+
+$(BUILD)/libexecutor.so: $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $@
+
+# Examples and benchmarks are single-file programs linked against the static library.
+$(BUILD)/examples/%: examples/%.c $(STATIC) $(BUILD)/.flags-test
+	$(call msg,CCLD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(STATIC) $(BUILD)/.flags-test
+	$(call msg,CCLD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS)
+
+demo: $(BUILD)/examples/demo
+	$(call msg,RUN,$<)
+	$(Q)$<
+
+bench: $(BENCH_BINS)
+	$(Q)for b in $(BENCH_BINS); do \
+	    printf '  %-8s %s\n' RUN "$$b"; "$$b" || exit 1; \
+	done
+
+# --- tests ------------------------------------------------------------------------------------
+
+$(BUILD)/tests/%.o: tests/%.c $(BUILD)/.flags-test
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(RUNNER): $(TEST_OBJS) $(STATIC)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) -o $@ $(TEST_OBJS) $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS)
+
+# RUN_ENV and RUN_WRAP are set by the sanitizer and valgrind targets; TESTS and RUN_ARGS by
+# the user (e.g. `make test TESTS=future_` or `make test RUN_ARGS='-b threads'`).
+RUN_CMD = $(RUN_ENV) $(RUN_WRAP) $(RUNNER) $(RUN_ARGS) $(TESTS)
+
+test: $(RUNNER) check-symbols
+	$(call msg,RUN,$(RUNNER))
+	$(Q)$(RUN_CMD)
+
+run-tests: $(RUNNER)
+	$(call msg,RUN,$(RUNNER))
+	$(Q)$(RUN_CMD)
+
+check-symbols: $(SHARED)
+	$(call msg,NM,$<)
+	$(Q)NM=$(call quote,$(NM)) sh tests/tooling/check-symbols.sh $<
+
+# --- sanitizers and valgrind ------------------------------------------------------------------
+# Each sanitizer gets its own tree under $(BUILD) (library + runner), built with DEBUG=1, and
+# runs the suite with a longer per-test alarm. Any report fails the test it happened in: the
+# tools abort or exit with 99, which the runner reports as a failure of that test.
+# The tooling tests (which rebuild this project with make) are left out there: they test the
+# build, not memory safety, and `make test` already runs them.
+
+SAN_OPT    := -O1 -g -fno-omit-frame-pointer
+SAN_ARGS   ?= -x tooling_
+empty      :=
+space      := $(empty) $(empty)
+san_opts   = $(subst $(space),:,$(strip $(1)))
+ASAN_ENV   := ASAN_OPTIONS=$(call san_opts,detect_leaks=1 abort_on_error=1 \
+                  detect_stack_use_after_return=1 strict_string_checks=1)
+UBSAN_ENV  := UBSAN_OPTIONS=$(call san_opts,print_stacktrace=1 halt_on_error=1 exitcode=99)
+TSAN_ENV   := TSAN_OPTIONS=$(call san_opts,halt_on_error=1 exitcode=99 second_deadlock_stack=1)
+
+san_make = $(MAKE) --no-print-directory BUILD=$(BUILD)/$(1) OPT=$(call quote,$(SAN_OPT)) DEBUG=1 \
+           SANFLAGS=$(call quote,$(2) -fno-sanitize-recover=all) \
+           RUN_ENV=$(call quote,$(3) EXEC_TEST_TIMEOUT_SCALE=$(4)) \
+           RUN_ARGS=$(call quote,$(SAN_ARGS) $(RUN_ARGS)) run-tests
+
+asan:
+	$(Q)$(call san_make,asan,-fsanitize=address,$(ASAN_ENV),3)
+
+ubsan:
+	$(Q)$(call san_make,ubsan,-fsanitize=undefined,$(UBSAN_ENV),2)
+
+tsan:
+	$(Q)$(call san_make,tsan,-fsanitize=thread,$(TSAN_ENV),5)
+
+# Valgrind runs the plain runner. Test children are fork()ed, so valgrind follows them without
+# --trace-children; that option (with the skip list) is for programs a test runs itself: the
+# shell, compilers and make are not traced, programs the tests build are. Valgrind makes a
+# process that had errors (leaks included) exit with 99, and the runner fails the test whose
+# child exited so.
+VALGRIND_FLAGS := -q --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all \
+                  --error-exitcode=99 --trace-children=yes \
+                  --trace-children-skip='/bin/*,/usr/bin/*,/usr/local/bin/*,/sbin/*,/usr/sbin/*' \
+                  --num-callers=30
+
+valgrind: $(RUNNER)
+	$(call msg,VALGRIND,$(RUNNER))
+	$(Q)EXEC_TEST_TIMEOUT_SCALE=10 $(VALGRIND) $(VALGRIND_FLAGS) $(RUNNER) $(SAN_ARGS) \
+	    $(RUN_ARGS) $(TESTS)
+
+# --- install ----------------------------------------------------------------------------------
+
+# pkg-config paths are written relative to ${prefix} when they lie under it.
+pc_path = $(patsubst $(PREFIX)%,$${prefix}%,$(1))
+
+install: $(STATIC) $(SHARED) $(SHARED_LINKS)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	@mkdir -p $(BUILD)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|g' \
+	    -e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    src/executor.pc.in > $(PCFILE)
+	$(Q)$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	$(Q)$(INSTALL) -m 644 include/executor.h $(DESTDIR)$(INCLUDEDIR)/executor.h
+	$(Q)$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libexecutor.a
+	$(Q)$(INSTALL) -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/$(SHARED_REAL)
+	$(Q)ln -sf $(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libexecutor.so
+	$(Q)$(INSTALL) -m 644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/executor.pc
+ifneq ($(MAN3),)
+	$(Q)$(INSTALL) -d $(DESTDIR)$(MANDIR)/man3
+	$(Q)$(INSTALL) -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+endif
+
+uninstall:
+	$(call msg,UNINST,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(DESTDIR)$(INCLUDEDIR)/executor.h $(DESTDIR)$(LIBDIR)/libexecutor.a \
+	    $(DESTDIR)$(LIBDIR)/$(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	    $(DESTDIR)$(LIBDIR)/libexecutor.so $(DESTDIR)$(PKGCONFIGDIR)/executor.pc \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
+
+# --- misc -------------------------------------------------------------------------------------
+
+clean:
+	$(if $(filter / . ./ $(CURDIR) $(CURDIR)/,$(BUILD) $(abspath $(BUILD))),\
+	    $(error refusing to clean BUILD=$(BUILD)))
+	$(call msg,CLEAN,$(BUILD))
+	$(Q)rm -rf $(BUILD)
+
+help:
+	@echo 'targets (output under BUILD=$(BUILD)):'
+	@echo '  all            lib + shared + examples (default)'
+	@echo '  lib            $(STATIC)'
+	@echo '  shared         $(SHARED) (soname $(SONAME)) and its symlinks'
+	@echo '  examples       one program per examples/*.c in $(BUILD)/examples/'
+	@echo '  demo           build and run $(BUILD)/examples/demo'
+	@echo '  bench          build and run tests/bench/*.c in order'
+	@echo '  test           build and run the test suite, and check-symbols'
+	@echo '                 (TESTS="prefix ..." filters, RUN_ARGS="-b threads" etc.)'
+	@echo '  check-symbols  the shared library exports exec_* symbols only'
+	@echo '  asan ubsan tsan  the suite under a sanitizer, in $(BUILD)/<san>/'
+	@echo '  valgrind       the suite under valgrind memcheck'
+	@echo '  install uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)'
+	@echo '  clean          remove $(BUILD)'
+
+FORCE:
+
+-include $(wildcard $(BUILD)/obj/src/*.d $(BUILD)/pic/src/*.d $(BUILD)/tests/*.d \
+                    $(BUILD)/examples/*.d $(BUILD)/bench/*.d)

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * list.h - every test of the suite, one per line: X(name, flags), where TEST(name) defines it.
+ *
+ * Flags (combine with |, or 0 for none):
+ *   BOTH_BACKENDS   run once per backend (test_backend = threads, then processes)
+ *   THREADS_ONLY    run on the thread backend only (what 0 does too; says it on purpose)
+ *   PROCESSES_ONLY  run on the process backend only
+ *   SLOW            300 s alarm instead of 30 s (times EXEC_TEST_TIMEOUT_SCALE)
+ *   NO_HYGIENE      skip the leftover checks (children, threads, fds, /dev/shm) for a test
+ *                   that checks those itself
+ *
+ * Keep the lines grouped by source file under a comment naming the file, and add new lines
+ * at the end of your file's group. Every line ends with a backslash; the table ends with the
+ * comment line at the bottom.
+ */
+#define TEST_LIST(X)                                                                       \
+    /* tests/test_header.c */                                                              \
+    X(header_c11_alone, 0)                                                                 \
+    X(header_cxx, 0)                                                                       \
+    X(header_version, 0)                                                                   \
+    X(header_errors, 0)                                                                    \
+    /* tests/test_tooling.c */                                                             \
+    X(tooling_install, SLOW)                                                               \
+    X(tooling_check_symbols, 0)                                                            \
+    /* tests/test_budget.c */                                                              \
+    X(budget_null_out, THREADS_ONLY)                                                       \
+    X(budget_fills_struct, THREADS_ONLY)                                                   \
+    X(budget_missing_dir, THREADS_ONLY)                                                    \
+    X(budget_v2_quota, THREADS_ONLY)                                                       \
+    X(budget_v2_garbage, THREADS_ONLY)                                                     \
+    X(budget_v2_wins_over_v1, THREADS_ONLY)                                                \
+    X(budget_v1_quota, THREADS_ONLY)                                                       \
+    X(budget_v1_garbage, THREADS_ONLY)                                                     \
+    X(budget_cgroup_limits_workers, THREADS_ONLY)                                          \
+    X(budget_affinity_one_cpu, THREADS_ONLY)                                               \
+    X(budget_env_overrides, THREADS_ONLY)                                                  \
+    X(budget_env_invalid_ignored, THREADS_ONLY)                                            \
+    X(budget_executor_default_workers, BOTH_BACKENDS)                                      \
+    /* tests/test_map.c */                                                                 \
+    X(map_million_in_order, BOTH_BACKENDS)                                                 \
+    X(map_small_and_odd_sizes, BOTH_BACKENDS)                                              \
+    X(map_chunk_sizes, BOTH_BACKENDS)                                                      \
+    X(map_in_out_sizes_differ, BOTH_BACKENDS)                                              \
+    X(map_no_result, BOTH_BACKENDS)                                                        \
+    X(map_item_failures, BOTH_BACKENDS)                                                    \
+    X(map_success_summary, BOTH_BACKENDS)                                                  \
+    X(map_progress, BOTH_BACKENDS)                                                         \
+    X(map_progress_rate_limit, BOTH_BACKENDS)                                              \
+    X(map_unordered, BOTH_BACKENDS)                                                        \
+    X(map_unordered_all_ok, BOTH_BACKENDS)                                                 \
+    X(map_bad_input, BOTH_BACKENDS)                                                        \
+    X(map_with_concurrent_submits, BOTH_BACKENDS)                                          \
+    X(map_two_at_once, BOTH_BACKENDS)                                                      \
+    X(map_stats_items, BOTH_BACKENDS)                                                      \
+    /* tests/test_pool.c */                                                                \
+    X(pool_recursive_chain, THREADS_ONLY)                                                  \
+    X(pool_fan_out_tree, THREADS_ONLY)                                                     \
+    X(pool_max_tasks_per_child_1, THREADS_ONLY)                                            \
+    X(pool_max_tasks_per_child_3, THREADS_ONLY)                                            \
+    X(pool_max_tasks_per_child_10, THREADS_ONLY)                                           \
+    X(pool_worker_signals_blocked, THREADS_ONLY)                                           \
+    X(pool_no_signal_handlers, BOTH_BACKENDS)                                              \
+    X(pool_worker_count, THREADS_ONLY)                                                     \
+    X(pool_wait_other_executor, THREADS_ONLY)                                              \
+    X(pool_nested_map, THREADS_ONLY)                                                       \
+    X(pool_shutdown_runs_queued, THREADS_ONLY)                                             \
+    /* tests/test_stress.c */                                                              \
+    X(stress_million_tasks, BOTH_BACKENDS | SLOW)                                          \
+    X(stress_cancel_race, BOTH_BACKENDS | SLOW)                                            \
+    X(stress_on_done_once, BOTH_BACKENDS | SLOW)                                           \
+    /* tests/test_fork.c */                                                                \
+    X(fork_child_sees_shutdown, THREADS_ONLY)                                              \
+    X(fork_while_submitting, THREADS_ONLY)                                                 \
+    /* tests/test_errors.c */                                                              \
+    X(errors_values_fixed, 0)                                                              \
+    X(errors_names, 0)                                                                     \
+    X(errors_messages, 0)                                                                  \
+    X(errors_unknown_codes, 0)                                                             \
+    X(errors_strings_static, 0)                                                            \
+    X(errors_thread_safe, 0)                                                               \
+    /* tests/test_executor.c */                                                            \
+    X(executor_version, 0)                                                                 \
+    X(executor_create_null_cfg, 0)                                                         \
+    X(executor_create_zero_cfg, BOTH_BACKENDS)                                             \
+    X(executor_create_invalid, BOTH_BACKENDS)                                              \
+    X(executor_create_process_fields_on_threads, THREADS_ONLY)                             \
+    X(executor_create_process_field_ranges, BOTH_BACKENDS)                                 \
+    X(executor_create_smallest_limits, BOTH_BACKENDS)                                      \
+    X(executor_submit_invalid, BOTH_BACKENDS)                                              \
+    X(executor_submit_calling_convention, BOTH_BACKENDS)                                   \
+    X(executor_submit_too_big, BOTH_BACKENDS)                                              \
+    X(executor_result_max_size, BOTH_BACKENDS)                                             \
+    X(executor_submit_copies_arg, BOTH_BACKENDS)                                           \
+    X(executor_submit_forget, BOTH_BACKENDS)                                               \
+    X(executor_submit_try_full, BOTH_BACKENDS)                                             \
+    X(executor_submit_blocks_when_full, BOTH_BACKENDS)                                     \
+    X(executor_submit_inside_task_unbounded, THREADS_ONLY)                                 \
+    X(executor_submit_after_shutdown, BOTH_BACKENDS)                                       \
+    X(executor_shutdown_invalid, BOTH_BACKENDS)                                            \
+    X(executor_shutdown_drains, BOTH_BACKENDS)                                             \
+    X(executor_shutdown_cancel, BOTH_BACKENDS)                                             \
+    X(executor_shutdown_nowait, BOTH_BACKENDS)                                             \
+    X(executor_destroy_null, 0)                                                            \
+    X(executor_destroy_waits, BOTH_BACKENDS)                                               \
+    X(executor_destroy_in_task, THREADS_ONLY)                                              \
+    X(executor_shutdown_nowait_in_task, THREADS_ONLY)                                      \
+    X(executor_stats_counts, BOTH_BACKENDS)                                                \
+    /* tests/test_future.c */                                                              \
+    X(future_wait_timeout, BOTH_BACKENDS)                                                  \
+    X(future_wait_forever, BOTH_BACKENDS)                                                  \
+    X(future_wait_invalid, BOTH_BACKENDS)                                                  \
+    X(future_state_transitions, BOTH_BACKENDS)                                             \
+    X(future_wait_any, BOTH_BACKENDS)                                                      \
+    X(future_wait_all, BOTH_BACKENDS)                                                      \
+    X(future_wait_many_invalid, BOTH_BACKENDS)                                             \
+    X(future_result_bytes, BOTH_BACKENDS)                                                  \
+    X(future_result_pending, BOTH_BACKENDS)                                                \
+    X(future_task_error, BOTH_BACKENDS)                                                    \
+    X(future_fault_success, BOTH_BACKENDS)                                                 \
+    X(future_cancel_queued, BOTH_BACKENDS)                                                 \
+    X(future_cancel_running_busy, BOTH_BACKENDS)                                           \
+    X(future_cancel_finished, BOTH_BACKENDS)                                               \
+    X(future_cancel_running, BOTH_BACKENDS)                                                \
+    X(future_on_done_once, BOTH_BACKENDS)                                                  \
+    X(future_on_done_failed_and_cancelled, BOTH_BACKENDS)                                  \
+    X(future_on_done_order, BOTH_BACKENDS)                                                 \
+    X(future_on_done_order_after_end, BOTH_BACKENDS)                                       \
+    X(future_on_done_invalid, BOTH_BACKENDS)                                               \
+    X(future_on_done_release_self, BOTH_BACKENDS)                                          \
+    X(future_retain_release, BOTH_BACKENDS)                                                \
+    X(future_should_stop_outside_task, 0)                                                  \
+    X(future_timeout_opts, BOTH_BACKENDS)                                                  \
+    X(future_timeout_config_default, BOTH_BACKENDS)                                        \
+    X(future_timeout_none_overrides, BOTH_BACKENDS)                                        \
+    X(future_timeout_counts_from_start, BOTH_BACKENDS)                                     \
+    /* tests/test_cq.c */                                                                  \
+    X(cq_create_destroy, 0)                                                                \
+    X(cq_fd_properties, 0)                                                                 \
+    X(cq_pop_timeout, 0)                                                                   \
+    X(cq_fd_readiness, BOTH_BACKENDS)                                                      \
+    X(cq_order_one_worker, BOTH_BACKENDS)                                                  \
+    X(cq_order_controlled, BOTH_BACKENDS)                                                  \
+    X(cq_add_finished, BOTH_BACKENDS)                                                      \
+    X(cq_add_invalid, BOTH_BACKENDS)                                                       \
+    X(cq_submit_route, BOTH_BACKENDS)                                                      \
+    X(cq_pop_reference, BOTH_BACKENDS)                                                     \
+    X(cq_pop_blocking, BOTH_BACKENDS)                                                      \
+    X(cq_destroy_with_futures, BOTH_BACKENDS)                                              \
+    X(cq_epoll_loop, BOTH_BACKENDS)                                                        \
+    /* end of TEST_LIST */

@@ -1,0 +1,1406 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_executor.c - the executor's own calls, tested against the contract in executor.h:
+ * exec_create() (defaults, every invalid configuration), exec_submit() and exec_submit_ex()
+ * (bad input, size limits, argument copying, fire-and-forget, full queues), exec_shutdown()
+ * and exec_destroy() (draining, cancelling, waiting, calls from inside a task), exec_stats()
+ * and exec_version().
+ *
+ * Tasks see only their argument and result bytes. A task that must block gets the read end
+ * of a pipe in its argument bytes and reads one byte from it; the test releases it by
+ * writing that byte. Pipes are made before the executor, so a worker process forked when
+ * the executor starts inherits them too. Tests marked THREADS_ONLY in tests/list.h say why.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Liveness bound of every wait in this file: generous, never a speed claim. */
+#define BOUND_MS 5000
+
+/* Statuses a task returns when something around it went wrong (never a test's own code). */
+#define BAD_CALL 97    /* the executor broke the task calling convention */
+#define READ_FAILED 98 /* the gate pipe could not be read */
+
+/* An invalid pointer value that out-parameters start with, to see that failures leave them
+ * alone (or set them to NULL, which DESIGN.md also allows). */
+#define SENTINEL ((void *)(uintptr_t)0x5e17)
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tasks                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Echo: the argument bytes are the result bytes. */
+static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    if (arg_size > out_cap || *out_size != 0)
+        return BAD_CALL;
+    if (arg_size)
+        memcpy(out, arg, arg_size);
+    *out_size = arg_size;
+    return 0;
+}
+
+/* Returns the int32 in its argument as its status (and no result). */
+static int return_status(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                         size_t *out_size)
+{
+    int32_t st;
+    (void)out;
+    (void)out_cap;
+    (void)out_size;
+    if (arg_size != sizeof st)
+        return BAD_CALL;
+    memcpy(&st, arg, sizeof st);
+    return st;
+}
+
+static ssize_t read_retry(int fd, void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = read(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static ssize_t write_retry(int fd, const void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = write(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* Blocks on one byte from rfd, then returns value as an int64 result. */
+struct block_arg {
+    int32_t rfd;
+    int32_t pad;
+    int64_t value;
+};
+
+static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    struct block_arg a;
+    if (arg_size != sizeof a || out_cap < sizeof a.value)
+        return BAD_CALL;
+    memcpy(&a, arg, sizeof a);
+    char c;
+    if (read_retry(a.rfd, &c, 1) != 1)
+        return READ_FAILED;
+    memcpy(out, &a.value, sizeof a.value);
+    *out_size = sizeof a.value;
+    return 0;
+}
+
+/* Writes one byte (the argument's tag) to wfd: proof, across processes too, that it ran. */
+struct signal_arg {
+    int32_t wfd;
+    char tag;
+};
+
+static int signal_ran(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                      size_t *out_size)
+{
+    struct signal_arg a;
+    (void)out;
+    (void)out_cap;
+    (void)out_size;
+    if (arg_size != sizeof a)
+        return BAD_CALL;
+    memcpy(&a, arg, sizeof a);
+    return write_retry(a.wfd, &a.tag, 1) == 1 ? 0 : READ_FAILED;
+}
+
+/* Reports how it was called, for the calling-convention test. */
+struct probe {
+    int64_t arg_null;    /* arg == NULL */
+    int64_t arg_size;
+    int64_t arg_aligned; /* arg % alignof(max_align_t) == 0 (1 when NULL) */
+    int64_t out_cap;
+    int64_t out_size0; /* *out_size on entry */
+    int64_t out_aligned;
+    uint64_t arg_sum; /* sum of bytes * (index + 1) */
+};
+
+static int probe(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    struct probe p;
+    const unsigned char *b = arg;
+    p.arg_null = arg == NULL;
+    p.arg_size = (int64_t)arg_size;
+    p.arg_aligned = (uintptr_t)arg % _Alignof(max_align_t) == 0;
+    p.out_cap = (int64_t)out_cap;
+    p.out_size0 = (int64_t)*out_size;
+    p.out_aligned = (uintptr_t)out % _Alignof(max_align_t) == 0;
+    p.arg_sum = 0;
+    for (size_t i = 0; i < arg_size && b; i++)
+        p.arg_sum += (uint64_t)b[i] * (i + 1);
+    if (out_cap < sizeof p)
+        return BAD_CALL;
+    memcpy(out, &p, sizeof p);
+    *out_size = sizeof p;
+    return 0;
+}
+
+/* Fills its whole result buffer (out_cap bytes) with (i * 7 + seed) & 0xff. */
+static int fill_out(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                    size_t *out_size)
+{
+    uint8_t seed;
+    if (arg_size != 1)
+        return BAD_CALL;
+    memcpy(&seed, arg, 1);
+    unsigned char *o = out;
+    for (size_t i = 0; i < out_cap; i++)
+        o[i] = (unsigned char)(i * 7 + seed);
+    *out_size = out_cap;
+    return 0;
+}
+
+/* Blocks on one byte from rfd, then returns its n payload bytes (taken after the gate). */
+struct copy_arg {
+    int32_t rfd;
+    int32_t n;
+    unsigned char bytes[];
+};
+
+static int gated_copy(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                      size_t *out_size)
+{
+    const struct copy_arg *a = arg;
+    if (arg_size < sizeof *a || (size_t)a->n != arg_size - sizeof *a || (size_t)a->n > out_cap)
+        return BAD_CALL;
+    char c;
+    if (read_retry(a->rfd, &c, 1) != 1)
+        return READ_FAILED;
+    memcpy(out, a->bytes, (size_t)a->n);
+    *out_size = (size_t)a->n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Helpers                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+struct gate {
+    int fd[2]; /* fd[0] read end (goes to tasks), fd[1] write end (the test) */
+};
+
+static void gate_open(struct gate *g)
+{
+    ASSERT_EQ(pipe2(g->fd, O_CLOEXEC), 0);
+}
+
+/* Let @n blocked tasks go. */
+static void gate_release(const struct gate *g, int n)
+{
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(write_retry(g->fd[1], "x", 1), 1);
+}
+
+static void gate_close(struct gate *g)
+{
+    ASSERT_EQ(close(g->fd[0]), 0);
+    ASSERT_EQ(close(g->fd[1]), 0);
+}
+
+/* One byte from @fd within @ms, or -1 if none came. */
+static int read_byte_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
+    if (r != 1)
+        return -1;
+    unsigned char c;
+    return read_retry(fd, &c, 1) == 1 ? c : -1;
+}
+
+static exec_t *make_exec(const exec_config_t *cfg)
+{
+    exec_t *ex = NULL;
+    ASSERT_OK(exec_create(&ex, cfg));
+    ASSERT_NOT_NULL(ex);
+    return ex;
+}
+
+static exec_t *make_workers(int workers)
+{
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = workers;
+    return make_exec(&cfg);
+}
+
+static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
+{
+    struct block_arg a = {.rfd = g->fd[0], .value = value};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
+{
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, echo, &value, sizeof value, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+/* Poll the future's state until it is @st (bounded; the state is not expected to skip it). */
+#define WAIT_STATE(f, st) wait_state_((f), (st), __FILE__, __LINE__)
+static void wait_state_(exec_future_t *f, int st, const char *file, int line)
+{
+    uint64_t end = test_now_ms() + BOUND_MS;
+    int now;
+    while ((now = exec_future_state(f)) != st) {
+        if (test_now_ms() > end)
+            test_fail_(file, line, "future state %d, want %d within %d ms", now, st, BOUND_MS);
+        test_sleep_ms(1);
+    }
+}
+
+/* Wait for @f to end successfully with the int64 result @want. */
+#define ASSERT_RESULT_I64(f, want) assert_result_i64_((f), (want), __FILE__, __LINE__)
+static void assert_result_i64_(exec_future_t *f, int64_t want, const char *file, int line)
+{
+    int rc = exec_future_wait(f, BOUND_MS);
+    if (rc != 0)
+        test_fail_(file, line, "exec_future_wait: %s", exec_errname(rc));
+    const void *data = NULL;
+    size_t size = 0;
+    rc = exec_future_result(f, &data, &size);
+    if (rc != 0)
+        test_fail_(file, line, "exec_future_result: %s", exec_errname(rc));
+    if (size != sizeof(int64_t) || data == NULL)
+        test_fail_(file, line, "result size %zu, want %zu", size, sizeof(int64_t));
+    int64_t got;
+    memcpy(&got, data, sizeof got);
+    if (got != want)
+        test_fail_(file, line, "result %lld, want %lld", (long long)got, (long long)want);
+    if (exec_future_state(f) != EXEC_STATE_DONE)
+        test_fail_(file, line, "state %d, want DONE", exec_future_state(f));
+}
+
+/* Poll exec_stats() until @field >= @want. */
+#define WAIT_STAT(ex, field, want)                                                         \
+    do {                                                                                   \
+        uint64_t wait_end_ = test_now_ms() + BOUND_MS;                                     \
+        exec_stats_t wait_st_;                                                             \
+        for (;;) {                                                                         \
+            ASSERT_OK(exec_stats((ex), &wait_st_));                                        \
+            if (wait_st_.field >= (uint64_t)(want))                                        \
+                break;                                                                     \
+            if (test_now_ms() > wait_end_)                                                 \
+                TEST_FAIL("stats." #field " = %llu, want >= %llu within %d ms",            \
+                          (unsigned long long)wait_st_.field, (unsigned long long)(want),  \
+                          BOUND_MS);                                                       \
+            test_sleep_ms(1);                                                              \
+        }                                                                                  \
+    } while (0)
+
+/* exec_create() that must fail: returns its code; the out-parameter must be untouched or
+ * NULL. If it wrongly succeeds, the executor is destroyed so the failure message is clean. */
+static int create_fails(const exec_config_t *cfg)
+{
+    exec_t *ex = SENTINEL;
+    int rc = exec_create(&ex, cfg);
+    if (rc == 0) {
+        exec_destroy(ex);
+        return 0;
+    }
+    if (ex != SENTINEL && ex != NULL)
+        TEST_FAIL("exec_create failed with %s but wrote %p to its out-parameter",
+                  exec_errname(rc), (void *)ex);
+    return rc;
+}
+
+/* A thread that runs one call and records the result. */
+struct bg {
+    pthread_t t;
+    exec_t *ex;
+    unsigned flags;
+    exec_future_t *f;
+    int rc;
+    atomic_bool done;
+};
+
+static void *bg_shutdown(void *p)
+{
+    struct bg *b = p;
+    b->rc = exec_shutdown(b->ex, b->flags);
+    atomic_store(&b->done, true);
+    return NULL;
+}
+
+/* Whether the thread's call returned (a function, for readable assertion messages). */
+static bool done(struct bg *b)
+{
+    return atomic_load(&b->done);
+}
+
+static void bg_start(struct bg *b, void *(*fn)(void *))
+{
+    atomic_init(&b->done, false);
+    ASSERT_EQ(pthread_create(&b->t, NULL, fn, b), 0);
+}
+
+static void bg_join(struct bg *b)
+{
+    ASSERT_EQ(pthread_join(b->t, NULL), 0);
+    ASSERT_TRUE(done(b));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Version and creation                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+TEST(executor_version)
+{
+    ASSERT_EQ(exec_version(), EXEC_VERSION_NUMBER);
+    ASSERT_EQ(EXEC_VERSION_NUMBER,
+              EXEC_VERSION_MAJOR * 10000 + EXEC_VERSION_MINOR * 100 + EXEC_VERSION_PATCH);
+    char s[64];
+    snprintf(s, sizeof s, "%d.%d.%d", EXEC_VERSION_MAJOR, EXEC_VERSION_MINOR,
+             EXEC_VERSION_PATCH);
+    ASSERT_STR_EQ(s, EXEC_VERSION_STRING);
+}
+
+/* NULL config: a working thread pool with every default. */
+TEST(executor_create_null_cfg)
+{
+    exec_t *ex = make_exec(NULL);
+    exec_future_t *f = submit_echo_i64(ex, 12345);
+    ASSERT_RESULT_I64(f, 12345);
+    exec_cpu_budget_t b;
+    ASSERT_OK(exec_cpu_budget(NULL, &b));
+    WAIT_STAT(ex, workers_alive, (uint64_t)b.workers);
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.workers_alive, b.workers);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* {0} (plus the backend under test): defaults for sizes and workers; the config is copied
+ * (changing it afterwards changes nothing) and not written to. */
+TEST(executor_create_zero_cfg)
+{
+    exec_config_t cfg, copy;
+    test_config(&cfg);
+    copy = cfg;
+    exec_t *ex = make_exec(&cfg);
+    ASSERT_MEM_EQ(&cfg, &copy, sizeof cfg);
+    cfg.max_arg_size = 1; /* must not affect ex */
+    cfg.workers = -5;
+
+    /* Default worker count. */
+    exec_cpu_budget_t b;
+    ASSERT_OK(exec_cpu_budget(NULL, &b));
+    WAIT_STAT(ex, workers_alive, (uint64_t)b.workers);
+
+    /* Default max_arg_size: exactly it works, one more byte is EXEC_ETOOBIG. */
+    unsigned char *big = malloc(EXEC_DEFAULT_MAX_ARG_SIZE + 1);
+    ASSERT_NOT_NULL(big);
+    for (size_t i = 0; i < EXEC_DEFAULT_MAX_ARG_SIZE + 1; i++)
+        big[i] = (unsigned char)(i * 31 + 1);
+    exec_future_t *f = SENTINEL;
+    ASSERT_ERR(exec_submit(ex, probe, big, EXEC_DEFAULT_MAX_ARG_SIZE + 1, &f), EXEC_ETOOBIG);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+    ASSERT_OK(exec_submit(ex, probe, big, EXEC_DEFAULT_MAX_ARG_SIZE, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *data;
+    size_t size;
+    ASSERT_OK(exec_future_result(f, &data, &size));
+    ASSERT_EQ(size, sizeof(struct probe));
+    struct probe p;
+    memcpy(&p, data, sizeof p);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < EXEC_DEFAULT_MAX_ARG_SIZE; i++)
+        sum += (uint64_t)big[i] * (i + 1);
+    ASSERT_EQ(p.arg_size, EXEC_DEFAULT_MAX_ARG_SIZE);
+    ASSERT_EQ(p.arg_sum, sum);
+    /* Default max_result_size is the task's out_cap. */
+    ASSERT_EQ(p.out_cap, EXEC_DEFAULT_MAX_RESULT_SIZE);
+    exec_future_release(f);
+    free(big);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* Every out-of-range field gives EXEC_EINVAL and no executor. */
+TEST(executor_create_invalid)
+{
+    exec_config_t base;
+    test_config(&base);
+    base.workers = 1;
+    /* The base itself is valid, so every failure below is due to the one field changed. */
+    exec_t *ex = make_exec(&base);
+    ASSERT_OK(exec_destroy(ex));
+
+    ASSERT_ERR(exec_create(NULL, &base), EXEC_EINVAL);
+    ASSERT_ERR(exec_create(NULL, NULL), EXEC_EINVAL);
+
+    exec_config_t c;
+    static const int bad_workers[] = {-1, -1000, INT32_MIN, EXEC_WORKERS_MAX + 1, INT32_MAX};
+    for (size_t i = 0; i < sizeof bad_workers / sizeof bad_workers[0]; i++) {
+        c = base;
+        c.workers = bad_workers[i];
+        int rc = create_fails(&c);
+        if (rc != EXEC_EINVAL)
+            TEST_FAIL("workers = %d: %s, want EXEC_EINVAL", bad_workers[i], exec_errname(rc));
+    }
+
+    for (size_t k = 0; k < sizeof base.reserved / sizeof base.reserved[0]; k++) {
+        static const uint32_t vals[] = {1, 0x80000000u};
+        for (size_t v = 0; v < 2; v++) {
+            c = base;
+            c.reserved[k] = vals[v];
+            int rc = create_fails(&c);
+            if (rc != EXEC_EINVAL)
+                TEST_FAIL("reserved[%zu] = %#x: %s, want EXEC_EINVAL", k, vals[v],
+                          exec_errname(rc));
+        }
+    }
+
+    c = base;
+    c.max_arg_size = EXEC_SIZE_LIMIT + 1;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c.max_arg_size = SIZE_MAX;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+
+    c = base;
+    c.max_result_size = EXEC_SIZE_LIMIT + 1;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c.max_result_size = SIZE_MAX;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+
+    c = base;
+    c.backend = (exec_backend_t)7;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c.backend = (exec_backend_t)-1;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+}
+
+/* The fields under "process backend only" must be 0 on the thread backend.
+ * THREADS_ONLY: on the process backend these same values are valid. */
+TEST(executor_create_process_fields_on_threads)
+{
+    exec_config_t base = {0};
+    base.backend = EXEC_BACKEND_THREADS;
+    base.workers = 1;
+    exec_t *ex = make_exec(&base);
+    ASSERT_OK(exec_destroy(ex));
+
+    static const char init_bytes[4] = "abc";
+    exec_config_t c;
+    c = base;
+    c.start_method = EXEC_START_FORK;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.kill_grace_ms = 1;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.max_rss_per_child = 1 << 20;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.max_age_ms = 1000;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.recycle_jitter_pct = 10;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.crash_limit = 3;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.crash_window_ms = 1000;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.initializer = echo;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.init_arg = init_bytes;
+    c.init_arg_size = sizeof init_bytes;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.init_arg = init_bytes;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.init_arg_size = 4;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+}
+
+/* Out-of-range values of the process fields are invalid on every backend (on threads for
+ * the extra reason that any non-zero process field is). */
+TEST(executor_create_process_field_ranges)
+{
+    exec_config_t base;
+    test_config(&base);
+    base.workers = 1;
+    exec_config_t c;
+    c = base;
+    c.start_method = (exec_start_method_t)2;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.recycle_jitter_pct = 101;
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    c = base;
+    c.initializer = echo;
+    c.init_arg = NULL;
+    c.init_arg_size = 4; /* NULL bytes with a size */
+    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+}
+
+/* The smallest valid sizes: 1-byte argument and result limits, a one-slot queue. */
+TEST(executor_create_smallest_limits)
+{
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 1;
+    cfg.max_arg_size = 1;
+    cfg.max_result_size = 1;
+    cfg.queue_max = 1;
+    exec_t *ex = make_exec(&cfg);
+    exec_future_t *f = NULL;
+    ASSERT_ERR(exec_submit(ex, echo, "ab", 2, &f), EXEC_ETOOBIG);
+    ASSERT_NULL(f);
+    ASSERT_OK(exec_submit(ex, echo, "z", 1, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *data;
+    size_t size;
+    ASSERT_OK(exec_future_result(f, &data, &size));
+    ASSERT_EQ(size, 1);
+    ASSERT_EQ(*(const char *)data, 'z');
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Submitting                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Bad input to exec_submit() and exec_submit_ex(): EXEC_EINVAL, nothing written, nothing
+ * accepted. */
+TEST(executor_submit_invalid)
+{
+    exec_t *ex = make_workers(1);
+    int64_t v = 1;
+    exec_future_t *f = SENTINEL;
+
+    ASSERT_ERR(exec_submit(NULL, echo, &v, sizeof v, &f), EXEC_EINVAL);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+    f = SENTINEL;
+    ASSERT_ERR(exec_submit(ex, NULL, &v, sizeof v, &f), EXEC_EINVAL);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+    f = SENTINEL;
+    ASSERT_ERR(exec_submit(ex, echo, NULL, 8, &f), EXEC_EINVAL);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+    ASSERT_ERR(exec_submit(ex, echo, NULL, 1, NULL), EXEC_EINVAL);
+
+    exec_submit_opts_t o = {0};
+    f = SENTINEL;
+    ASSERT_ERR(exec_submit_ex(NULL, echo, &v, sizeof v, &o, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit_ex(ex, NULL, &v, sizeof v, &o, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit_ex(ex, echo, NULL, 8, &o, &f), EXEC_EINVAL);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+
+    /* Unknown flags. */
+    static const uint32_t bad_flags[] = {2, 4, 0x80000000u, ~0u};
+    for (size_t i = 0; i < sizeof bad_flags / sizeof bad_flags[0]; i++) {
+        o = (exec_submit_opts_t){0};
+        o.flags = bad_flags[i];
+        f = SENTINEL;
+        int rc = exec_submit_ex(ex, echo, &v, sizeof v, &o, &f);
+        if (rc != EXEC_EINVAL)
+            TEST_FAIL("flags %#x: %s, want EXEC_EINVAL", bad_flags[i], exec_errname(rc));
+        ASSERT_TRUE(f == SENTINEL || f == NULL);
+    }
+    /* Reserved opts words. */
+    for (size_t k = 0; k < sizeof o.reserved / sizeof o.reserved[0]; k++) {
+        o = (exec_submit_opts_t){0};
+        o.reserved[k] = 1;
+        f = SENTINEL;
+        int rc = exec_submit_ex(ex, echo, &v, sizeof v, &o, &f);
+        if (rc != EXEC_EINVAL)
+            TEST_FAIL("opts.reserved[%zu] = 1: %s, want EXEC_EINVAL", k, exec_errname(rc));
+        ASSERT_TRUE(f == SENTINEL || f == NULL);
+    }
+
+    /* None of these was accepted. */
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 0);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* What a task sees: argument size and bytes, NULL for size 0 (even when the caller passed a
+ * pointer), alignment, out_cap == max_result_size, *out_size starting at 0. Sizes around the
+ * inline/heap boundary of argument storage. */
+TEST(executor_submit_calling_convention)
+{
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 2;
+    cfg.max_result_size = 4096;
+    exec_t *ex = make_exec(&cfg);
+    static const size_t sizes[] = {0, 1, 7, 8, 63, 64, 65, 100, 1000, 4096};
+    unsigned char buf[4096];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i ^ (i >> 8));
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        exec_future_t *f = NULL;
+        /* Size 0 with a non-NULL pointer: allowed, and the task gets NULL. */
+        ASSERT_OK(exec_submit(ex, probe, buf, n, &f));
+        ASSERT_OK(exec_future_wait(f, BOUND_MS));
+        const void *data;
+        size_t size;
+        ASSERT_OK(exec_future_result(f, &data, &size));
+        ASSERT_EQ(size, sizeof(struct probe));
+        ASSERT_EQ((uintptr_t)data % _Alignof(max_align_t), 0);
+        struct probe p;
+        memcpy(&p, data, sizeof p);
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += (uint64_t)buf[i] * (i + 1);
+        if (p.arg_null != (n == 0) || p.arg_size != (int64_t)n || !p.arg_aligned ||
+            p.out_cap != 4096 || p.out_size0 != 0 || !p.out_aligned || p.arg_sum != sum)
+            TEST_FAIL("size %zu: arg_null %lld arg_size %lld arg_aligned %lld out_cap %lld "
+                      "out_size0 %lld out_aligned %lld sum %llu (want %llu)",
+                      n, (long long)p.arg_null, (long long)p.arg_size,
+                      (long long)p.arg_aligned, (long long)p.out_cap, (long long)p.out_size0,
+                      (long long)p.out_aligned, (unsigned long long)p.arg_sum,
+                      (unsigned long long)sum);
+        exec_future_release(f);
+    }
+    /* NULL with size 0 is the same as any pointer with size 0. */
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, probe, NULL, 0, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *data;
+    ASSERT_OK(exec_future_result(f, &data, NULL));
+    struct probe p;
+    memcpy(&p, data, sizeof p);
+    ASSERT_EQ(p.arg_null, 1);
+    ASSERT_EQ(p.arg_size, 0);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* arg_size > max_arg_size: EXEC_ETOOBIG from both submit calls; exactly max_arg_size works. */
+TEST(executor_submit_too_big)
+{
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 1;
+    cfg.max_arg_size = 100;
+    cfg.max_result_size = 100;
+    exec_t *ex = make_exec(&cfg);
+    unsigned char buf[200];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(255 - i);
+
+    exec_future_t *f = SENTINEL;
+    ASSERT_ERR(exec_submit(ex, echo, buf, 101, &f), EXEC_ETOOBIG);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+    ASSERT_ERR(exec_submit(ex, echo, buf, 200, NULL), EXEC_ETOOBIG);
+    exec_submit_opts_t o = {0};
+    f = SENTINEL;
+    ASSERT_ERR(exec_submit_ex(ex, echo, buf, 101, &o, &f), EXEC_ETOOBIG);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+
+    ASSERT_OK(exec_submit(ex, echo, buf, 100, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *data;
+    size_t size;
+    ASSERT_OK(exec_future_result(f, &data, &size));
+    ASSERT_EQ(size, 100);
+    ASSERT_MEM_EQ(data, buf, 100);
+    exec_future_release(f);
+
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 1);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* A result of exactly max_result_size bytes comes back whole (a small limit, and one above
+ * the inline storage of a future). */
+TEST(executor_result_max_size)
+{
+    static const size_t limits[] = {3, 3000, 200000};
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        exec_config_t cfg;
+        test_config(&cfg);
+        cfg.workers = 1;
+        cfg.max_result_size = limits[k];
+        exec_t *ex = make_exec(&cfg);
+        uint8_t seed = (uint8_t)(k + 5);
+        exec_future_t *f = NULL;
+        ASSERT_OK(exec_submit(ex, fill_out, &seed, 1, &f));
+        ASSERT_OK(exec_future_wait(f, BOUND_MS));
+        const void *data;
+        size_t size;
+        ASSERT_OK(exec_future_result(f, &data, &size));
+        ASSERT_EQ(size, limits[k]);
+        const unsigned char *d = data;
+        for (size_t i = 0; i < size; i++)
+            if (d[i] != (unsigned char)(i * 7 + seed))
+                TEST_FAIL("limit %zu: byte %zu is %u", limits[k], i, d[i]);
+        exec_future_release(f);
+        ASSERT_OK(exec_destroy(ex));
+    }
+}
+
+/* The argument is copied before exec_submit() returns: the caller overwrites (small) or
+ * frees (large) its buffer at once, and the task, held until afterwards, sees the old
+ * bytes. */
+TEST(executor_submit_copies_arg)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    static const size_t payloads[] = {16, 2000};
+    exec_future_t *f[2];
+    unsigned char *want[2];
+    for (size_t k = 0; k < 2; k++) {
+        size_t n = payloads[k];
+        size_t asize = sizeof(struct copy_arg) + n;
+        struct copy_arg *a = malloc(asize);
+        want[k] = malloc(n);
+        ASSERT_NOT_NULL(a);
+        ASSERT_NOT_NULL(want[k]);
+        a->rfd = g.fd[0];
+        a->n = (int32_t)n;
+        for (size_t i = 0; i < n; i++)
+            want[k][i] = a->bytes[i] = (unsigned char)(i * 13 + k + 1);
+        ASSERT_OK(exec_submit(ex, gated_copy, a, asize, &f[k]));
+        memset(a->bytes, 0xee, n);
+        a->n = -1;
+        a->rfd = -1;
+        free(a);
+    }
+    gate_release(&g, 2);
+    for (size_t k = 0; k < 2; k++) {
+        ASSERT_OK(exec_future_wait(f[k], BOUND_MS));
+        const void *data;
+        size_t size;
+        ASSERT_OK(exec_future_result(f[k], &data, &size));
+        ASSERT_EQ(size, payloads[k]);
+        ASSERT_MEM_EQ(data, want[k], payloads[k]);
+        exec_future_release(f[k]);
+        free(want[k]);
+    }
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* f == NULL: fire and forget. The task still runs (it writes a byte we read back), through
+ * both submit calls, and counts as completed. */
+TEST(executor_submit_forget)
+{
+    struct gate out;
+    gate_open(&out);
+    exec_t *ex = make_workers(2);
+    struct signal_arg a = {.wfd = out.fd[1], .tag = 'a'};
+    ASSERT_OK(exec_submit(ex, signal_ran, &a, sizeof a, NULL));
+    ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'a');
+    a.tag = 'b';
+    exec_submit_opts_t o = {0};
+    ASSERT_OK(exec_submit_ex(ex, signal_ran, &a, sizeof a, &o, NULL));
+    ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'b');
+    ASSERT_OK(exec_shutdown(ex, 0)); /* every task and its bookkeeping is over */
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 2);
+    ASSERT_EQ(st.completed, 2);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&out);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Full queues                                                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+/* queue_max = 2 with the only worker blocked: two tasks wait, a third with EXEC_SUBMIT_TRY
+ * is refused with EXEC_EAGAIN (not counted, out-parameter untouched), and is accepted once
+ * room is made. */
+TEST(executor_submit_try_full)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 1;
+    cfg.queue_max = 2;
+    exec_t *ex = make_exec(&cfg);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *b = submit_echo_i64(ex, 2);
+    exec_future_t *c = submit_echo_i64(ex, 3);
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
+    ASSERT_EQ(exec_future_state(c), EXEC_STATE_QUEUED);
+
+    exec_submit_opts_t o = {0};
+    o.flags = EXEC_SUBMIT_TRY;
+    int64_t v = 4;
+    exec_future_t *d = SENTINEL;
+    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d), EXEC_EAGAIN);
+    ASSERT_TRUE(d == SENTINEL || d == NULL);
+    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, NULL), EXEC_EAGAIN);
+    /* Bad input is still EXEC_EINVAL on a full queue. */
+    o.flags = EXEC_SUBMIT_TRY | 2u;
+    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d), EXEC_EINVAL);
+    o.flags = EXEC_SUBMIT_TRY;
+
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 3);
+    ASSERT_EQ(st.queued, 2);
+    ASSERT_EQ(st.running, 1);
+
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_RESULT_I64(b, 2);
+    ASSERT_RESULT_I64(c, 3);
+    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d));
+    ASSERT_RESULT_I64(d, 4);
+    exec_future_release(a);
+    exec_future_release(b);
+    exec_future_release(c);
+    exec_future_release(d);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+struct bg_submit {
+    struct bg b;
+    int64_t value;
+};
+
+static void *bg_submit_echo(void *p)
+{
+    struct bg *b = p;
+    struct bg_submit *s = (struct bg_submit *)b;
+    b->rc = exec_submit(b->ex, echo, &s->value, sizeof s->value, &b->f);
+    atomic_store(&b->done, true);
+    return NULL;
+}
+
+/* A blocking submit on a full queue returns once a worker takes a task and frees a slot. */
+TEST(executor_submit_blocks_when_full)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 1;
+    cfg.queue_max = 1;
+    exec_t *ex = make_exec(&cfg);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *b = submit_block(ex, &g, 2); /* fills the queue */
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
+
+    struct bg_submit s = {.value = 3};
+    s.b.ex = ex;
+    s.b.f = NULL;
+    bg_start(&s.b, bg_submit_echo);
+    /* The worker is blocked and the queue full: the submit cannot have returned. The pause
+     * only gives a wrongly non-blocking submit time to show itself; nothing relies on it. */
+    test_sleep_ms(20);
+    ASSERT_FALSE(done(&s.b));
+    /* Meanwhile a try-submit is refused. */
+    exec_submit_opts_t o = {0};
+    o.flags = EXEC_SUBMIT_TRY;
+    ASSERT_ERR(exec_submit_ex(ex, echo, &s.value, sizeof s.value, &o, NULL), EXEC_EAGAIN);
+    ASSERT_FALSE(done(&s.b));
+
+    /* a ends, b takes the worker (and blocks on the gate): the queue has room for c. */
+    gate_release(&g, 1);
+    bg_join(&s.b);
+    ASSERT_OK(s.b.rc);
+    ASSERT_NOT_NULL(s.b.f);
+    ASSERT_RESULT_I64(a, 1);
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(b, 2);
+    ASSERT_RESULT_I64(s.b.f, 3);
+    exec_future_release(a);
+    exec_future_release(b);
+    exec_future_release(s.b.f);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* Submits from inside a task ignore queue_max (else a full queue could deadlock the pool).
+ * THREADS_ONLY: the task submits to the executor whose pointer it gets in its argument,
+ * which only means something inside the same process. */
+struct inner_arg {
+    exec_t *ex;
+    int32_t n;
+};
+
+static int submit_many_inside(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                              size_t *out_size)
+{
+    struct inner_arg a;
+    if (arg_size != sizeof a || out_cap < sizeof(int32_t))
+        return BAD_CALL;
+    memcpy(&a, arg, sizeof a);
+    int32_t ok = 0;
+    for (int32_t i = 0; i < a.n; i++) {
+        int64_t v = i;
+        ok += exec_submit(a.ex, echo, &v, sizeof v, NULL) == EXEC_OK;
+    }
+    memcpy(out, &ok, sizeof ok);
+    *out_size = sizeof ok;
+    return 0;
+}
+
+TEST(executor_submit_inside_task_unbounded)
+{
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 1;
+    cfg.queue_max = 1;
+    exec_t *ex = make_exec(&cfg);
+    struct inner_arg a = {.ex = ex, .n = 5};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, submit_many_inside, &a, sizeof a, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *data;
+    size_t size;
+    ASSERT_OK(exec_future_result(f, &data, &size));
+    int32_t ok;
+    ASSERT_EQ(size, sizeof ok);
+    memcpy(&ok, data, sizeof ok);
+    ASSERT_EQ(ok, 5);
+    exec_future_release(f);
+    ASSERT_OK(exec_shutdown(ex, 0));
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 6);
+    ASSERT_EQ(st.completed, 6);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Shutdown                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* After exec_shutdown(): every submit is EXEC_ESHUTDOWN; shutting down again is fine with
+ * every flag; futures from before keep their results. */
+TEST(executor_submit_after_shutdown)
+{
+    exec_t *ex = make_workers(2);
+    exec_future_t *before = submit_echo_i64(ex, 77);
+    ASSERT_OK(exec_shutdown(ex, 0));
+    /* shutdown(0) waited for every queued and running task. */
+    ASSERT_EQ(exec_future_state(before), EXEC_STATE_DONE);
+
+    int64_t v = 5;
+    exec_future_t *f = SENTINEL;
+    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, &f), EXEC_ESHUTDOWN);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
+    exec_submit_opts_t o = {0};
+    f = SENTINEL;
+    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
+    ASSERT_TRUE(f == SENTINEL || f == NULL);
+    o.flags = EXEC_SUBMIT_TRY;
+    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
+
+    ASSERT_OK(exec_shutdown(ex, 0));
+    ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_NOWAIT));
+    ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL));
+    ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL | EXEC_SHUTDOWN_NOWAIT));
+    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
+
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 1);
+    ASSERT_RESULT_I64(before, 77);
+    ASSERT_OK(exec_destroy(ex));
+    ASSERT_RESULT_I64(before, 77); /* still valid after destroy, until released */
+    exec_future_release(before);
+}
+
+/* NULL or unknown flags: EXEC_EINVAL, and nothing is done (the executor still accepts). */
+TEST(executor_shutdown_invalid)
+{
+    exec_t *ex = make_workers(1);
+    ASSERT_ERR(exec_shutdown(NULL, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_shutdown(NULL, EXEC_SHUTDOWN_NOWAIT), EXEC_EINVAL);
+    static const unsigned bad[] = {4, 8, 0x80000000u, ~0u, EXEC_SHUTDOWN_CANCEL | 4};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = exec_shutdown(ex, bad[i]);
+        if (rc != EXEC_EINVAL)
+            TEST_FAIL("flags %#x: %s, want EXEC_EINVAL", bad[i], exec_errname(rc));
+    }
+    exec_future_t *f = submit_echo_i64(ex, 9);
+    ASSERT_RESULT_I64(f, 9);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* shutdown(0) from another thread runs the queued tasks, not cancels them, and returns only
+ * after they ran. */
+TEST(executor_shutdown_drains)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *b = submit_echo_i64(ex, 2);
+    exec_future_t *c = submit_echo_i64(ex, 3);
+
+    struct bg s = {.ex = ex, .flags = 0};
+    bg_start(&s, bg_shutdown);
+    /* Wait until the shutdown has begun: submits start failing. */
+    uint64_t end = test_now_ms() + BOUND_MS;
+    int64_t v = 0;
+    int rc;
+    while ((rc = exec_submit(ex, echo, &v, sizeof v, NULL)) == EXEC_OK) {
+        ASSERT_LT(test_now_ms(), end);
+        test_sleep_ms(1);
+    }
+    ASSERT_ERR(rc, EXEC_ESHUTDOWN);
+    /* a still blocks the only worker: the shutdown cannot be over, b and c still wait. */
+    ASSERT_FALSE(done(&s));
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING);
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
+    ASSERT_EQ(exec_future_state(c), EXEC_STATE_QUEUED);
+
+    gate_release(&g, 1);
+    bg_join(&s);
+    ASSERT_OK(s.rc);
+    /* Returned only after everything ran. */
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_DONE);
+    ASSERT_EQ(exec_future_state(c), EXEC_STATE_DONE);
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_RESULT_I64(b, 2);
+    ASSERT_RESULT_I64(c, 3);
+    exec_future_release(a);
+    exec_future_release(b);
+    exec_future_release(c);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* EXEC_SHUTDOWN_CANCEL: queued tasks end EXEC_STATE_CANCELLED / EXEC_ECANCELLED without
+ * running (the fire-and-forget one never writes its byte); the running task finishes, and
+ * the shutdown waits for it. */
+TEST(executor_shutdown_cancel)
+{
+    struct gate g, out;
+    gate_open(&g);
+    gate_open(&out);
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *b = submit_echo_i64(ex, 2);
+    exec_future_t *c = submit_echo_i64(ex, 3);
+    struct signal_arg sa = {.wfd = out.fd[1], .tag = 'd'};
+    ASSERT_OK(exec_submit(ex, signal_ran, &sa, sizeof sa, NULL));
+
+    struct bg s = {.ex = ex, .flags = EXEC_SHUTDOWN_CANCEL};
+    bg_start(&s, bg_shutdown);
+    WAIT_STATE(b, EXEC_STATE_CANCELLED);
+    WAIT_STATE(c, EXEC_STATE_CANCELLED);
+    /* The running task is not cancelled, and the shutdown waits for it. */
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING);
+    ASSERT_FALSE(done(&s));
+
+    gate_release(&g, 1);
+    bg_join(&s);
+    ASSERT_OK(s.rc);
+    ASSERT_RESULT_I64(a, 1);
+
+    exec_future_t *cancelled[2] = {b, c};
+    for (int i = 0; i < 2; i++) {
+        exec_future_t *f = cancelled[i];
+        ASSERT_OK(exec_future_wait(f, 0));
+        const void *data = SENTINEL;
+        ASSERT_ERR(exec_future_result(f, &data, NULL), EXEC_ECANCELLED);
+        exec_fault_t fault;
+        ASSERT_OK(exec_future_fault(f, &fault));
+        ASSERT_ERR(fault.code, EXEC_ECANCELLED);
+        ASSERT_EQ(fault.worker_id, -1); /* never ran */
+        ASSERT_EQ(fault.task_status, 0);
+    }
+    /* The forgotten queued task never ran. */
+    ASSERT_EQ(read_byte_within(out.fd[0], 0), -1);
+
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 4);
+    ASSERT_EQ(st.completed, 1);
+    ASSERT_EQ(st.cancelled, 3);
+    ASSERT_EQ(st.failed, 0);
+    ASSERT_EQ(st.queued, 0);
+    ASSERT_EQ(st.running, 0);
+    ASSERT_ERR(exec_submit(ex, echo, &sa, sizeof sa, NULL), EXEC_ESHUTDOWN);
+    exec_future_release(a);
+    exec_future_release(b);
+    exec_future_release(c);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+    gate_close(&out);
+}
+
+/* EXEC_SHUTDOWN_NOWAIT returns while a task still runs; exec_destroy() does the waiting. */
+TEST(executor_shutdown_nowait)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *b = submit_echo_i64(ex, 2);
+    ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_NOWAIT));
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING); /* could not have finished */
+    ASSERT_ERR(exec_submit(ex, echo, "12345678", 8, NULL), EXEC_ESHUTDOWN);
+    gate_release(&g, 1);
+    ASSERT_OK(exec_destroy(ex));
+    /* Not cancelled: NOWAIT alone runs the queued task. */
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_RESULT_I64(b, 2);
+    exec_future_release(a);
+    exec_future_release(b);
+    gate_close(&g);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Destroy                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+TEST(executor_destroy_null)
+{
+    ASSERT_OK(exec_destroy(NULL));
+}
+
+static void *bg_release_gate(void *p)
+{
+    struct gate *g = p;
+    /* The pause only makes it likely that exec_destroy() is already waiting; the test holds
+     * either way. */
+    test_sleep_ms(30);
+    gate_release(g, 2);
+    return NULL;
+}
+
+/* exec_destroy() with tasks running and queued waits for all of them; their futures keep
+ * their results after it and are released afterwards. */
+TEST(executor_destroy_waits)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(2);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    exec_future_t *b = submit_block(ex, &g, 2);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    WAIT_STATE(b, EXEC_STATE_RUNNING);
+    exec_future_t *c = submit_echo_i64(ex, 3);
+    ASSERT_EQ(exec_future_state(c), EXEC_STATE_QUEUED);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, bg_release_gate, &g), 0);
+    ASSERT_OK(exec_destroy(ex));
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_DONE);
+    ASSERT_EQ(exec_future_state(c), EXEC_STATE_DONE);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_RESULT_I64(b, 2);
+    ASSERT_RESULT_I64(c, 3);
+    exec_future_t *extra = exec_future_retain(c);
+    exec_future_release(a);
+    exec_future_release(b);
+    exec_future_release(c);
+    ASSERT_RESULT_I64(extra, 3);
+    exec_future_release(extra);
+    gate_close(&g);
+}
+
+/* exec_destroy() and a waiting exec_shutdown() from inside one of the executor's own tasks:
+ * EXEC_EDEADLK, nothing done, the executor still works.
+ * THREADS_ONLY: the task gets the exec_t pointer through its argument bytes; in a worker
+ * process that pointer would name the child's copy, a different object. */
+struct self_arg {
+    exec_t *ex;
+};
+
+static int call_destroy_inside(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                               size_t *out_size)
+{
+    struct self_arg a;
+    int32_t rc[3];
+    if (arg_size != sizeof a || out_cap < sizeof rc)
+        return BAD_CALL;
+    memcpy(&a, arg, sizeof a);
+    rc[0] = exec_destroy(a.ex);
+    rc[1] = exec_shutdown(a.ex, 0);
+    rc[2] = exec_shutdown(a.ex, EXEC_SHUTDOWN_CANCEL);
+    memcpy(out, rc, sizeof rc);
+    *out_size = sizeof rc;
+    return 0;
+}
+
+TEST(executor_destroy_in_task)
+{
+    exec_t *ex = make_workers(2);
+    struct self_arg a = {.ex = ex};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, call_destroy_inside, &a, sizeof a, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *data;
+    size_t size;
+    ASSERT_OK(exec_future_result(f, &data, &size));
+    int32_t rc[3];
+    ASSERT_EQ(size, sizeof rc);
+    memcpy(rc, data, sizeof rc);
+    ASSERT_ERR(rc[0], EXEC_EDEADLK);
+    ASSERT_ERR(rc[1], EXEC_EDEADLK);
+    ASSERT_ERR(rc[2], EXEC_EDEADLK);
+    exec_future_release(f);
+    /* Nothing was done: the executor still takes and runs tasks. */
+    f = submit_echo_i64(ex, 8);
+    ASSERT_RESULT_I64(f, 8);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* exec_shutdown(NOWAIT) from inside a task is allowed; afterwards submits fail.
+ * THREADS_ONLY: the exec_t pointer travels in the argument bytes (see above). */
+static int call_shutdown_nowait_inside(const void *arg, size_t arg_size, void *out,
+                                       size_t out_cap, size_t *out_size)
+{
+    struct self_arg a;
+    int32_t rc;
+    if (arg_size != sizeof a || out_cap < sizeof rc)
+        return BAD_CALL;
+    memcpy(&a, arg, sizeof a);
+    rc = exec_shutdown(a.ex, EXEC_SHUTDOWN_NOWAIT);
+    memcpy(out, &rc, sizeof rc);
+    *out_size = sizeof rc;
+    return 0;
+}
+
+TEST(executor_shutdown_nowait_in_task)
+{
+    exec_t *ex = make_workers(1);
+    struct self_arg a = {.ex = ex};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, call_shutdown_nowait_inside, &a, sizeof a, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *data;
+    size_t size;
+    ASSERT_OK(exec_future_result(f, &data, &size));
+    int32_t rc;
+    ASSERT_EQ(size, sizeof rc);
+    memcpy(&rc, data, sizeof rc);
+    ASSERT_OK(rc);
+    ASSERT_ERR(exec_submit(ex, echo, "x", 1, NULL), EXEC_ESHUTDOWN);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Statistics                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A known workload: 5 successes, 3 task errors, 1 cancelled while queued, 2 blocked tasks
+ * that then succeed. Every counter matches, at the start, while blocked and at the end. */
+TEST(executor_stats_counts)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(2);
+    exec_stats_t st;
+    ASSERT_ERR(exec_stats(NULL, &st), EXEC_EINVAL);
+    ASSERT_ERR(exec_stats(ex, NULL), EXEC_EINVAL);
+
+    WAIT_STAT(ex, workers_alive, 2);
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.workers_alive, 2);
+    ASSERT_EQ(st.submitted, 0);
+    ASSERT_EQ(st.completed, 0);
+    ASSERT_EQ(st.failed, 0);
+    ASSERT_EQ(st.cancelled, 0);
+    ASSERT_EQ(st.queued, 0);
+    ASSERT_EQ(st.running, 0);
+
+    exec_future_t *fs[11];
+    size_t n = 0;
+    for (int i = 0; i < 5; i++)
+        fs[n++] = submit_echo_i64(ex, i);
+    for (int i = 0; i < 3; i++) {
+        int32_t status = 7 + i;
+        ASSERT_OK(exec_submit(ex, return_status, &status, sizeof status, &fs[n]));
+        n++;
+    }
+    ASSERT_OK(exec_future_wait_all(fs, n, BOUND_MS));
+
+    /* Counters of terminal futures are in place once the futures are terminal. */
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 8);
+    ASSERT_EQ(st.completed, 5);
+    ASSERT_EQ(st.failed, 3);
+    ASSERT_EQ(st.cancelled, 0);
+
+    /* Both workers blocked, one task queued then cancelled. */
+    fs[n++] = submit_block(ex, &g, 100);
+    fs[n++] = submit_block(ex, &g, 101);
+    WAIT_STATE(fs[8], EXEC_STATE_RUNNING);
+    WAIT_STATE(fs[9], EXEC_STATE_RUNNING);
+    fs[n] = submit_echo_i64(ex, 102);
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 11);
+    ASSERT_EQ(st.running, 2);
+    ASSERT_EQ(st.queued, 1);
+    ASSERT_OK(exec_future_cancel(fs[n], 0));
+    n++;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.queued, 0);
+    ASSERT_EQ(st.cancelled, 1);
+
+    gate_release(&g, 2);
+    ASSERT_OK(exec_future_wait_all(fs, n, BOUND_MS));
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.submitted, 11);
+    ASSERT_EQ(st.completed, 7);
+    ASSERT_EQ(st.failed, 3);
+    ASSERT_EQ(st.cancelled, 1);
+    ASSERT_EQ(st.timed_out, 0);
+    ASSERT_EQ(st.crashed, 0);
+    ASSERT_EQ(st.queued, 0);
+    ASSERT_EQ(st.workers_alive, 2);
+    ASSERT_EQ(st.workers_retired, 0);
+    ASSERT_EQ(st.map_items, 0);
+    for (size_t i = 0; i < sizeof st.reserved / sizeof st.reserved[0]; i++)
+        ASSERT_EQ(st.reserved[i], 0);
+    /* running drops to 0 once the workers are back from their tasks. */
+    ASSERT_OK(exec_shutdown(ex, 0));
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.running, 0);
+    ASSERT_EQ(st.completed + st.failed + st.cancelled, st.submitted);
+    for (size_t i = 0; i < n; i++)
+        exec_future_release(fs[i]);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}

@@ -1,0 +1,1176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_future.c - futures, tested against the contract in executor.h: waiting (one, any,
+ * all, with and without timeouts), states, result bytes, faults, cancellation, done-callbacks,
+ * reference counting, and per-task deadlines with the cooperative stop flag.
+ *
+ * Tasks see only their argument and result bytes. A task that must block gets the read end
+ * of a pipe in its argument bytes and reads one byte from it; a task that must report
+ * something the future cannot carry (it ran at all; it saw its stop flag after its result
+ * was discarded) writes a byte to a pipe whose write end it got the same way. Pipes are made
+ * before the executor, so a worker process forked when the executor starts has them too.
+ * Done-callbacks always run in the calling process (in the thread that finished the future),
+ * so they may use the test's memory on every backend.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Liveness bound of every wait in this file: generous, never a speed claim. */
+#define BOUND_MS 5000
+/* How long a looping task runs at most if nobody stops it: longer than BOUND_MS, so that a
+ * missing stop shows up as a failed wait, yet far below the runner's alarm. */
+#define LOOP_MAX_MS 8000
+
+#define BAD_CALL 97    /* the executor broke the task calling convention */
+#define READ_FAILED 98 /* a pipe could not be read or written */
+
+#define SENTINEL ((void *)(uintptr_t)0x5e17)
+
+/* atomic_load() as a function, so that assertion messages show a readable expression. */
+static int load(atomic_int *a)
+{
+    return atomic_load(a);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tasks                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+static ssize_t read_retry(int fd, void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = read(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static ssize_t write_retry(int fd, const void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = write(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    if (arg_size > out_cap || *out_size != 0)
+        return BAD_CALL;
+    if (arg_size)
+        memcpy(out, arg, arg_size);
+    *out_size = arg_size;
+    return 0;
+}
+
+/* Writes 8 result bytes, then returns the int32 of its argument as its status. */
+static int return_status(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                         size_t *out_size)
+{
+    int32_t st;
+    if (arg_size != sizeof st || out_cap < 8)
+        return BAD_CALL;
+    memcpy(&st, arg, sizeof st);
+    memcpy(out, "garbage!", 8);
+    *out_size = 8;
+    return st;
+}
+
+/* Reads one byte from rfd, then (if wfd >= 0) writes tag to wfd; result: value (int64). */
+struct block_arg {
+    int32_t rfd;
+    int32_t wfd;
+    int64_t value;
+    char tag;
+};
+
+static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    struct block_arg a;
+    if (arg_size != sizeof a || out_cap < sizeof a.value)
+        return BAD_CALL;
+    memcpy(&a, arg, sizeof a);
+    char c;
+    if (read_retry(a.rfd, &c, 1) != 1)
+        return READ_FAILED;
+    if (a.wfd >= 0 && write_retry(a.wfd, &a.tag, 1) != 1)
+        return READ_FAILED;
+    memcpy(out, &a.value, sizeof a.value);
+    *out_size = sizeof a.value;
+    return 0;
+}
+
+/* Loops until exec_task_should_stop() (or LOOP_MAX_MS), then writes 'S' (stopped) or 'N'
+ * (never asked) to wfd. */
+struct loop_arg {
+    int32_t wfd;
+};
+
+static int loop_until_stop(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                           size_t *out_size)
+{
+    struct loop_arg a;
+    (void)out;
+    (void)out_cap;
+    (void)out_size;
+    if (arg_size != sizeof a)
+        return BAD_CALL;
+    memcpy(&a, arg, sizeof a);
+    uint64_t end = test_now_ms() + LOOP_MAX_MS;
+    char tag = 'N';
+    while (test_now_ms() < end) {
+        if (exec_task_should_stop()) {
+            tag = 'S';
+            break;
+        }
+        test_sleep_ms(1);
+    }
+    return write_retry(a.wfd, &tag, 1) == 1 ? 0 : READ_FAILED;
+}
+
+/* Waits (polling) for a byte on rfd, watching its stop flag meanwhile; result: int64 1 if
+ * the flag was ever set, else 0. */
+static int poll_gate_watch_stop(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                                size_t *out_size)
+{
+    int32_t rfd;
+    if (arg_size != sizeof rfd || out_cap < sizeof(int64_t))
+        return BAD_CALL;
+    memcpy(&rfd, arg, sizeof rfd);
+    int64_t saw = 0;
+    uint64_t end = test_now_ms() + LOOP_MAX_MS;
+    for (;;) {
+        saw |= exec_task_should_stop();
+        struct pollfd p = {.fd = rfd, .events = POLLIN};
+        if (poll(&p, 1, 5) == 1)
+            break;
+        if (test_now_ms() > end)
+            return READ_FAILED;
+    }
+    char c;
+    if (read_retry(rfd, &c, 1) != 1)
+        return READ_FAILED;
+    saw |= exec_task_should_stop();
+    memcpy(out, &saw, sizeof saw);
+    *out_size = sizeof saw;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Helpers                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+struct gate {
+    int fd[2]; /* fd[0] read end, fd[1] write end */
+};
+
+static void gate_open(struct gate *g)
+{
+    ASSERT_EQ(pipe2(g->fd, O_CLOEXEC), 0);
+}
+
+static void gate_release(const struct gate *g, int n)
+{
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(write_retry(g->fd[1], "x", 1), 1);
+}
+
+static void gate_close(struct gate *g)
+{
+    ASSERT_EQ(close(g->fd[0]), 0);
+    ASSERT_EQ(close(g->fd[1]), 0);
+}
+
+/* One byte from @fd within @ms, or -1 if none came. */
+static int read_byte_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
+    if (r != 1)
+        return -1;
+    unsigned char c;
+    return read_retry(fd, &c, 1) == 1 ? c : -1;
+}
+
+static exec_t *make_exec(const exec_config_t *cfg)
+{
+    exec_t *ex = NULL;
+    ASSERT_OK(exec_create(&ex, cfg));
+    ASSERT_NOT_NULL(ex);
+    return ex;
+}
+
+static exec_t *make_workers(int workers)
+{
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = workers;
+    return make_exec(&cfg);
+}
+
+/* A task blocked on @g; when released it writes @tag to @wfd (if >= 0), returns @value. */
+static exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value, int wfd,
+                                       char tag)
+{
+    struct block_arg a;
+    memset(&a, 0, sizeof a);
+    a.rfd = g->fd[0];
+    a.wfd = wfd;
+    a.value = value;
+    a.tag = tag;
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
+{
+    return submit_block_tag(ex, g, value, -1, 0);
+}
+
+static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
+{
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, echo, &value, sizeof value, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+static exec_future_t *submit_status(exec_t *ex, int32_t status)
+{
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, return_status, &status, sizeof status, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+#define WAIT_STATE(f, st) wait_state_((f), (st), __FILE__, __LINE__)
+static void wait_state_(exec_future_t *f, int st, const char *file, int line)
+{
+    uint64_t end = test_now_ms() + BOUND_MS;
+    int now;
+    while ((now = exec_future_state(f)) != st) {
+        if (test_now_ms() > end)
+            test_fail_(file, line, "future state %d, want %d within %d ms", now, st, BOUND_MS);
+        test_sleep_ms(1);
+    }
+}
+
+/* Poll an atomic counter until it reaches @want (callbacks may run just after a wait
+ * returns: the contract does not order them with waiters). */
+#define WAIT_COUNT(counter, want) wait_count_((counter), (want), __FILE__, __LINE__)
+static void wait_count_(atomic_int *c, int want, const char *file, int line)
+{
+    uint64_t end = test_now_ms() + BOUND_MS;
+    while (atomic_load(c) < want) {
+        if (test_now_ms() > end)
+            test_fail_(file, line, "counter %d, want %d within %d ms", atomic_load(c), want,
+                       BOUND_MS);
+        test_sleep_ms(1);
+    }
+}
+
+#define ASSERT_RESULT_I64(f, want) assert_result_i64_((f), (want), __FILE__, __LINE__)
+static void assert_result_i64_(exec_future_t *f, int64_t want, const char *file, int line)
+{
+    int rc = exec_future_wait(f, BOUND_MS);
+    if (rc != 0)
+        test_fail_(file, line, "exec_future_wait: %s", exec_errname(rc));
+    const void *data = NULL;
+    size_t size = 0;
+    rc = exec_future_result(f, &data, &size);
+    if (rc != 0)
+        test_fail_(file, line, "exec_future_result: %s", exec_errname(rc));
+    if (size != sizeof(int64_t) || data == NULL)
+        test_fail_(file, line, "result size %zu, want %zu", size, sizeof(int64_t));
+    int64_t got;
+    memcpy(&got, data, sizeof got);
+    if (got != want)
+        test_fail_(file, line, "result %lld, want %lld", (long long)got, (long long)want);
+    if (exec_future_state(f) != EXEC_STATE_DONE)
+        test_fail_(file, line, "state %d, want DONE", exec_future_state(f));
+}
+
+/* The fault fields every backend fills the same way for a task that ran on a worker. */
+static void check_ran_on_worker(const exec_fault_t *ft, int workers)
+{
+    ASSERT_GE(ft->worker_id, 0);
+    ASSERT_LT(ft->worker_id, workers);
+    if (test_backend == EXEC_BACKEND_THREADS)
+        ASSERT_EQ(ft->worker_pid, 0);
+    else
+        ASSERT_GT(ft->worker_pid, 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Waiting                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Timeout 0 polls, a short timeout expires, neither ends the task; once it ended, every
+ * wait returns EXEC_OK at once. */
+TEST(future_wait_timeout)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = submit_block(ex, &g, 5);
+    ASSERT_ERR(exec_future_wait(f, 0), EXEC_ETIMEDOUT);
+    ASSERT_ERR(exec_future_wait(f, 30), EXEC_ETIMEDOUT);
+    ASSERT_ERR(exec_future_wait(f, 1), EXEC_ETIMEDOUT);
+    int st = exec_future_state(f);
+    ASSERT_TRUE(st == EXEC_STATE_QUEUED || st == EXEC_STATE_RUNNING);
+    gate_release(&g, 1);
+    ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
+    ASSERT_OK(exec_future_wait(f, 0));
+    ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
+    ASSERT_RESULT_I64(f, 5);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+static void *release_later(void *p)
+{
+    /* Only makes it likely that the waiter is already asleep; nothing relies on it. */
+    test_sleep_ms(30);
+    gate_release(p, 1);
+    return NULL;
+}
+
+/* EXEC_WAIT_FOREVER sleeps until another thread lets the task finish. */
+TEST(future_wait_forever)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = submit_block(ex, &g, 6);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, release_later, &g), 0);
+    ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_RESULT_I64(f, 6);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* NULL future or a negative timeout other than EXEC_WAIT_FOREVER: EXEC_EINVAL, pending or
+ * terminal. */
+TEST(future_wait_invalid)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = submit_block(ex, &g, 1);
+    ASSERT_ERR(exec_future_wait(NULL, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait(NULL, EXEC_WAIT_FOREVER), EXEC_EINVAL);
+    static const int bad[] = {-5, -2, -1000, INT_MIN};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ASSERT_ERR(exec_future_wait(f, bad[i]), EXEC_EINVAL);
+    gate_release(&g, 1);
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ASSERT_ERR(exec_future_wait(f, bad[i]), EXEC_EINVAL);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* QUEUED while the only worker is busy, RUNNING once it takes the task, DONE at the end. */
+TEST(future_state_transitions)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    ASSERT_ERR(exec_future_state(NULL), EXEC_EINVAL);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    exec_future_t *b = submit_block(ex, &g, 2);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
+    gate_release(&g, 1);
+    WAIT_STATE(a, EXEC_STATE_DONE);
+    WAIT_STATE(b, EXEC_STATE_RUNNING);
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
+    gate_release(&g, 1);
+    WAIT_STATE(b, EXEC_STATE_DONE);
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_RESULT_I64(b, 2);
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
+    exec_future_release(a);
+    exec_future_release(b);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* wait_any: the index of the one that finished among blocked ones; the lowest index when
+ * several are terminal; EXEC_ETIMEDOUT when none finishes; a sleeping wait woken by one. */
+TEST(future_wait_any)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(3);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    exec_future_t *b = submit_block(ex, &g, 2);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    WAIT_STATE(b, EXEC_STATE_RUNNING);
+
+    exec_future_t *blocked[2] = {a, b};
+    ASSERT_ERR(exec_future_wait_any(blocked, 2, 0), EXEC_ETIMEDOUT);
+    ASSERT_ERR(exec_future_wait_any(blocked, 2, 50), EXEC_ETIMEDOUT);
+
+    exec_future_t *c = submit_echo_i64(ex, 3);
+    exec_future_t *abc[3] = {a, b, c};
+    ASSERT_EQ(exec_future_wait_any(abc, 3, BOUND_MS), 2);
+    ASSERT_EQ(exec_future_wait_any(abc, 3, 0), 2);
+    exec_future_t *ca[2] = {c, a};
+    ASSERT_EQ(exec_future_wait_any(ca, 2, 0), 0);
+    exec_future_t *d = submit_echo_i64(ex, 4);
+    ASSERT_OK(exec_future_wait(d, BOUND_MS));
+    exec_future_t *adc[3] = {a, d, c};
+    ASSERT_EQ(exec_future_wait_any(adc, 3, EXEC_WAIT_FOREVER), 1); /* lowest of d, c */
+
+    /* Asleep in wait_any when one of the blocked ones finishes. */
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, release_later, &g), 0);
+    int idx = exec_future_wait_any(blocked, 2, EXEC_WAIT_FOREVER);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_TRUE(idx == 0 || idx == 1);
+    ASSERT_EQ(exec_future_state(blocked[idx]), EXEC_STATE_DONE);
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_RESULT_I64(b, 2);
+    ASSERT_RESULT_I64(c, 3);
+    exec_future_release(a);
+    exec_future_release(b);
+    exec_future_release(c);
+    exec_future_release(d);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* wait_all: EXEC_ETIMEDOUT while any is pending (one finished is not enough); EXEC_OK with
+ * every one terminal, whatever its outcome. */
+TEST(future_wait_all)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(3);
+    exec_future_t *fs[4];
+    fs[0] = submit_echo_i64(ex, 0);
+    fs[1] = submit_block(ex, &g, 1);
+    fs[2] = submit_block(ex, &g, 2);
+    fs[3] = submit_status(ex, 9);
+    ASSERT_OK(exec_future_wait(fs[0], BOUND_MS));
+    ASSERT_OK(exec_future_wait(fs[3], BOUND_MS));
+    ASSERT_ERR(exec_future_wait_all(fs, 4, 0), EXEC_ETIMEDOUT);
+    ASSERT_ERR(exec_future_wait_all(fs, 4, 50), EXEC_ETIMEDOUT);
+    ASSERT_OK(exec_future_wait_all(fs, 1, 0));
+    gate_release(&g, 1);
+    ASSERT_ERR(exec_future_wait_all(fs, 4, 50), EXEC_ETIMEDOUT); /* one still blocked */
+    gate_release(&g, 1);
+    ASSERT_OK(exec_future_wait_all(fs, 4, EXEC_WAIT_FOREVER));
+    for (int i = 0; i < 4; i++) {
+        int st = exec_future_state(fs[i]);
+        ASSERT_EQ(st, i == 3 ? EXEC_STATE_FAILED : EXEC_STATE_DONE);
+    }
+    ASSERT_OK(exec_future_wait_all(fs, 4, 0));
+    for (int i = 0; i < 4; i++)
+        exec_future_release(fs[i]);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* Bad input of wait_any / wait_all: NULL array, n == 0, a NULL entry anywhere, a negative
+ * timeout. */
+TEST(future_wait_many_invalid)
+{
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = submit_echo_i64(ex, 1);
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    exec_future_t *one[1] = {f};
+    exec_future_t *null_first[2] = {NULL, f};
+    exec_future_t *null_last[2] = {f, NULL};
+
+    ASSERT_ERR(exec_future_wait_any(NULL, 1, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait_any(one, 0, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait_any(null_first, 2, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait_any(null_last, 2, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait_any(one, 1, -5), EXEC_EINVAL);
+
+    ASSERT_ERR(exec_future_wait_all(NULL, 1, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait_all(one, 0, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait_all(null_first, 2, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait_all(null_last, 2, 0), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_wait_all(one, 1, -5), EXEC_EINVAL);
+
+    /* The valid calls on the same array work. */
+    ASSERT_EQ(exec_future_wait_any(one, 1, 0), 0);
+    ASSERT_OK(exec_future_wait_all(one, 1, 0));
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Results and faults                                                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Result bytes and size for sizes around the inline storage; aligned; NULL for size 0;
+ * either out-parameter may be NULL; the pointer is stable. */
+TEST(future_result_bytes)
+{
+    exec_t *ex = make_workers(2);
+    static const size_t sizes[] = {0, 1, 8, 63, 64, 65, 5000};
+    unsigned char buf[5000];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 11 + 3);
+    ASSERT_ERR(exec_future_result(NULL, NULL, NULL), EXEC_EINVAL);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        exec_future_t *f = NULL;
+        ASSERT_OK(exec_submit(ex, echo, buf, n, &f));
+        ASSERT_OK(exec_future_wait(f, BOUND_MS));
+        ASSERT_EQ(exec_future_state(f), EXEC_STATE_DONE);
+        const void *data = SENTINEL;
+        size_t size = 12345;
+        ASSERT_OK(exec_future_result(f, &data, &size));
+        ASSERT_EQ(size, n);
+        if (n == 0) {
+            ASSERT_NULL(data);
+        } else {
+            ASSERT_NOT_NULL(data);
+            ASSERT_EQ((uintptr_t)data % _Alignof(max_align_t), 0);
+            ASSERT_MEM_EQ(data, buf, n);
+        }
+        const void *again = SENTINEL;
+        size_t size2 = 0;
+        ASSERT_OK(exec_future_result(f, &again, NULL));
+        ASSERT_TRUE(again == data);
+        ASSERT_OK(exec_future_result(f, NULL, &size2));
+        ASSERT_EQ(size2, n);
+        ASSERT_OK(exec_future_result(f, NULL, NULL));
+        exec_future_release(f);
+    }
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* result and fault of a future that is not terminal: EXEC_EAGAIN, nothing written. */
+TEST(future_result_pending)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    exec_future_t *b = submit_block(ex, &g, 2); /* stays QUEUED */
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *both[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        const void *data = SENTINEL;
+        size_t size = 777;
+        ASSERT_ERR(exec_future_result(both[i], &data, &size), EXEC_EAGAIN);
+        ASSERT_TRUE(data == SENTINEL);
+        ASSERT_EQ(size, 777);
+        exec_fault_t ft;
+        memset(&ft, 0x7b, sizeof ft);
+        ASSERT_ERR(exec_future_fault(both[i], &ft), EXEC_EAGAIN);
+        ASSERT_EQ(ft.code, 0x7b7b7b7b);
+        ASSERT_ERR(exec_future_result(both[i], NULL, NULL), EXEC_EAGAIN);
+    }
+    ASSERT_ERR(exec_future_fault(NULL, &(exec_fault_t){0}), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_fault(a, NULL), EXEC_EINVAL);
+    gate_release(&g, 2);
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_RESULT_I64(b, 2);
+    exec_future_release(a);
+    exec_future_release(b);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* A task returning non-zero: state FAILED, result EXEC_ETASK with no bytes (those it wrote
+ * are discarded), fault.task_status holds the value exactly, even one that looks like a
+ * library code. */
+TEST(future_task_error)
+{
+    exec_t *ex = make_workers(2);
+    static const int32_t statuses[] = {42, 1, -1, -3, EXEC_ETIMEDOUT, INT32_MAX, INT32_MIN};
+    for (size_t k = 0; k < sizeof statuses / sizeof statuses[0]; k++) {
+        exec_future_t *f = submit_status(ex, statuses[k]);
+        ASSERT_OK(exec_future_wait(f, BOUND_MS));
+        ASSERT_EQ(exec_future_state(f), EXEC_STATE_FAILED);
+        const void *data = SENTINEL;
+        size_t size = 777;
+        ASSERT_ERR(exec_future_result(f, &data, &size), EXEC_ETASK);
+        ASSERT_NULL(data); /* "NULL when the size is 0 or the task failed" */
+        ASSERT_EQ(size, 0);
+        exec_fault_t ft;
+        ASSERT_OK(exec_future_fault(f, &ft));
+        ASSERT_ERR(ft.code, EXEC_ETASK);
+        if (ft.task_status != statuses[k])
+            TEST_FAIL("status %d: fault.task_status %d", statuses[k], ft.task_status);
+        ASSERT_EQ(ft.sys_errno, 0);
+        ASSERT_EQ(ft.signal, 0);
+        ASSERT_EQ(ft.exit_status, -1);
+        check_ran_on_worker(&ft, 2);
+        exec_future_release(f);
+    }
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* The fault of a success: code EXEC_OK, no status, errno, signal or exit status; which
+ * worker ran it. */
+TEST(future_fault_success)
+{
+    exec_t *ex = make_workers(2);
+    exec_future_t *f = submit_echo_i64(ex, 1);
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    exec_fault_t ft;
+    memset(&ft, 0x7b, sizeof ft);
+    ASSERT_OK(exec_future_fault(f, &ft));
+    ASSERT_OK(ft.code);
+    ASSERT_EQ(ft.task_status, 0);
+    ASSERT_EQ(ft.sys_errno, 0);
+    ASSERT_EQ(ft.signal, 0);
+    /* exit_status: "else -1" in exec_fault_t; see the report on "zeros for a success". */
+    ASSERT_EQ(ft.exit_status, -1);
+    check_ran_on_worker(&ft, 2);
+    for (size_t i = 0; i < sizeof ft.reserved / sizeof ft.reserved[0]; i++)
+        ASSERT_EQ(ft.reserved[i], 0);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Cancel                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A queued task: cancel is EXEC_OK, the state is CANCELLED at once, the result
+ * EXEC_ECANCELLED, the task never runs; cancelling again is EXEC_EBUSY. */
+TEST(future_cancel_queued)
+{
+    struct gate g, out;
+    gate_open(&g);
+    gate_open(&out);
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *b = submit_block_tag(ex, &g, 2, out.fd[1], 'b');
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
+
+    ASSERT_ERR(exec_future_cancel(NULL, 0), EXEC_EINVAL);
+    ASSERT_OK(exec_future_cancel(b, 0));
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_CANCELLED);
+    ASSERT_OK(exec_future_wait(b, 0));
+    const void *data = SENTINEL;
+    ASSERT_ERR(exec_future_result(b, &data, NULL), EXEC_ECANCELLED);
+    ASSERT_NULL(data);
+    exec_fault_t ft;
+    ASSERT_OK(exec_future_fault(b, &ft));
+    ASSERT_ERR(ft.code, EXEC_ECANCELLED);
+    ASSERT_EQ(ft.worker_id, -1);
+    ASSERT_EQ(ft.task_status, 0);
+    ASSERT_ERR(exec_future_cancel(b, 0), EXEC_EBUSY);
+    ASSERT_ERR(exec_future_cancel(b, EXEC_CANCEL_RUNNING), EXEC_EBUSY);
+
+    /* Let a finish, then let anything else that wrongly runs b through: b never writes. */
+    gate_release(&g, 2);
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_OK(exec_shutdown(ex, 0));
+    ASSERT_EQ(read_byte_within(out.fd[0], 0), -1);
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_CANCELLED);
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.cancelled, 1);
+    ASSERT_EQ(st.completed, 1);
+    exec_future_release(a);
+    exec_future_release(b);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+    gate_close(&out);
+}
+
+/* A running task without EXEC_CANCEL_RUNNING: EXEC_EBUSY, and it runs on unharmed. */
+TEST(future_cancel_running_busy)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    ASSERT_ERR(exec_future_cancel(a, 0), EXEC_EBUSY);
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING);
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(a, 1);
+    exec_future_release(a);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* A terminal task (done or failed), with or without the flag: EXEC_EBUSY, outcome kept.
+ * Unknown flags: EXEC_EINVAL (the header lists only EXEC_CANCEL_RUNNING). */
+TEST(future_cancel_finished)
+{
+    exec_t *ex = make_workers(1);
+    exec_future_t *ok = submit_echo_i64(ex, 1);
+    exec_future_t *bad = submit_status(ex, 42);
+    ASSERT_OK(exec_future_wait(ok, BOUND_MS));
+    ASSERT_OK(exec_future_wait(bad, BOUND_MS));
+    ASSERT_ERR(exec_future_cancel(ok, 0), EXEC_EBUSY);
+    ASSERT_ERR(exec_future_cancel(ok, EXEC_CANCEL_RUNNING), EXEC_EBUSY);
+    ASSERT_ERR(exec_future_cancel(bad, 0), EXEC_EBUSY);
+    ASSERT_ERR(exec_future_cancel(bad, EXEC_CANCEL_RUNNING), EXEC_EBUSY);
+    ASSERT_ERR(exec_future_cancel(ok, 2), EXEC_EINVAL);
+    ASSERT_RESULT_I64(ok, 1);
+    ASSERT_EQ(exec_future_state(bad), EXEC_STATE_FAILED);
+    ASSERT_ERR(exec_future_result(bad, NULL, NULL), EXEC_ETASK);
+    exec_future_release(ok);
+    exec_future_release(bad);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* EXEC_CANCEL_RUNNING on a running task that loops until told to stop: EXEC_OK, CANCELLED
+ * at once (not when the task returns), EXEC_ECANCELLED; on threads the task sees its stop
+ * flag; either way the pool keeps working. */
+TEST(future_cancel_running)
+{
+    struct gate out;
+    gate_open(&out);
+    exec_t *ex = make_workers(1);
+    struct loop_arg la = {.wfd = out.fd[1]};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, loop_until_stop, &la, sizeof la, &f));
+    WAIT_STATE(f, EXEC_STATE_RUNNING);
+    ASSERT_OK(exec_future_cancel(f, EXEC_CANCEL_RUNNING));
+    ASSERT_EQ(exec_future_state(f), EXEC_STATE_CANCELLED);
+    ASSERT_OK(exec_future_wait(f, 0));
+    ASSERT_ERR(exec_future_result(f, NULL, NULL), EXEC_ECANCELLED);
+    exec_fault_t ft;
+    ASSERT_OK(exec_future_fault(f, &ft));
+    ASSERT_ERR(ft.code, EXEC_ECANCELLED);
+    check_ran_on_worker(&ft, 1); /* it did run: worker_id is -1 only "if it never ran" */
+    ASSERT_ERR(exec_future_cancel(f, EXEC_CANCEL_RUNNING), EXEC_EBUSY);
+    if (test_backend == EXEC_BACKEND_THREADS)
+        ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'S');
+    exec_future_t *next = submit_echo_i64(ex, 5);
+    ASSERT_RESULT_I64(next, 5);
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.cancelled, 1);
+    ASSERT_EQ(st.completed, 1);
+    exec_future_release(next);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&out);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Done-callbacks                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+struct cb_log {
+    atomic_int calls;
+    atomic_int order[8]; /* callback ids, in the order they ran */
+    atomic_int bad;      /* a callback saw a non-terminal state or a wrong future */
+    exec_future_t *expect;
+    pthread_t thread; /* thread of the last call */
+    int state;        /* state seen by the last call */
+};
+
+static void cb_count(exec_future_t *f, void *user_data)
+{
+    struct cb_log *log = user_data;
+    int st = exec_future_state(f);
+    if (f != log->expect || (st != EXEC_STATE_DONE && st != EXEC_STATE_FAILED &&
+                             st != EXEC_STATE_CANCELLED))
+        atomic_fetch_add(&log->bad, 1);
+    /* The outcome is readable from inside the callback. */
+    if (exec_future_result(f, NULL, NULL) == EXEC_EAGAIN)
+        atomic_fetch_add(&log->bad, 1);
+    log->thread = pthread_self();
+    log->state = st;
+    atomic_fetch_add(&log->calls, 1);
+}
+
+/* on_done added while pending runs exactly once, after the end; added after the end it runs
+ * before on_done returns, in the calling thread. */
+TEST(future_on_done_once)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = submit_block(ex, &g, 1);
+    struct cb_log log = {.expect = f};
+    ASSERT_OK(exec_future_on_done(f, cb_count, &log));
+    ASSERT_EQ(load(&log.calls), 0);
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(f, 1);
+    WAIT_COUNT(&log.calls, 1);
+    ASSERT_EQ(log.state, EXEC_STATE_DONE);
+
+    struct cb_log late = {.expect = f};
+    ASSERT_OK(exec_future_on_done(f, cb_count, &late));
+    ASSERT_EQ(load(&late.calls), 1);
+    ASSERT_TRUE(pthread_equal(late.thread, pthread_self()));
+    ASSERT_EQ(late.state, EXEC_STATE_DONE);
+
+    /* Exactly once: nothing more by the time every thread of the pool is gone. */
+    ASSERT_OK(exec_destroy(ex));
+    ASSERT_EQ(load(&log.calls), 1);
+    ASSERT_EQ(load(&late.calls), 1);
+    ASSERT_EQ(load(&log.bad), 0);
+    ASSERT_EQ(load(&late.bad), 0);
+    exec_future_release(f);
+    gate_close(&g);
+}
+
+/* Callbacks of failed and cancelled futures run too; a cancel of a queued task finishes it
+ * in the cancelling thread, so its callback has run when cancel returns. */
+TEST(future_on_done_failed_and_cancelled)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *q = submit_echo_i64(ex, 2);
+    exec_future_t *bad = submit_status(ex, 5);
+    struct cb_log lq = {.expect = q}, lbad = {.expect = bad};
+    ASSERT_OK(exec_future_on_done(q, cb_count, &lq));
+    ASSERT_OK(exec_future_on_done(bad, cb_count, &lbad));
+    ASSERT_OK(exec_future_cancel(q, 0));
+    ASSERT_EQ(load(&lq.calls), 1);
+    ASSERT_TRUE(pthread_equal(lq.thread, pthread_self()));
+    ASSERT_EQ(lq.state, EXEC_STATE_CANCELLED);
+    gate_release(&g, 1);
+    ASSERT_OK(exec_future_wait(bad, BOUND_MS));
+    WAIT_COUNT(&lbad.calls, 1);
+    ASSERT_EQ(lbad.state, EXEC_STATE_FAILED);
+    ASSERT_OK(exec_destroy(ex));
+    ASSERT_EQ(load(&lq.calls), 1);
+    ASSERT_EQ(load(&lbad.calls), 1);
+    ASSERT_EQ(load(&lq.bad), 0);
+    ASSERT_EQ(load(&lbad.bad), 0);
+    exec_future_release(a);
+    exec_future_release(q);
+    exec_future_release(bad);
+    gate_close(&g);
+}
+
+struct order_cb {
+    struct cb_log *log;
+    int id;
+    unsigned delay_ms; /* sleep before recording: makes a late-running callback visible */
+    pthread_t thread;  /* the thread it ran in */
+};
+
+static void cb_order(exec_future_t *f, void *user_data)
+{
+    struct order_cb *o = user_data;
+    (void)f;
+    if (o->delay_ms)
+        test_sleep_ms(o->delay_ms);
+    o->thread = pthread_self();
+    int i = atomic_fetch_add(&o->log->calls, 1);
+    if (i < 8)
+        atomic_store(&o->log->order[i], o->id);
+}
+
+/* Several callbacks run in the order added: three added while pending, and one more added
+ * after the end. */
+TEST(future_on_done_order)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = submit_block(ex, &g, 1);
+    struct cb_log log = {.expect = f};
+    struct order_cb cbs[4] = {{&log, 1, 0, 0}, {&log, 2, 0, 0}, {&log, 3, 0, 0}, {&log, 4, 0, 0}};
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(exec_future_on_done(f, cb_order, &cbs[i]));
+    gate_release(&g, 1);
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    WAIT_COUNT(&log.calls, 3);
+    ASSERT_OK(exec_future_on_done(f, cb_order, &cbs[3]));
+    ASSERT_EQ(load(&log.calls), 4);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(load(&log.order[i]), i + 1);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* "They run in the order added" also when a callback is added right after the future ended
+ * while the one added before is still running in the finishing thread: the late one must
+ * not overtake it. And since the future is terminal, the late one runs "now, in this
+ * thread, before this returns" (so on_done has to wait for the earlier one to end). The
+ * first callback is slow on purpose, to open that window. */
+TEST(future_on_done_order_after_end)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = submit_block(ex, &g, 1);
+    struct cb_log log = {.expect = f};
+    struct order_cb slow = {&log, 1, 100, 0}, late = {&log, 2, 0, 0};
+    ASSERT_OK(exec_future_on_done(f, cb_order, &slow));
+    gate_release(&g, 1);
+    ASSERT_OK(exec_future_wait(f, BOUND_MS)); /* terminal: slow may still be running */
+    ASSERT_OK(exec_future_on_done(f, cb_order, &late));
+    ASSERT_EQ(load(&log.calls), 2); /* both ran before on_done returned */
+    ASSERT_TRUE(pthread_equal(late.thread, pthread_self()));
+    ASSERT_EQ(load(&log.order[0]), 1);
+    ASSERT_EQ(load(&log.order[1]), 2);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* Bad input: EXEC_EINVAL, and the callback never runs. */
+TEST(future_on_done_invalid)
+{
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = submit_echo_i64(ex, 1);
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    struct cb_log log = {.expect = f};
+    ASSERT_ERR(exec_future_on_done(NULL, cb_count, &log), EXEC_EINVAL);
+    ASSERT_ERR(exec_future_on_done(f, NULL, &log), EXEC_EINVAL);
+    ASSERT_EQ(load(&log.calls), 0);
+    /* The same callback with valid arguments runs (at once: the future is terminal). */
+    ASSERT_OK(exec_future_on_done(f, cb_order, &(struct order_cb){&log, 1, 0, 0}));
+    ASSERT_EQ(load(&log.calls), 1);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+static void cb_release(exec_future_t *f, void *user_data)
+{
+    atomic_int *done = user_data;
+    exec_future_release(f); /* the test handed over its only reference */
+    atomic_fetch_add(done, 1);
+}
+
+/* A callback that releases its own future, the test holding no other reference: no crash,
+ * no use after free (the suite also runs under valgrind and ASan), whether the callback
+ * runs in the finishing thread or in on_done itself. */
+TEST(future_on_done_release_self)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    atomic_int done = 0;
+    exec_future_t *f = submit_block(ex, &g, 1);
+    ASSERT_OK(exec_future_on_done(f, cb_release, &done));
+    f = NULL; /* not ours any more */
+    gate_release(&g, 1);
+    WAIT_COUNT(&done, 1);
+
+    exec_future_t *h = submit_echo_i64(ex, 2);
+    ASSERT_OK(exec_future_wait(h, BOUND_MS));
+    ASSERT_OK(exec_future_on_done(h, cb_release, &done));
+    ASSERT_EQ(load(&done), 2);
+    h = NULL;
+
+    /* Same with a second callback after the releasing one, both added while pending. */
+    exec_future_t *k = submit_block(ex, &g, 3);
+    struct cb_log log = {.expect = k};
+    ASSERT_OK(exec_future_on_done(k, cb_count, &log));
+    ASSERT_OK(exec_future_on_done(k, cb_release, &done));
+    k = NULL;
+    gate_release(&g, 1);
+    WAIT_COUNT(&done, 3);
+    ASSERT_EQ(load(&log.calls), 1);
+    ASSERT_OK(exec_destroy(ex));
+    ASSERT_EQ(load(&done), 3);
+    ASSERT_EQ(load(&log.bad), 0);
+    gate_close(&g);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* References                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* retain returns its argument (NULL for NULL); release(NULL) is safe; each reference keeps
+ * the future and its result alive; releasing a pending future does not cancel its task. */
+TEST(future_retain_release)
+{
+    struct gate g, out;
+    gate_open(&g);
+    gate_open(&out);
+    exec_t *ex = make_workers(1);
+    ASSERT_NULL(exec_future_retain(NULL));
+    exec_future_release(NULL);
+
+    exec_future_t *f = submit_echo_i64(ex, 11);
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    exec_future_t *refs[10];
+    for (int i = 0; i < 10; i++) {
+        refs[i] = exec_future_retain(f);
+        ASSERT_TRUE(refs[i] == f);
+    }
+    exec_future_release(f); /* the submit reference */
+    for (int i = 0; i < 10; i++) {
+        ASSERT_RESULT_I64(refs[i], 11); /* still alive with its bytes */
+        exec_future_release(refs[i]);
+    }
+
+    /* Dropping the only reference of a queued future: the task still runs. */
+    exec_future_t *a = submit_block(ex, &g, 1);
+    exec_future_t *b = submit_block_tag(ex, &g, 2, out.fd[1], 'b');
+    exec_future_release(b);
+    gate_release(&g, 2);
+    ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'b');
+    ASSERT_RESULT_I64(a, 1);
+    exec_future_release(a);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+    gate_close(&out);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Deadlines and the stop flag                                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+TEST(future_should_stop_outside_task)
+{
+    ASSERT_FALSE(exec_task_should_stop());
+}
+
+/* Run @n looping tasks (with @opts, or exec_submit() when NULL) on an executor with the
+ * default timeout @cfg_timeout_ms; each must fail with EXEC_ETIMEDOUT within the bound, and
+ * on threads see its stop flag. */
+static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *opts, int n)
+{
+    struct gate out;
+    gate_open(&out);
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = n;
+    cfg.timeout_ms = cfg_timeout_ms;
+    exec_t *ex = make_exec(&cfg);
+    exec_future_t *fs[4];
+    ASSERT_LE(n, 4);
+    struct loop_arg la = {.wfd = out.fd[1]};
+    for (int i = 0; i < n; i++) {
+        if (opts)
+            ASSERT_OK(exec_submit_ex(ex, loop_until_stop, &la, sizeof la, opts, &fs[i]));
+        else
+            ASSERT_OK(exec_submit(ex, loop_until_stop, &la, sizeof la, &fs[i]));
+    }
+    for (int i = 0; i < n; i++) {
+        int rc = exec_future_wait(fs[i], BOUND_MS);
+        if (rc != 0)
+            TEST_FAIL("task %d: not ended by its deadline within %d ms: %s", i, BOUND_MS,
+                      exec_errname(rc));
+        ASSERT_EQ(exec_future_state(fs[i]), EXEC_STATE_FAILED);
+        const void *data = SENTINEL;
+        ASSERT_ERR(exec_future_result(fs[i], &data, NULL), EXEC_ETIMEDOUT);
+        ASSERT_NULL(data);
+        exec_fault_t ft;
+        ASSERT_OK(exec_future_fault(fs[i], &ft));
+        ASSERT_ERR(ft.code, EXEC_ETIMEDOUT);
+        ASSERT_EQ(ft.task_status, 0);
+        check_ran_on_worker(&ft, n);
+    }
+    /* On threads the task goes on until it reads its stop flag, which must now be set. */
+    if (test_backend == EXEC_BACKEND_THREADS)
+        for (int i = 0; i < n; i++)
+            ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'S');
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(st.timed_out, n);
+    ASSERT_EQ(st.failed, n);
+    ASSERT_EQ(st.completed, 0);
+    /* The pool still works. */
+    exec_future_t *f = submit_echo_i64(ex, 3);
+    ASSERT_RESULT_I64(f, 3);
+    exec_future_release(f);
+    for (int i = 0; i < n; i++)
+        exec_future_release(fs[i]);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&out);
+}
+
+/* exec_submit_opts_t.timeout_ms on an executor without a default. */
+TEST(future_timeout_opts)
+{
+    exec_submit_opts_t o = {0};
+    o.timeout_ms = 100;
+    expect_timeouts(0, &o, 1);
+}
+
+/* The executor's cfg.timeout_ms applies to exec_submit() and to opts.timeout_ms == 0. */
+TEST(future_timeout_config_default)
+{
+    expect_timeouts(100, NULL, 2);
+    exec_submit_opts_t o = {0};
+    expect_timeouts(100, &o, 2);
+    /* A per-task limit other than 0 replaces the default. */
+    o.timeout_ms = 50;
+    expect_timeouts(60000, &o, 1);
+}
+
+/* EXEC_NO_TIMEOUT disables cfg.timeout_ms: the task runs well past it, never sees its stop
+ * flag, and succeeds when released. */
+TEST(future_timeout_none_overrides)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 1;
+    cfg.timeout_ms = 100;
+    exec_t *ex = make_exec(&cfg);
+    exec_submit_opts_t o = {0};
+    o.timeout_ms = EXEC_NO_TIMEOUT;
+    exec_future_t *f = NULL;
+    int32_t rfd = g.fd[0];
+    ASSERT_OK(exec_submit_ex(ex, poll_gate_watch_stop, &rfd, sizeof rfd, &o, &f));
+    WAIT_STATE(f, EXEC_STATE_RUNNING);
+    /* Four default timeouts later it is still running. */
+    ASSERT_ERR(exec_future_wait(f, 400), EXEC_ETIMEDOUT);
+    ASSERT_EQ(exec_future_state(f), EXEC_STATE_RUNNING);
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(f, 0); /* 0: the stop flag was never set */
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}
+
+/* The limit counts from when the task starts, not from submit: a quick task that waited in
+ * the queue longer than its limit still succeeds. */
+TEST(future_timeout_counts_from_start)
+{
+    struct gate g;
+    gate_open(&g);
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_block(ex, &g, 1);
+    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_submit_opts_t o = {0};
+    o.timeout_ms = 100;
+    int64_t v = 2;
+    exec_future_t *b = NULL;
+    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &b));
+    ASSERT_ERR(exec_future_wait(b, 300), EXEC_ETIMEDOUT); /* queued 3x its limit */
+    ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(a, 1);
+    ASSERT_RESULT_I64(b, 2);
+    exec_future_release(a);
+    exec_future_release(b);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+}

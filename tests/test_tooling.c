@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_tooling.c - the build and the docs, checked from the outside.
+ *
+ * These tests run the repository's own Makefile from its source directory (EXEC_SRC_DIR) with
+ * the compiler that built the suite (EXEC_TEST_CC), always into a temporary BUILD directory,
+ * so they work from a fresh clone and never touch the caller's build tree.
+ *   tooling_install         make install, pkg-config, a program against the shared library,
+ *                           check-symbols on that build, make uninstall, DESTDIR staging
+ *   tooling_check_symbols   the export checker passes the library and catches bad exports
+ *   tooling_readme_example  the first ```c block of README.md compiles (and runs, if it has
+ *                           a main)
+ */
+#include <errno.h>
+#include <glob.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#if !defined(EXEC_SRC_DIR) || !defined(EXEC_BUILD_DIR) || !defined(EXEC_TEST_CC) ||           \
+    !defined(EXEC_TEST_SANFLAGS)
+#error "EXEC_SRC_DIR, EXEC_BUILD_DIR, EXEC_TEST_CC and EXEC_TEST_SANFLAGS come from the Makefile"
+#endif
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SHARED_REAL "libexecutor.so." STR(EXEC_VERSION_MAJOR) "." STR(EXEC_VERSION_MINOR)
+#define SONAME "libexecutor.so." STR(EXEC_VERSION_MAJOR)
+
+/* The outer make (when `make test` runs us) exports its own state; a make started here must
+ * not inherit its jobserver or command-line variables. */
+static void clean_make_env(void)
+{
+    static const char *vars[] = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
+                                 "MAKE_TERMOUT", "MAKE_TERMERR", "GNUMAKEFLAGS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+__attribute__((format(printf, 2, 3))) static char *fmt(char *buf, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(buf, 4096, f, ap);
+    va_end(ap);
+    if (n < 0 || n >= 4096)
+        TEST_FAIL("command or path too long");
+    return buf;
+}
+
+/* Runs @cmd with sh, its output appended to @log; returns its exit status (-1 if it did not
+ * exit normally). */
+static int sh(const char *log, const char *cmd)
+{
+    char full[4608];
+    fmt(full, "( %s ) >>'%s' 2>&1", cmd, log);
+    fprintf(stderr, "# %s\n", cmd);
+    int st = system(full);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void dump_log(const char *log)
+{
+    char cmd[4096];
+    fprintf(stderr, "---- %s ----\n", log);
+    fflush(stderr);
+    if (system(fmt(cmd, "cat '%s' >&2", log)) != 0)
+        fprintf(stderr, "(cannot show it)\n");
+    fprintf(stderr, "---- end ----\n");
+}
+
+/* Runs @cmd and fails the test, showing the log, if it does not exit with 0. */
+#define SH_OK(log, cmd)                                                                    \
+    do {                                                                                   \
+        int sh_st_ = sh(log, cmd);                                                         \
+        if (sh_st_ != 0) {                                                                 \
+            dump_log(log);                                                                 \
+            TEST_FAIL("`%s`: exit status %d", cmd, sh_st_);                                \
+        }                                                                                  \
+    } while (0)
+
+static void make(const char *log, const char *args)
+{
+    char cmd[4096];
+    fmt(cmd, "make -C '%s' --no-print-directory CC='%s' %s", EXEC_SRC_DIR, EXEC_TEST_CC, args);
+    SH_OK(log, cmd);
+}
+
+/* Whole contents of a small file, NUL-terminated, in @buf. */
+static void read_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        TEST_FAIL("open %s: %s", path, strerror(errno));
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        TEST_FAIL("create %s: %s", path, strerror(errno));
+    fputs(text, f);
+    if (fclose(f) != 0)
+        TEST_FAIL("write %s: %s", path, strerror(errno));
+}
+
+static void assert_file(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        TEST_FAIL("%s: %s, want an installed file", path, strerror(errno));
+    ASSERT_TRUE(S_ISREG(st.st_mode));
+}
+
+static void assert_link(const char *path, const char *target)
+{
+    char got[512];
+    ssize_t n = readlink(path, got, sizeof got - 1);
+    if (n < 0)
+        TEST_FAIL("readlink %s: %s, want a symlink to %s", path, strerror(errno), target);
+    got[n] = '\0';
+    ASSERT_STR_EQ(got, target);
+    assert_file(path); /* and it resolves */
+}
+
+static void assert_gone(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0)
+        TEST_FAIL("%s still exists after make uninstall", path);
+    ASSERT_EQ(errno, ENOENT);
+}
+
+/* The files `make install` puts under @root (DESTDIR + PREFIX), man pages included. */
+static size_t installed_files(const char *root, char paths[][512], size_t cap)
+{
+    static const char *fixed[] = {"include/executor.h", "lib/libexecutor.a", "lib/" SHARED_REAL,
+                                  "lib/" SONAME, "lib/libexecutor.so",
+                                  "lib/pkgconfig/executor.pc"};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && n < cap; i++)
+        snprintf(paths[n++], 512, "%s/%s", root, fixed[i]);
+    glob_t g;
+    if (glob(EXEC_SRC_DIR "/docs/man3/*.3", 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc && n < cap; i++)
+            snprintf(paths[n++], 512, "%s/share/man/man3/%s", root,
+                     strrchr(g.gl_pathv[i], '/') + 1);
+        globfree(&g);
+    }
+    return n;
+}
+
+static const char program[] =
+    "#include <executor.h>\n"
+    "#include <stdint.h>\n"
+    "#include <stdio.h>\n"
+    "#include <string.h>\n"
+    "\n"
+    "static int square(const void *arg, size_t arg_size, void *out, size_t out_cap,\n"
+    "                  size_t *out_size)\n"
+    "{\n"
+    "    int64_t x;\n"
+    "    if (arg_size != sizeof x || out_cap < sizeof x)\n"
+    "        return 1;\n"
+    "    memcpy(&x, arg, sizeof x);\n"
+    "    x *= x;\n"
+    "    memcpy(out, &x, sizeof x);\n"
+    "    *out_size = sizeof x;\n"
+    "    return 0;\n"
+    "}\n"
+    "\n"
+    "int main(void)\n"
+    "{\n"
+    "    exec_config_t cfg = {0};\n"
+    "    exec_t *ex;\n"
+    "    exec_future_t *f;\n"
+    "    int64_t v = 7;\n"
+    "    const void *r;\n"
+    "    size_t n;\n"
+    "    cfg.workers = 2;\n"
+    "    if (exec_create(&ex, &cfg) != 0)\n"
+    "        return 2;\n"
+    "    if (exec_submit(ex, square, &v, sizeof v, &f) != 0)\n"
+    "        return 3;\n"
+    "    if (exec_future_wait(f, EXEC_WAIT_FOREVER) != 0)\n"
+    "        return 4;\n"
+    "    if (exec_future_result(f, &r, &n) != 0 || n != sizeof v)\n"
+    "        return 5;\n"
+    "    memcpy(&v, r, sizeof v);\n"
+    "    printf(\"version %u\\nsquare %lld\\n\", exec_version(), (long long)v);\n"
+    "    exec_future_release(f);\n"
+    "    return exec_destroy(ex) == 0 ? 0 : 6;\n"
+    "}\n";
+
+TEST(tooling_install)
+{
+    clean_make_env();
+    const char *dir = test_tmpdir();
+    char build[4096], prefix[4096], log[4096], args[4096], cmd[4096], path[4096];
+    char text[4096], want[256], pc[4096];
+    fmt(build, "%s/build", dir);
+    fmt(prefix, "%s/prefix", dir);
+    fmt(log, "%s/log", dir);
+    fmt(pc, "PKG_CONFIG_PATH='%s/lib/pkgconfig' pkg-config", prefix);
+
+    make(log, fmt(args, "-j2 BUILD='%s' PREFIX='%s' install", build, prefix));
+
+    char files[32][512];
+    size_t nfiles = installed_files(prefix, files, 32);
+    for (size_t i = 0; i < nfiles; i++)
+        assert_file(files[i]);
+    assert_link(fmt(path, "%s/lib/" SONAME, prefix), SHARED_REAL);
+    assert_link(fmt(path, "%s/lib/libexecutor.so", prefix), SONAME);
+
+    /* The .pc file: right version and paths. */
+    SH_OK(log, fmt(cmd, "%s --modversion executor > '%s/version'", pc, dir));
+    read_file(fmt(path, "%s/version", dir), text, sizeof text);
+    ASSERT_STR_EQ(text, EXEC_VERSION_STRING "\n");
+    SH_OK(log, fmt(cmd, "%s --variable=libdir executor > '%s/libdir'", pc, dir));
+    read_file(fmt(path, "%s/libdir", dir), text, sizeof text);
+    ASSERT_STR_EQ(text, fmt(path, "%s/lib\n", prefix));
+
+    /* A program built with pkg-config against the shared library runs and works. */
+    write_file(fmt(path, "%s/prog.c", dir), program);
+    SH_OK(log, fmt(cmd,
+                   "cd '%s' && %s -std=c11 -pedantic -Wall -Wextra -Werror -o prog prog.c "
+                   "$(%s --cflags --libs executor)",
+                   dir, EXEC_TEST_CC, pc));
+    SH_OK(log, fmt(cmd, "readelf -d '%s/prog' | grep -q 'NEEDED.*\\[" SONAME "\\]'", dir));
+    SH_OK(log, fmt(cmd, "LD_LIBRARY_PATH='%s/lib' '%s/prog' > '%s/out'", prefix, dir, dir));
+    read_file(fmt(path, "%s/out", dir), text, sizeof text);
+    snprintf(want, sizeof want, "version %d\nsquare 49\n", EXEC_VERSION_NUMBER);
+    ASSERT_STR_EQ(text, want);
+
+    /* check-symbols on that build (nothing is rebuilt). */
+    make(log, fmt(args, "BUILD='%s' check-symbols", build));
+
+    make(log, fmt(args, "BUILD='%s' PREFIX='%s' uninstall", build, prefix));
+    for (size_t i = 0; i < nfiles; i++)
+        assert_gone(files[i]);
+
+    /* DESTDIR stages under another root; the .pc file names the final prefix. */
+    char stage[4096], root[4096];
+    fmt(stage, "%s/stage", dir);
+    fmt(root, "%s/opt/exec", stage);
+    make(log, fmt(args, "BUILD='%s' PREFIX=/opt/exec DESTDIR='%s' install", build, stage));
+    nfiles = installed_files(root, files, 32);
+    for (size_t i = 0; i < nfiles; i++)
+        assert_file(files[i]);
+    read_file(fmt(path, "%s/lib/pkgconfig/executor.pc", root), text, sizeof text);
+    ASSERT_TRUE(strstr(text, "prefix=/opt/exec\n") != NULL);
+    ASSERT_TRUE(strstr(text, "Libs: -L${libdir} -lexecutor") != NULL);
+    make(log, fmt(args, "BUILD='%s' PREFIX=/opt/exec DESTDIR='%s' uninstall", build, stage));
+    for (size_t i = 0; i < nfiles; i++)
+        assert_gone(files[i]);
+}
+
+/* Builds a small shared library exporting @exports (C definitions) into @dir/@name. */
+static void tiny_lib(const char *dir, const char *log, const char *name, const char *code)
+{
+    char path[4096], cmd[4096];
+    write_file(fmt(path, "%s/%s.c", dir, name), code);
+    SH_OK(log, fmt(cmd, "cd '%s' && %s -shared -fPIC -fvisibility=hidden -o %s.so %s.c", dir,
+                   EXEC_TEST_CC, name, name));
+}
+
+static int check_symbols(const char *log, const char *lib)
+{
+    char cmd[4096];
+    return sh(log, fmt(cmd, "sh '%s/tests/tooling/check-symbols.sh' '%s'", EXEC_SRC_DIR, lib));
+}
+
+TEST(tooling_check_symbols)
+{
+    const char *dir = test_tmpdir();
+    char log[4096], path[4096];
+    fmt(log, "%s/log", dir);
+
+    /* The library this suite was built with (`make test` builds it first). */
+    fmt(path, "%s/" SHARED_REAL, EXEC_BUILD_DIR);
+    if (access(path, R_OK) != 0)
+        TEST_FAIL("%s: %s (build it with `make shared`)", path, strerror(errno));
+    if (check_symbols(log, path) != 0) {
+        dump_log(log);
+        TEST_FAIL("%s exports symbols outside exec_*", path);
+    }
+
+#define PUBLIC "__attribute__((visibility(\"default\"))) "
+#define DEFINE(decl, body) PUBLIC decl ";\n" PUBLIC decl " { " body " }\n"
+    tiny_lib(dir, log, "good",
+             DEFINE("int exec_fine(void)", "return 1;") "int helper(void);\n"
+                                                       "int helper(void) { return 2; }\n");
+    tiny_lib(dir, log, "stray",
+             DEFINE("int stray(void)", "return 1;") DEFINE("int exec_ok(void)", "return 2;"));
+    tiny_lib(dir, log, "internal", DEFINE("int exec__internal(void)", "return 1;"));
+#undef DEFINE
+#undef PUBLIC
+    ASSERT_EQ(check_symbols(log, fmt(path, "%s/good.so", dir)), 0);
+    ASSERT_NE(check_symbols(log, fmt(path, "%s/stray.so", dir)), 0);
+    ASSERT_NE(check_symbols(log, fmt(path, "%s/internal.so", dir)), 0);
+}
+
+TEST(tooling_readme_example)
+{
+    const char *dir = test_tmpdir();
+    char log[4096], cmd[4096], path[4096], block[4096], text[4096];
+    fmt(log, "%s/log", dir);
+    fmt(path, "%s/blocks", dir);
+    int st = sh(log, fmt(cmd,
+                         "sh '%s/tests/tooling/extract-c-blocks.sh' -1 '%s/README.md' '%s' "
+                         "> '%s'",
+                         EXEC_SRC_DIR, EXEC_SRC_DIR, dir, path));
+    if (st != 0) {
+        dump_log(log);
+        TEST_FAIL("README.md: no usable ```c block (extract-c-blocks.sh: %d)", st);
+    }
+    read_file(path, block, sizeof block);
+    block[strcspn(block, "\n")] = '\0';
+    ASSERT_TRUE(block[0] != '\0');
+
+    SH_OK(log, fmt(cmd,
+                   "%s %s -std=c11 -pedantic -Wall -Wextra -Werror -I'%s/include' "
+                   "-c -o '%s/readme.o' '%s'",
+                   EXEC_TEST_CC, EXEC_TEST_SANFLAGS, EXEC_SRC_DIR, dir, block));
+    read_file(block, text, sizeof text);
+    if (strstr(text, "main(") == NULL)
+        return; /* a fragment: compiling it is the check */
+    SH_OK(log, fmt(cmd, "%s %s -o '%s/readme' '%s/readme.o' '%s/libexecutor.a' -pthread -lm",
+                   EXEC_TEST_CC, EXEC_TEST_SANFLAGS, dir, dir, EXEC_BUILD_DIR));
+    SH_OK(log, fmt(cmd, "cd '%s' && ./readme", dir));
+}
