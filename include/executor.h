@@ -18,8 +18,10 @@
  * mapping, futures, completion queues, statistics and sizing.
  *
  * Conventions. Every fallible call returns int: 0 (or a count/index >= 0) on success and a
- * negative EXEC_E* code on failure. Out-parameters are written on success only. Time is in
- * integer milliseconds; sizes are size_t. Release and destroy functions accept NULL.
+ * negative EXEC_E* code on failure. Out-parameters are written on success only (the one
+ * exception, exec_future_result(), says so). Time is in integer milliseconds; a timeout_ms
+ * of 0 polls, EXEC_WAIT_FOREVER (-1) blocks, other negatives are EXEC_EINVAL. Sizes are
+ * size_t. Release and destroy functions accept NULL.
  *
  * Example:
  *
@@ -155,7 +157,8 @@ typedef struct exec_cq exec_cq_t;
  *            at 0 for exec_submit() and at the element size for exec_map() (where it is
  *            ignored: every result element is @out_cap bytes).
  * Return: 0 for success; any other value is the task's own error code: the future fails
- *         with EXEC_ETASK and exec_fault_t.task_status holds the value.
+ *         with EXEC_ETASK and exec_fault_t.task_status holds the value. A task that returns 0
+ *         but stores *out_size > out_cap fails with EXEC_ETOOBIG.
  *
  * A task runs in a worker thread or a worker process. It may call exec_task_should_stop()
  * and, on the thread backend, submit to and wait on its own executor.
@@ -220,7 +223,8 @@ typedef struct exec_config {
      *  Threads: the future fails with EXEC_ETIMEDOUT at the deadline and the task's stop
      *  flag is set (a thread cannot be killed). Processes: the worker is killed. */
     uint32_t timeout_ms;
-    /** Stack size of worker threads in bytes; 0 = the system default. */
+    /** Stack size of worker threads in bytes; 0 = the system default; values below
+     *  PTHREAD_STACK_MIN are raised to it. */
     size_t stack_size;
 
     /* -- process backend only (must be 0 on the thread backend, else EXEC_EINVAL) -- */
@@ -259,8 +263,9 @@ typedef struct exec_config {
  * exec_create() - make an executor and start its workers.
  * @ex:  out: the new executor; written on success only.
  * @cfg: configuration, copied; NULL means all defaults.
- * Return: EXEC_OK; EXEC_EINVAL (NULL @ex, a field out of range, reserved not zero, a
- *         process-only field on the thread backend); EXEC_ENOMEM; EXEC_ESYS (threads,
+ * Return: EXEC_OK; EXEC_EINVAL (NULL @ex, a field out of range, a backend or start method
+ *         that is not one of the enum's values, reserved not zero, a process-only field on
+ *         the thread backend); EXEC_ENOMEM; EXEC_ESYS (threads,
  *         processes or fds could not be made); EXEC_ENOTSUP (backend not built).
  * Thread-safety: any thread.
  */
@@ -504,18 +509,21 @@ EXEC_API int exec_future_state(const exec_future_t *f);
  * exec_future_result() - the outcome of a terminal future and its result bytes.
  * @f:    borrowed.
  * @data: out, may be NULL: the result bytes, owned by @f (valid until its last release),
- *        aligned for any type; NULL when the size is 0 or the task failed.
- * @size: out, may be NULL: the number of result bytes.
- * Return: EXEC_OK (the task returned 0); EXEC_ETASK, EXEC_ETIMEDOUT, EXEC_ECRASHED,
- *         EXEC_ECANCELLED (see exec_future_fault() for detail); EXEC_EAGAIN when @f is not
- *         terminal yet (nothing written); EXEC_EINVAL.
+ *        aligned for any type; NULL when the size is 0. For a terminal future that failed
+ *        it is written too: NULL (the exception to "written on success only").
+ * @size: out, may be NULL: the number of result bytes (0 for a failed task).
+ * Return: EXEC_OK (the task returned 0); for a failed future its fault code: EXEC_ETASK,
+ *         EXEC_ETIMEDOUT, EXEC_ECRASHED, EXEC_ECANCELLED, EXEC_ETOOBIG (result larger than
+ *         max_result_size), EXEC_ENOMEM, EXEC_EBROKEN (see exec_future_fault()); EXEC_EAGAIN
+ *         when @f is not terminal yet (nothing written); EXEC_EINVAL.
  * Thread-safety: any thread.
  */
 EXEC_API int exec_future_result(const exec_future_t *f, const void **data, size_t *size);
 
 /**
  * exec_future_fault() - detail of how @f ended.
- * @fault: out: filled (code EXEC_OK and zeros for a success).
+ * @fault: out: filled. For a success: code EXEC_OK; task_status, sys_errno, signal 0;
+ *         exit_status -1; worker_pid the worker process (0 on threads); worker_id the slot.
  * Return: EXEC_OK; EXEC_EAGAIN when @f is not terminal yet; EXEC_EINVAL.
  * Thread-safety: any thread.
  */
@@ -526,7 +534,7 @@ EXEC_API int exec_future_fault(const exec_future_t *f, exec_fault_t *fault);
 
 /**
  * exec_future_cancel() - cancel a task.
- * @flags: 0 cancels only a task still queued. EXEC_CANCEL_RUNNING also cancels a running
+ * @flags: 0 cancels only a task still queued (other bits: EXEC_EINVAL). EXEC_CANCEL_RUNNING also cancels a running
  *         task: on processes its worker is killed and replaced; on threads the future ends
  *         at once and the task's stop flag is set (it keeps its thread until it returns).
  * The future ends EXEC_STATE_CANCELLED (callbacks run) if this returns EXEC_OK.
@@ -538,8 +546,10 @@ EXEC_API int exec_future_cancel(exec_future_t *f, unsigned flags);
 
 /**
  * exec_future_on_done() - call @cb once when @f reaches a terminal state.
- * If @f is already terminal, @cb runs now, in this thread, before this returns.
- * Several callbacks may be added; they run in the order added.
+ * If @f is already terminal, @cb runs now, in this thread, before this returns (after any
+ * earlier callbacks still running in the finishing thread have returned). Several callbacks
+ * may be added; they run in the order added. A future's counters (exec_stats) are updated
+ * before it becomes terminal; waiters may wake before its callbacks have run.
  * Return: EXEC_OK; EXEC_EINVAL (NULL @f or @cb); EXEC_ENOMEM (the callback will never run).
  * Thread-safety: any thread.
  */

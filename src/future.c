@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The task running on this thread (thread backend) and the core it belongs to. */
 _Thread_local struct exec_future *exec__tls_task;
@@ -270,6 +271,7 @@ static void fire(struct exec_future *f, struct exec__listener *l)
 void exec__future_finish(struct exec_future *f, exec_state_t st)
 {
     count(f, st);
+    f->firing = pthread_self(); /* published by the CAS below, with the outcome */
     uint32_t old = atomic_load_explicit(&f->state, memory_order_relaxed);
     /* Release: the outcome written by the claimer is visible to whoever sees the state. */
     while (!atomic_compare_exchange_weak_explicit(&f->state, &old,
@@ -585,12 +587,37 @@ EXEC_API int exec_future_cancel(exec_future_t *f, unsigned flags)
     return core->ops->cancel(core->impl, f, flags);
 }
 
+/* Wait until the finisher has run every listener (the LISTENERS bit leaves the terminal
+ * state). Callbacks are short by contract, so a polite spin with growing sleeps is enough. */
+static void wait_listeners_done(struct exec_future *f)
+{
+    long ns = 1000;
+    while (atomic_load_explicit(&f->state, memory_order_acquire) & EXEC__ST_LISTENERS) {
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+        if (ns < 1000000)
+            ns *= 2;
+    }
+}
+
 EXEC_API int exec_future_on_done(exec_future_t *f, exec_done_fn *cb, void *user_data)
 {
     if (!f || !cb)
         return EXEC_EINVAL;
-    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
-    if (exec__st_terminal(s) && !(s & EXEC__ST_LISTENERS)) {
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+        if (!exec__st_terminal(s))
+            break;
+        if (s & EXEC__ST_LISTENERS) {
+            /* Finished, but earlier callbacks are still running. From inside one of them
+             * (the finishing thread) join the queue; from elsewhere wait for them to end,
+             * then run ours here, so "in the order added" and "before this returns" both
+             * hold. */
+            if (pthread_equal(f->firing, pthread_self()))
+                break;
+            wait_listeners_done(f);
+            continue;
+        }
         cb(f, user_data);
         return EXEC_OK;
     }

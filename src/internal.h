@@ -104,6 +104,8 @@ struct exec_future {
     /* Listeners (callbacks, waiters of wait_any, a cq), protected by lock. */
     pthread_mutex_t lock;
     struct exec__listener *lhead, *ltail;
+    pthread_t firing; /* the thread that ended the future (runs its listeners); written by
+                         the claimer before the terminal CAS, read after an acquire load */
     struct exec__listener cb0; /* first callback without allocation */
     bool cb0_used;
     struct exec__listener cqnode;

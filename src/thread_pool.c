@@ -567,9 +567,12 @@ static int wait_for_room(struct tp *tp, uint32_t flags);
 
 static int tp_create(struct exec *core, void **impl)
 {
-    struct tp *tp = calloc(1, sizeof *tp);
+    /* aligned_alloc: struct tp has cache-line aligned members. */
+    size_t tpsize = (sizeof(struct tp) + EXEC__CACHELINE - 1) / EXEC__CACHELINE * EXEC__CACHELINE;
+    struct tp *tp = aligned_alloc(EXEC__CACHELINE, tpsize);
     if (!tp)
         return EXEC_ENOMEM;
+    memset(tp, 0, sizeof *tp);
     tp->core = core;
     tp->max_result = core->cfg.max_result_size;
     tp->max_tasks = core->cfg.max_tasks_per_child;
