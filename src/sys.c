@@ -111,12 +111,17 @@ void exec__event_close(int fds[2])
  * in; a mismatch tells a call that it runs in a child, so it must not wait for workers or take
  * locks (see exec_destroy()). The handler is registered once, with pthread_once.
  */
-static _Atomic unsigned fork_gen;
+/* Read on every submit and free: keep it alone on its cache line, so that no application
+ * variable the linker places next to it can make those reads miss. */
+static struct {
+    _Atomic unsigned v;
+    char pad[EXEC__CACHELINE - sizeof(unsigned)];
+} fork_gen __attribute__((aligned(EXEC__CACHELINE)));
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 static void on_fork_child(void)
 {
-    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&fork_gen.v, 1, memory_order_relaxed);
 }
 
 static void fork_register(void)
@@ -131,7 +136,7 @@ void exec__fork_init(void)
 
 unsigned exec__fork_gen(void)
 {
-    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+    return atomic_load_explicit(&fork_gen.v, memory_order_relaxed);
 }
 
 void exec__block_signals(void *old)

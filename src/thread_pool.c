@@ -72,14 +72,15 @@ struct tp {
 
     /* Submission side, apart from the workers' lock. Submitters push onto `incoming`, a
      * Treiber stack linked through f->next, with one CAS and no lock; a worker takes the
-     * whole stack with one exchange (so no ABA), reverses it and appends it to the ready
-     * FIFO: order is preserved. `inflight` counts submitters between their stopping check and
-     * their push, so shutdown can tell when no push can still arrive (see tp_submit). */
-    _Atomic(struct exec_future *) incoming __attribute__((aligned(EXEC__CACHELINE)));
-    _Atomic uint64_t pushed;          /* futures pushed, all kinds */
-    _Atomic uint64_t pushed_internal; /* ... of which map runners */
-    _Atomic uint32_t inflight;
+     * whole stack with one CAS (so no ABA), reverses it and appends it to the ready FIFO:
+     * order is preserved. Bit 0 of `incoming` is CLOSED: shutdown sets it, and a push
+     * fails on it, so no push can land after shutdown has looked (see tp_submit). */
+    _Atomic uintptr_t incoming __attribute__((aligned(EXEC__CACHELINE)));
     _Atomic int nidle;                /* workers on the idle stack; pairs with incoming */
+    /* Written by submitters only; on its own line so workers' CASes on `incoming` do not
+     * steal it on every push. */
+    _Atomic uint64_t pushed __attribute__((aligned(EXEC__CACHELINE))); /* all kinds */
+    _Atomic uint64_t pushed_internal; /* ... of which map runners */
     _Atomic bool stopping;            /* written under lock, read anywhere */
     _Atomic bool cancel_all;          /* read by map runners without the lock */
 
@@ -128,22 +129,31 @@ static void *worker_main(void *p);
 /* Queue (tp->lock held)                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Lock-free push of a submitted future (any thread). */
-static void q_push(struct tp *tp, struct exec_future *f)
+#define CLOSED ((uintptr_t)1) /* futures are 16-byte aligned: bit 0 is free */
+
+/* Lock-free push of a submitted future (any thread). False once the queue is closed. */
+static bool q_push(struct tp *tp, struct exec_future *f)
 {
-    struct exec_future *top = atomic_load_explicit(&tp->incoming, memory_order_relaxed);
-    do
-        f->next = top;
-    while (!atomic_compare_exchange_weak_explicit(&tp->incoming, &top, f, memory_order_seq_cst,
-                                                  memory_order_relaxed));
+    uintptr_t top = atomic_load_explicit(&tp->incoming, memory_order_relaxed);
+    do {
+        if (EXEC__UNLIKELY(top & CLOSED))
+            return false;
+        f->next = (struct exec_future *)top;
+    } while (!atomic_compare_exchange_weak_explicit(&tp->incoming, &top, (uintptr_t)f,
+                                                    memory_order_seq_cst, memory_order_relaxed));
+    return true;
 }
 
 /* Move everything pushed so far to the ready FIFO, oldest first. tp->lock held. */
 static bool q_collect(struct tp *tp)
 {
-    struct exec_future *f = atomic_exchange_explicit(&tp->incoming, NULL, memory_order_acquire);
-    if (!f)
-        return false;
+    uintptr_t old = atomic_load_explicit(&tp->incoming, memory_order_relaxed);
+    do {
+        if (!(old & ~CLOSED))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&tp->incoming, &old, old & CLOSED,
+                                                    memory_order_acquire, memory_order_relaxed));
+    struct exec_future *f = (struct exec_future *)(old & ~CLOSED);
     struct exec_future *rev = NULL, *last = f;
     while (f) {
         struct exec_future *next = f->next;
@@ -161,7 +171,7 @@ static bool q_collect(struct tp *tp)
 
 static bool q_nonempty(struct tp *tp)
 {
-    return tp->head || atomic_load_explicit(&tp->incoming, memory_order_seq_cst);
+    return tp->head || (atomic_load_explicit(&tp->incoming, memory_order_seq_cst) & ~CLOSED);
 }
 
 /* Take the oldest queued future and mark it RUNNING. tp->lock held. A future cancelled while
@@ -514,23 +524,16 @@ static void *worker_main(void *p)
             }
             continue;
         }
-        if (atomic_load_explicit(&tp->stopping, memory_order_seq_cst)) {
-            /* Exit once no submitter can still push (see tp_submit). */
-            if (atomic_load_explicit(&tp->inflight, memory_order_seq_cst) == 0 &&
-                !q_nonempty(tp))
-                break;
-            pthread_mutex_unlock(&tp->lock);
-            sched_yield();
-            pthread_mutex_lock(&tp->lock);
-            continue;
-        }
+        /* Closed and empty: no push can arrive any more (it would fail on CLOSED). */
+        if (atomic_load_explicit(&tp->stopping, memory_order_relaxed))
+            break;
         /* Before sleeping, watch the queue for a few microseconds: a busy submitter is
          * then served without a futex wake-up per task. */
         pthread_mutex_unlock(&tp->lock);
         bool work = false;
         for (int i = 0; i < SPIN_BEFORE_PARK && !work; i++) {
             cpu_relax();
-            work = atomic_load_explicit(&tp->incoming, memory_order_relaxed) != NULL;
+            work = (atomic_load_explicit(&tp->incoming, memory_order_relaxed) & ~CLOSED) != 0;
         }
         pthread_mutex_lock(&tp->lock);
         if (work || !idle_push(tp, s))
@@ -629,10 +632,10 @@ static bool is_my_worker(const struct tp *tp)
 }
 
 /*
- * Submission takes no lock. Shutdown race: a submitter announces itself in `inflight`, then
- * checks `stopping`; shutdown sets `stopping`, and workers exit only when `inflight` is zero
- * and the queue is empty (all seq_cst, Dekker style). So either the submitter sees the
- * shutdown and backs out, or its push is seen and run (or cancelled) before workers leave.
+ * Submission takes no lock. Shutdown race: shutdown sets CLOSED in `incoming` before it sets
+ * `stopping`; a push is a CAS on that same word, so it either lands before CLOSED (and is
+ * seen by the workers, which leave only when stopping is set and the queue is empty) or
+ * fails with EXEC_ESHUTDOWN.
  */
 static int tp_submit(void *impl, struct exec_future *f, uint32_t flags)
 {
@@ -644,16 +647,14 @@ static int tp_submit(void *impl, struct exec_future *f, uint32_t flags)
         if (r)
             return r;
     }
-    atomic_fetch_add_explicit(&tp->inflight, 1, memory_order_seq_cst);
-    if (EXEC__UNLIKELY(atomic_load_explicit(&tp->stopping, memory_order_seq_cst))) {
-        atomic_fetch_sub_explicit(&tp->inflight, 1, memory_order_seq_cst);
+    /* Counted before the push so that depth() never sees a pop before its push. */
+    atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed);
+    if (EXEC__UNLIKELY(!q_push(tp, f))) {
+        atomic_fetch_sub_explicit(&tp->pushed, 1, memory_order_relaxed);
         return EXEC_ESHUTDOWN;
     }
-    atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed);
     if (EXEC__UNLIKELY(f->flags & EXEC__F_INTERNAL))
         atomic_fetch_add_explicit(&tp->pushed_internal, 1, memory_order_relaxed);
-    q_push(tp, f);
-    atomic_fetch_sub_explicit(&tp->inflight, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&tp->nidle, memory_order_seq_cst) > 0) {
         pthread_mutex_lock(&tp->lock);
         struct slot *s = idle_pop(tp);
@@ -711,13 +712,17 @@ static int tp_shutdown(void *impl, unsigned flags)
     struct tp *tp = impl;
     struct exec_future *cancelled = NULL;
     pthread_mutex_lock(&tp->lock);
+    atomic_fetch_or_explicit(&tp->incoming, CLOSED, memory_order_seq_cst);
     atomic_store_explicit(&tp->stopping, true, memory_order_seq_cst);
     if (flags & EXEC_SHUTDOWN_CANCEL) {
         atomic_store(&tp->cancel_all, true);
         q_collect(tp);
         cancelled = tp->head;
         tp->head = tp->tail = NULL;
-        atomic_store_explicit(&tp->popped, atomic_load(&tp->pushed), memory_order_release);
+        uint64_t n = 0;
+        for (struct exec_future *c = cancelled; c; c = c->next)
+            n++;
+        atomic_store_explicit(&tp->popped, atomic_load(&tp->popped) + n, memory_order_release);
     }
     pthread_cond_broadcast(&tp->space);
     struct slot *s;
