@@ -51,6 +51,10 @@ void test_config(exec_config_t *cfg);
 /** "threads" or "processes": the name of test_backend. */
 const char *test_backend_name(void);
 
+/** EXEC_TEST_TIMEOUT_SCALE (>= 1): how much slower than normal the suite runs (valgrind 10,
+ *  sanitizers 2-5). A heavy test may divide its iteration count by it; never assert speed. */
+int test_timeout_scale(void);
+
 /** CLOCK_MONOTONIC in milliseconds. */
 uint64_t test_now_ms(void);
 /** Sleep for @ms milliseconds (restarting on EINTR). */

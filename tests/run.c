@@ -20,7 +20,8 @@
  *   - the runner bounds the child with alarm(): 30 s, 300 s for SLOW tests, both times
  *     EXEC_TEST_TIMEOUT_SCALE; on timeout it kills the whole process group;
  *   - the runner is a child subreaper (Linux), so processes a test orphaned come back to it:
- *     it reaps them, and any still alive after the test fails the test and is killed.
+ *     it reaps them, and any still alive after the test fails the test and is killed;
+ *   - under valgrind the child checks its own heap at the end (see child_exit()).
  * The runner stays single-threaded and never calls the library itself: even the probe of
  * whether the process backend is built happens in a child.
  *
@@ -49,6 +50,15 @@
 
 #include "harness.h"
 #include "list.h"
+
+/* Valgrind's client requests, to judge leaks of the test process itself (see leak_check()).
+ * They cost nothing outside valgrind; without the header the check is simply off. */
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define HAVE_MEMCHECK 1
+#endif
+#endif
 
 /* Flags of the TEST_LIST table (see list.h). */
 enum {
@@ -98,13 +108,20 @@ static const struct backend backends[] = {
 
 exec_backend_t test_backend = EXEC_BACKEND_THREADS;
 
-static char *why;      /* MAP_SHARED page: the child writes why it failed, the runner reads */
+#define MAX_TMPDIRS 16
+
+/* Shared (MAP_SHARED) between the runner and the test child: the child writes, the runner
+ * reads after the child ended, even if it crashed or was killed. */
+struct shared {
+    char why[WHY_SIZE];               /* why the test failed, one line */
+    int ntmpdirs;                     /* test_tmpdir() directories not removed yet */
+    char tmpdirs[MAX_TMPDIRS][256];
+};
+
+static struct shared *sh;
+static char *why;      /* sh->why */
 static pid_t test_pid; /* in a test child: its pid; in the runner: 0 */
 static const char *current_name = "";
-
-#define MAX_TMPDIRS 16
-static char tmpdirs[MAX_TMPDIRS][256];
-static int ntmpdirs;
 
 static void set_why(const char *msg)
 {
@@ -127,11 +144,13 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
     return 0;
 }
 
+/* Removes the test's directories: in the child at its end, and in the runner after a child
+ * that could not (crash, timeout). */
 static void cleanup_tmpdirs(void)
 {
-    for (int i = 0; i < ntmpdirs; i++)
-        nftw(tmpdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    ntmpdirs = 0;
+    for (int i = 0; i < sh->ntmpdirs && i < MAX_TMPDIRS; i++)
+        nftw(sh->tmpdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sh->ntmpdirs = 0;
 }
 
 void test_fail_(const char *file, int line, const char *fmt, ...)
@@ -303,18 +322,18 @@ int test_count_shm(const char *prefix)
 
 const char *test_tmpdir(void)
 {
-    if (ntmpdirs == MAX_TMPDIRS)
+    if (sh->ntmpdirs == MAX_TMPDIRS)
         TEST_FAIL("test_tmpdir: more than %d directories in one test", MAX_TMPDIRS);
     const char *base = getenv("TMPDIR");
     if (base == NULL || *base == '\0')
         base = "/tmp";
-    char *dir = tmpdirs[ntmpdirs];
-    if ((size_t)snprintf(dir, sizeof tmpdirs[0], "%s/exec-test-XXXXXX", base) >=
-        sizeof tmpdirs[0])
+    char *dir = sh->tmpdirs[sh->ntmpdirs];
+    if ((size_t)snprintf(dir, sizeof sh->tmpdirs[0], "%s/exec-test-XXXXXX", base) >=
+        sizeof sh->tmpdirs[0])
         TEST_FAIL("test_tmpdir: TMPDIR too long");
     if (mkdtemp(dir) == NULL)
         TEST_FAIL("test_tmpdir: mkdtemp(%s): %s", dir, strerror(errno));
-    ntmpdirs++;
+    sh->ntmpdirs++;
     return dir;
 }
 
@@ -576,6 +595,65 @@ static void sanitizer_threads_warm_up(void)
 }
 #endif
 
+#if defined(HAVE_MEMCHECK) && defined(__GLIBC__)
+void __libc_freeres(void); /* glibc: free libc's own caches (valgrind calls it at exit) */
+#define LEAK_CHECK 1
+#endif
+
+/* Under valgrind: heap bytes lost or still reachable in this process; 0 elsewhere. */
+static unsigned long heap_bytes(void)
+{
+#ifdef LEAK_CHECK
+    if (!RUNNING_ON_VALGRIND)
+        return 0;
+    unsigned long leaked = 0, dubious = 0, reachable = 0, suppressed = 0;
+    VALGRIND_DO_QUICK_LEAK_CHECK;
+    VALGRIND_COUNT_LEAKS(leaked, dubious, reachable, suppressed);
+    (void)suppressed;
+    return leaked + dubious + reachable;
+#else
+    return 0;
+#endif
+}
+
+/*
+ * The end of a test child that passed. Normally exit(): LeakSanitizer checks there.
+ * Under valgrind, leaks are judged here instead. Valgrind's exit-time check would run in
+ * every process, also in the ones a test or the process backend forks, which end with
+ * _exit() still holding the heap they inherited (all "still reachable", or "lost" when only
+ * a vanished thread's stack pointed to it), so the Makefile turns it off. The test process
+ * is held to the strict rule here: once libc freed its own caches (as valgrind does at exit),
+ * not one heap byte may be lost or still reachable beyond what was there before the test.
+ * No stdio after __libc_freeres(), hence write() and _exit().
+ */
+static _Noreturn void child_exit(unsigned long heap_before)
+{
+    fflush(stdout);
+    fflush(stderr);
+#ifdef LEAK_CHECK
+    if (RUNNING_ON_VALGRIND) {
+        __libc_freeres();
+        unsigned long after = heap_bytes();
+        if (after > heap_before) {
+            VALGRIND_MONITOR_COMMAND("leak_check full reachable any"); /* every kind */
+            char msg[WHY_SIZE];
+            int n = snprintf(msg, sizeof msg,
+                             "valgrind: %lu heap bytes lost or still reachable at the end of "
+                             "the test, %lu before it (leak report above)",
+                             after, heap_before);
+            set_why(msg);
+            if (n < 0 || write(2, msg, strlen(msg)) < 0 || write(2, "\n", 1) < 0) {
+                /* nothing more to say: the runner reports the exit status */
+            }
+            _exit(TEST_EXIT_TOOL);
+        }
+        _exit(0);
+    }
+#endif
+    (void)heap_before;
+    exit(0); /* exit(), not _exit(): LeakSanitizer checks at exit */
+}
+
 static _Noreturn void child_main(const struct test *t, const struct backend *b)
 {
     child_setup();
@@ -588,15 +666,14 @@ static _Noreturn void child_main(const struct test *t, const struct backend *b)
     if (before.threads != 1)
         fprintf(stderr, "%s: warning: %d threads before the test\n", t->name, before.threads);
 #endif
+    unsigned long heap_before = heap_bytes();
     test_backend = b->id;
     t->fn();
     if (!(t->flags & NO_HYGIENE))
         check_hygiene(&before);
     snap_free(&before);
     cleanup_tmpdirs();
-    fflush(stdout);
-    fflush(stderr);
-    exit(0); /* exit(), not _exit(): LeakSanitizer checks at exit */
+    child_exit(heap_before);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -734,11 +811,17 @@ static int parse_scale(void)
 
 static int scale = 1;
 
+int test_timeout_scale(void)
+{
+    return scale;
+}
+
 /* Runs @t on @b as run number @num; returns true if it passed. */
 static bool run_one(const struct test *t, const struct backend *b, int num)
 {
     unsigned timeout = (t->flags & SLOW ? SLOW_TIMEOUT_S : DEFAULT_TIMEOUT_S) * (unsigned)scale;
     why[0] = '\0';
+    sh->ntmpdirs = 0;
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -760,6 +843,7 @@ static bool run_one(const struct test *t, const struct backend *b, int num)
     }
     struct text left;
     bool stray = kill_leftovers(pid, ended, &left);
+    cleanup_tmpdirs(); /* what a crashed or killed child left */
 
     char reason[WHY_SIZE + 128];
     reason[0] = '\0';
@@ -773,6 +857,8 @@ static bool run_one(const struct test *t, const struct backend *b, int num)
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
         int code = WEXITSTATUS(status);
         if (why[0] && (code == TEST_EXIT_FAIL || code == TEST_EXIT_HYGIENE))
+            snprintf(reason, sizeof reason, "%s", why);
+        else if (code == TEST_EXIT_TOOL && strncmp(why, "valgrind:", 9) == 0)
             snprintf(reason, sizeof reason, "%s", why);
         else if (code == TEST_EXIT_TOOL)
             snprintf(reason, sizeof reason,
@@ -946,14 +1032,15 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    setvbuf(stdout, NULL, _IONBF, 0); /* no stdio buffer: none on the heap for leak checks */
     open_std_fds();
     scale = parse_scale();
-    why = mmap(NULL, WHY_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (why == MAP_FAILED) {
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) {
         perror("run: mmap");
         return 2;
     }
+    why = sh->why;
 #ifdef PR_SET_CHILD_SUBREAPER
     prctl(PR_SET_CHILD_SUBREAPER, 1);
 #endif
@@ -1019,6 +1106,6 @@ int main(int argc, char **argv)
     if (interrupted)
         printf("# interrupted: %d of %d runs not done\n", planned - num, planned);
     printf("%d passed, %d failed\n", passed, failed);
-    munmap(why, WHY_SIZE);
+    munmap(sh, sizeof *sh);
     return failed > 0 || interrupted || (planned == 0 && nprefixes > 0) ? 1 : 0;
 }

@@ -19,6 +19,10 @@ if [ $# -ne 2 ]; then
     exit 2
 fi
 md=$1
+if [ ! -r "$md" ]; then
+    echo "extract-c-blocks: cannot read $md" >&2
+    exit 2
+fi
 out=$2
 base=$(basename "$md" .md)
 
