@@ -628,7 +628,8 @@ EXEC_API int exec_cq_fd(const exec_cq_t *cq);
  * (memfd) never appear anywhere and are reachable only through a ref.
  *
  * Ownership: only the creator unlinks. A process that created non-persistent named buffers
- * has them removed when it exits, even by SIGKILL (a small guardian process does it).
+ * has them removed when it exits, even by SIGKILL: while it has any, one small guardian
+ * child process and one close-on-exec fd exist for that (both go with the last such name).
  * Attaching, closing or exiting never removes a buffer someone else created.
  */
 
@@ -664,10 +665,13 @@ typedef struct exec_shm_ref {
  *         NULL) with EXEC_SHM_ANONYMOUS.
  * @size:  bytes, >= 1. The space is reserved now (a full /dev/shm fails here with
  *         EXEC_ENOMEM, never with SIGBUS later). Contents start zeroed.
- * @flags: EXEC_SHM_ANONYMOUS, EXEC_SHM_PERSISTENT.
- * Return: EXEC_OK; EXEC_EINVAL (bad name, size 0, unknown flags, name with ANONYMOUS);
- *         EXEC_EBUSY (the name exists); EXEC_ENOMEM (no space or memory); EXEC_ETOOBIG (@size
- *         overflows the address space); EXEC_ESYS.
+ * @flags: EXEC_SHM_ANONYMOUS, EXEC_SHM_PERSISTENT (not both).
+ * Named buffers are created with mode 0600. The reservation allocates the pages now (about
+ * 0.25 s per GiB on a small VM), so later first touches only map them.
+ * Return: EXEC_OK; EXEC_EINVAL (bad name, size 0, unknown flags, name with ANONYMOUS,
+ *         ANONYMOUS with PERSISTENT); EXEC_EBUSY (the name exists); EXEC_ENOMEM (no space or
+ *         memory); EXEC_ETOOBIG (@size overflows the address space); EXEC_ENOTSUP (no memfd
+ *         on this kernel, for ANONYMOUS); EXEC_ESYS.
  * Thread-safety: any thread.
  */
 EXEC_API int exec_shm_create(exec_shm_t **shm, const char *name, size_t size, unsigned flags);
@@ -697,11 +701,15 @@ EXEC_API int exec_shm_ref(const exec_shm_t *shm, exec_shm_ref_t *ref);
 
 /**
  * exec_shm_map() - map the buffer a handle names, from inside a task (or anywhere).
- * In a worker process the mapping is cached per buffer id and reused by later tasks; it is
- * unmapped when the worker exits. On threads (or in the creating process) it returns the
- * creator's own mapping when one exists.
+ * In the creating process (thread backend) a read-write map returns the creator's own
+ * mapping, valid until exec_shm_close(). Elsewhere the mapping is cached per buffer id and
+ * reused by later tasks: valid at least until the running task returns; between tasks a
+ * worker drops mappings of buffers that are gone (unlinked, or anonymous and closed by
+ * their creator), others stay until the worker exits. With EXEC_SHM_RDONLY it is always a
+ * read-only mapping (cached), also in the creating process. Anonymous refs are opened
+ * through /proc/<pid>/fd, so the worker must run as the owner's user.
  * @ref:   borrowed. @flags: 0 or EXEC_SHM_RDONLY.
- * @ptr, @size: out: the mapping, valid until the worker exits (do not unmap it).
+ * @ptr, @size: out: the mapping (do not unmap it).
  * Return: EXEC_OK; EXEC_EINVAL; EXEC_ESYS (gone, no permission); EXEC_ENOMEM.
  * Thread-safety: any thread.
  */
@@ -710,15 +718,18 @@ EXEC_API int exec_shm_map(const exec_shm_ref_t *ref, unsigned flags, void **ptr,
 /**
  * exec_shm_unlink() - remove the buffer's name now (creator only). Existing mappings stay
  * valid; new attaches fail. Anonymous buffers have no name: EXEC_OK, nothing done.
- * Return: EXEC_OK; EXEC_EINVAL (NULL); EXEC_EBUSY (not the creator: only the creator
- *         unlinks); EXEC_ESYS.
+ * Calling it again returns EXEC_OK.
+ * Return: EXEC_OK; EXEC_EINVAL (NULL); EXEC_EBUSY (not the creator, including a handle
+ *         inherited by a fork() child: only the creator unlinks); EXEC_ESYS.
  * Thread-safety: any thread.
  */
 EXEC_API int exec_shm_unlink(exec_shm_t *shm);
 
 /**
  * exec_shm_close() - unmap and free @shm. A non-persistent buffer created by this process
- * is unlinked too (a persistent one keeps its name). NULL is accepted.
+ * is unlinked too (a persistent one keeps its name); a handle inherited through fork() is
+ * only unmapped. Closing also drops this process's exec_shm_map() mappings of the buffer.
+ * NULL is accepted.
  * Return: EXEC_OK; EXEC_ESYS (the unmap failed; @shm is freed anyway).
  * Thread-safety: must not race with other uses of @shm.
  */

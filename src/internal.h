@@ -272,6 +272,10 @@ int exec__thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), voi
 /* A mutex for short, contended critical sections (adaptive where available). */
 void exec__mutex_init_hot(pthread_mutex_t *m);
 
+/* shm.c: in a worker process, drop cached mappings of buffers that are gone (at most every
+ * 100 ms unless @force). Returns how many were dropped. */
+int exec__shmbuf_trim(bool force);
+
 /* CPU budget (budget.c). */
 int exec__online_cpus(void);
 

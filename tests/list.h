@@ -23,6 +23,7 @@
     /* tests/test_tooling.c */                                                             \
     X(tooling_install, SLOW)                                                               \
     X(tooling_check_symbols, 0)                                                            \
+    X(tooling_readme_example, 0)                                                           \
     /* tests/test_budget.c */                                                              \
     X(budget_null_out, THREADS_ONLY)                                                       \
     X(budget_fills_struct, THREADS_ONLY)                                                   \
@@ -148,4 +149,71 @@
     X(cq_pop_blocking, BOTH_BACKENDS)                                                      \
     X(cq_destroy_with_futures, BOTH_BACKENDS)                                              \
     X(cq_epoll_loop, BOTH_BACKENDS)                                                        \
+    /* tests/test_shm.c */                                                                 \
+    X(shm_create_named_basic, THREADS_ONLY)                                                \
+    X(shm_generated_names, THREADS_ONLY)                                                   \
+    X(shm_anonymous_invisible, THREADS_ONLY)                                               \
+    X(shm_attach_shares_bytes, THREADS_ONLY)                                               \
+    X(shm_bad_names, THREADS_ONLY)                                                         \
+    X(shm_bad_arguments, THREADS_ONLY)                                                     \
+    X(shm_huge_sizes, THREADS_ONLY)                                                        \
+    X(shm_full_devshm, THREADS_ONLY)                                                       \
+    X(shm_create_existing_busy, THREADS_ONLY)                                              \
+    X(shm_attach_missing, THREADS_ONLY)                                                    \
+    X(shm_rdonly_attach_segv, THREADS_ONLY)                                                \
+    X(shm_rdonly_map_segv, THREADS_ONLY)                                                   \
+    X(shm_ref_named_in_task, BOTH_BACKENDS)                                                \
+    X(shm_ref_anonymous_in_task, BOTH_BACKENDS)                                            \
+    X(shm_buffer_before_executor, BOTH_BACKENDS)                                           \
+    X(shm_task_writes_parent_reads, BOTH_BACKENDS)                                         \
+    X(shm_map_cached_per_worker, BOTH_BACKENDS)                                            \
+    X(shm_unlink_while_task_maps, BOTH_BACKENDS)                                           \
+    X(shm_worker_crash_holding_mapping, PROCESSES_ONLY)                                    \
+    X(shm_fork_child_maps_ref, THREADS_ONLY)                                               \
+    X(shm_fork_child_crash_holding_mapping, THREADS_ONLY)                                  \
+    X(shm_trim_drops_unlinked, THREADS_ONLY)                                               \
+    X(shm_map_bad_refs, THREADS_ONLY)                                                      \
+    X(shm_create_close_cycles, THREADS_ONLY)                                               \
+    X(shm_sigkill_creator_cleans, THREADS_ONLY)                                            \
+    X(shm_sigkill_creator_with_forked_children, THREADS_ONLY)                              \
+    X(shm_exit_and_exec_clean_persistent_stays, THREADS_ONLY)                              \
+    X(shm_attacher_never_unlinks, THREADS_ONLY)                                            \
+    X(shm_guardian_lifecycle, THREADS_ONLY)                                                \
+    X(shm_guardian_replaced_after_kill, THREADS_ONLY)                                      \
+    X(shm_guardian_spares_recreated_names, THREADS_ONLY)                                   \
+    X(shm_threads_and_fork, THREADS_ONLY)                                                  \
+    /* tests/test_process.c */                                                             \
+    X(process_crash_segv, PROCESSES_ONLY)                                                  \
+    X(process_crash_abort, PROCESSES_ONLY)                                                 \
+    X(process_crash_exit, PROCESSES_ONLY)                                                  \
+    X(process_crash_kill9, PROCESSES_ONLY)                                                 \
+    X(process_crash_then_10000_tasks, PROCESSES_ONLY)                                      \
+    X(process_map_crash_chunk, PROCESSES_ONLY)                                             \
+    X(process_deadline_kills, PROCESSES_ONLY)                                              \
+    X(process_deadline_should_stop, PROCESSES_ONLY)                                        \
+    X(process_cancel_running, PROCESSES_ONLY)                                              \
+    X(process_cancel_queued_in_ring, PROCESSES_ONLY)                                       \
+    X(process_max_tasks_exact, PROCESSES_ONLY)                                             \
+    X(process_max_rss, PROCESSES_ONLY)                                                     \
+    X(process_max_age, PROCESSES_ONLY)                                                     \
+    X(process_recycle_jitter, PROCESSES_ONLY)                                              \
+    X(process_stats_by_reason, PROCESSES_ONLY)                                             \
+    X(process_shutdown_during_recycling, PROCESSES_ONLY)                                   \
+    X(process_spawn_failure, PROCESSES_ONLY)                                               \
+    X(process_initializer_ok, PROCESSES_ONLY)                                              \
+    X(process_initializer_fails, PROCESSES_ONLY)                                           \
+    X(process_crash_breaker, PROCESSES_ONLY)                                               \
+    X(process_orphans_forkserver, PROCESSES_ONLY)                                          \
+    X(process_orphans_fork, PROCESSES_ONLY)                                                \
+    X(process_hygiene_forkserver, PROCESSES_ONLY | NO_HYGIENE)                             \
+    X(process_hygiene_fork, PROCESSES_ONLY | NO_HYGIENE)                                   \
+    X(process_worker_signals_and_fds, PROCESSES_ONLY)                                      \
+    X(process_sigchld_ignored, PROCESSES_ONLY)                                             \
+    X(process_eintr_storm, PROCESSES_ONLY)                                                 \
+    X(process_recycle_under_malloc_storm, PROCESSES_ONLY)                                  \
+    X(process_largest_messages, PROCESSES_ONLY)                                            \
+    X(process_result_too_big, PROCESSES_ONLY)                                              \
+    X(process_example_crash, PROCESSES_ONLY)                                               \
+    X(process_example_deadline, PROCESSES_ONLY)                                            \
+    X(process_example_leaky, PROCESSES_ONLY)                                               \
     /* end of TEST_LIST */

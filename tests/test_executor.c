@@ -6,10 +6,9 @@
  * and exec_destroy() (draining, cancelling, waiting, calls from inside a task), exec_stats()
  * and exec_version().
  *
- * Tasks see only their argument and result bytes. A task that must block gets the read end
- * of a pipe in its argument bytes and reads one byte from it; the test releases it by
- * writing that byte. Pipes are made before the executor, so a worker process forked when
- * the executor starts inherits them too. Tests marked THREADS_ONLY in tests/list.h say why.
+ * Tasks see only their argument and result bytes. A task that must block waits at a gate, a
+ * FIFO whose path travels in its argument bytes (see "Gates"); a task that must prove it ran
+ * writes a byte to one. Tests marked THREADS_ONLY in tests/list.h say why in their comment.
  */
 #include "harness.h"
 
@@ -22,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Liveness bound of every wait in this file: generous, never a speed claim. */
@@ -29,11 +29,118 @@
 
 /* Statuses a task returns when something around it went wrong (never a test's own code). */
 #define BAD_CALL 97    /* the executor broke the task calling convention */
-#define READ_FAILED 98 /* the gate pipe could not be read */
+#define READ_FAILED 98 /* a gate could not be opened, read or written */
 
 /* An invalid pointer value that out-parameters start with, to see that failures leave them
  * alone (or set them to NULL, which DESIGN.md also allows). */
 #define SENTINEL ((void *)(uintptr_t)0x5e17)
+
+/* ---------------------------------------------------------------------------------------- */
+/* Gates                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * A gate is a FIFO in the test's temporary directory. Tasks get its path in their argument
+ * bytes and open it themselves, which works in a worker thread and in a worker process
+ * however it was started (a worker process inherits none of the test's fds: the zygote
+ * closes them). The test keeps the FIFO open read-write for the gate's whole life, so a
+ * task's open() never blocks and its read() never sees end-of-file. A task blocks by reading
+ * one byte from a gate (the test lets it go by writing that byte) and reports by writing a
+ * byte to one (the test reads it with a timeout).
+ */
+#define GATE_PATH 112
+
+struct gate {
+    char path[GATE_PATH];
+    int fd; /* the test's read-write descriptor */
+};
+
+static ssize_t read_retry(int fd, void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = read(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static ssize_t write_retry(int fd, const void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = write(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static void gate_open(struct gate *g)
+{
+    static const char *dir; /* one per test child (each test runs in a fresh fork) */
+    static int seq;
+    if (!dir)
+        dir = test_tmpdir();
+    int n = snprintf(g->path, sizeof g->path, "%s/gate%d", dir, seq++);
+    ASSERT_LT(n, (int)sizeof g->path);
+    ASSERT_EQ(mkfifo(g->path, 0600), 0);
+    g->fd = open(g->path, O_RDWR | O_CLOEXEC);
+    ASSERT_GE(g->fd, 0);
+}
+
+/* Let @n blocked tasks go. */
+static void gate_release(const struct gate *g, int n)
+{
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(write_retry(g->fd, "x", 1), 1);
+}
+
+/* One byte a task wrote to @g within @ms, or -1 if none came. */
+static int gate_read_within(const struct gate *g, int ms)
+{
+    struct pollfd p = {.fd = g->fd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
+    if (r != 1)
+        return -1;
+    unsigned char c;
+    return read_retry(g->fd, &c, 1) == 1 ? c : -1;
+}
+
+static void gate_close(struct gate *g)
+{
+    ASSERT_EQ(close(g->fd), 0);
+    ASSERT_EQ(unlink(g->path), 0);
+}
+
+/* In a task: block until the test releases the gate at @path. 0, or -1 on error. */
+static int task_gate_wait(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char c;
+    ssize_t r = read_retry(fd, &c, 1);
+    close(fd);
+    return r == 1 ? 0 : -1;
+}
+
+/* In a task: write @tag to the gate at @path. 0, or -1 on error. */
+static int task_gate_post(const char *path, char tag)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t r = write_retry(fd, &tag, 1);
+    close(fd);
+    return r == 1 ? 0 : -1;
+}
+
+/* Copy a gate's path into a task argument field. */
+static void gate_path(char dst[GATE_PATH], const struct gate *g)
+{
+    memcpy(dst, g->path, GATE_PATH);
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                     */
@@ -64,29 +171,10 @@ static int return_status(const void *arg, size_t arg_size, void *out, size_t out
     return st;
 }
 
-static ssize_t read_retry(int fd, void *buf, size_t n)
-{
-    ssize_t r;
-    do
-        r = read(fd, buf, n);
-    while (r < 0 && errno == EINTR);
-    return r;
-}
-
-static ssize_t write_retry(int fd, const void *buf, size_t n)
-{
-    ssize_t r;
-    do
-        r = write(fd, buf, n);
-    while (r < 0 && errno == EINTR);
-    return r;
-}
-
-/* Blocks on one byte from rfd, then returns value as an int64 result. */
+/* Waits at its gate, then returns value as an int64 result. */
 struct block_arg {
-    int32_t rfd;
-    int32_t pad;
     int64_t value;
+    char gate[GATE_PATH];
 };
 
 static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
@@ -95,17 +183,16 @@ static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, si
     if (arg_size != sizeof a || out_cap < sizeof a.value)
         return BAD_CALL;
     memcpy(&a, arg, sizeof a);
-    char c;
-    if (read_retry(a.rfd, &c, 1) != 1)
+    if (task_gate_wait(a.gate) != 0)
         return READ_FAILED;
     memcpy(out, &a.value, sizeof a.value);
     *out_size = sizeof a.value;
     return 0;
 }
 
-/* Writes one byte (the argument's tag) to wfd: proof, across processes too, that it ran. */
+/* Writes one byte (the argument's tag) to a gate: proof, across processes too, that it ran. */
 struct signal_arg {
-    int32_t wfd;
+    char gate[GATE_PATH];
     char tag;
 };
 
@@ -119,7 +206,7 @@ static int signal_ran(const void *arg, size_t arg_size, void *out, size_t out_ca
     if (arg_size != sizeof a)
         return BAD_CALL;
     memcpy(&a, arg, sizeof a);
-    return write_retry(a.wfd, &a.tag, 1) == 1 ? 0 : READ_FAILED;
+    return task_gate_post(a.gate, a.tag) == 0 ? 0 : READ_FAILED;
 }
 
 /* Reports how it was called, for the calling-convention test. */
@@ -168,66 +255,9 @@ static int fill_out(const void *arg, size_t arg_size, void *out, size_t out_cap,
     return 0;
 }
 
-/* Blocks on one byte from rfd, then returns its n payload bytes (taken after the gate). */
-struct copy_arg {
-    int32_t rfd;
-    int32_t n;
-    unsigned char bytes[];
-};
-
-static int gated_copy(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                      size_t *out_size)
-{
-    const struct copy_arg *a = arg;
-    if (arg_size < sizeof *a || (size_t)a->n != arg_size - sizeof *a || (size_t)a->n > out_cap)
-        return BAD_CALL;
-    char c;
-    if (read_retry(a->rfd, &c, 1) != 1)
-        return READ_FAILED;
-    memcpy(out, a->bytes, (size_t)a->n);
-    *out_size = (size_t)a->n;
-    return 0;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-struct gate {
-    int fd[2]; /* fd[0] read end (goes to tasks), fd[1] write end (the test) */
-};
-
-static void gate_open(struct gate *g)
-{
-    ASSERT_EQ(pipe2(g->fd, O_CLOEXEC), 0);
-}
-
-/* Let @n blocked tasks go. */
-static void gate_release(const struct gate *g, int n)
-{
-    for (int i = 0; i < n; i++)
-        ASSERT_EQ(write_retry(g->fd[1], "x", 1), 1);
-}
-
-static void gate_close(struct gate *g)
-{
-    ASSERT_EQ(close(g->fd[0]), 0);
-    ASSERT_EQ(close(g->fd[1]), 0);
-}
-
-/* One byte from @fd within @ms, or -1 if none came. */
-static int read_byte_within(int fd, int ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r;
-    do
-        r = poll(&p, 1, ms);
-    while (r < 0 && errno == EINTR);
-    if (r != 1)
-        return -1;
-    unsigned char c;
-    return read_retry(fd, &c, 1) == 1 ? c : -1;
-}
 
 static exec_t *make_exec(const exec_config_t *cfg)
 {
@@ -247,7 +277,8 @@ static exec_t *make_workers(int workers)
 
 static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
 {
-    struct block_arg a = {.rfd = g->fd[0], .value = value};
+    struct block_arg a = {.value = value};
+    gate_path(a.gate, g);
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
     ASSERT_NOT_NULL(f);
@@ -766,45 +797,45 @@ TEST(executor_result_max_size)
     }
 }
 
-/* The argument is copied before exec_submit() returns: the caller overwrites (small) or
- * frees (large) its buffer at once, and the task, held until afterwards, sees the old
- * bytes. */
+/* The argument is copied before exec_submit() returns: while the only worker is held, the
+ * caller submits from a buffer and at once overwrites (small, kept inside the future) or
+ * frees (large, on the heap) it; the task, which runs only afterwards, sees the old bytes. */
 TEST(executor_submit_copies_arg)
 {
     struct gate g;
     gate_open(&g);
     exec_t *ex = make_workers(1);
-    static const size_t payloads[] = {16, 2000};
+    exec_future_t *blocker = submit_block(ex, &g, 0);
+    WAIT_STATE(blocker, EXEC_STATE_RUNNING);
+    static const size_t sizes[] = {16, 2000};
     exec_future_t *f[2];
     unsigned char *want[2];
     for (size_t k = 0; k < 2; k++) {
-        size_t n = payloads[k];
-        size_t asize = sizeof(struct copy_arg) + n;
-        struct copy_arg *a = malloc(asize);
+        size_t n = sizes[k];
+        unsigned char *a = malloc(n);
         want[k] = malloc(n);
         ASSERT_NOT_NULL(a);
         ASSERT_NOT_NULL(want[k]);
-        a->rfd = g.fd[0];
-        a->n = (int32_t)n;
         for (size_t i = 0; i < n; i++)
-            want[k][i] = a->bytes[i] = (unsigned char)(i * 13 + k + 1);
-        ASSERT_OK(exec_submit(ex, gated_copy, a, asize, &f[k]));
-        memset(a->bytes, 0xee, n);
-        a->n = -1;
-        a->rfd = -1;
+            want[k][i] = a[i] = (unsigned char)(i * 13 + k + 1);
+        ASSERT_OK(exec_submit(ex, echo, a, n, &f[k]));
+        memset(a, 0xee, n);
         free(a);
+        ASSERT_EQ(exec_future_state(f[k]), EXEC_STATE_QUEUED);
     }
-    gate_release(&g, 2);
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(blocker, 0);
     for (size_t k = 0; k < 2; k++) {
         ASSERT_OK(exec_future_wait(f[k], BOUND_MS));
         const void *data;
         size_t size;
         ASSERT_OK(exec_future_result(f[k], &data, &size));
-        ASSERT_EQ(size, payloads[k]);
-        ASSERT_MEM_EQ(data, want[k], payloads[k]);
+        ASSERT_EQ(size, sizes[k]);
+        ASSERT_MEM_EQ(data, want[k], sizes[k]);
         exec_future_release(f[k]);
         free(want[k]);
     }
+    exec_future_release(blocker);
     ASSERT_OK(exec_destroy(ex));
     gate_close(&g);
 }
@@ -816,13 +847,14 @@ TEST(executor_submit_forget)
     struct gate out;
     gate_open(&out);
     exec_t *ex = make_workers(2);
-    struct signal_arg a = {.wfd = out.fd[1], .tag = 'a'};
+    struct signal_arg a = {.tag = 'a'};
+    gate_path(a.gate, &out);
     ASSERT_OK(exec_submit(ex, signal_ran, &a, sizeof a, NULL));
-    ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'a');
+    ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'a');
     a.tag = 'b';
     exec_submit_opts_t o = {0};
     ASSERT_OK(exec_submit_ex(ex, signal_ran, &a, sizeof a, &o, NULL));
-    ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'b');
+    ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'b');
     ASSERT_OK(exec_shutdown(ex, 0)); /* every task and its bookkeeping is over */
     exec_stats_t st;
     ASSERT_OK(exec_stats(ex, &st));
@@ -1116,7 +1148,8 @@ TEST(executor_shutdown_cancel)
     WAIT_STATE(a, EXEC_STATE_RUNNING);
     exec_future_t *b = submit_echo_i64(ex, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
-    struct signal_arg sa = {.wfd = out.fd[1], .tag = 'd'};
+    struct signal_arg sa = {.tag = 'd'};
+    gate_path(sa.gate, &out);
     ASSERT_OK(exec_submit(ex, signal_ran, &sa, sizeof sa, NULL));
 
     struct bg s = {.ex = ex, .flags = EXEC_SHUTDOWN_CANCEL};
@@ -1145,7 +1178,7 @@ TEST(executor_shutdown_cancel)
         ASSERT_EQ(fault.task_status, 0);
     }
     /* The forgotten queued task never ran. */
-    ASSERT_EQ(read_byte_within(out.fd[0], 0), -1);
+    ASSERT_EQ(gate_read_within(&out, 0), -1);
 
     exec_stats_t st;
     ASSERT_OK(exec_stats(ex, &st));

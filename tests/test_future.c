@@ -4,11 +4,10 @@
  * all, with and without timeouts), states, result bytes, faults, cancellation, done-callbacks,
  * reference counting, and per-task deadlines with the cooperative stop flag.
  *
- * Tasks see only their argument and result bytes. A task that must block gets the read end
- * of a pipe in its argument bytes and reads one byte from it; a task that must report
+ * Tasks see only their argument and result bytes. A task that must block waits at a gate, a
+ * FIFO whose path travels in its argument bytes (see "Gates"); a task that must report
  * something the future cannot carry (it ran at all; it saw its stop flag after its result
- * was discarded) writes a byte to a pipe whose write end it got the same way. Pipes are made
- * before the executor, so a worker process forked when the executor starts has them too.
+ * was discarded) writes a byte to a gate.
  * Done-callbacks always run in the calling process (in the thread that finished the future),
  * so they may use the test's memory on every backend.
  */
@@ -21,8 +20,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Liveness bound of every wait in this file: generous, never a speed claim. */
@@ -32,7 +33,7 @@
 #define LOOP_MAX_MS 8000
 
 #define BAD_CALL 97    /* the executor broke the task calling convention */
-#define READ_FAILED 98 /* a pipe could not be read or written */
+#define READ_FAILED 98 /* a gate could not be opened, read or written */
 
 #define SENTINEL ((void *)(uintptr_t)0x5e17)
 
@@ -43,8 +44,24 @@ static int load(atomic_int *a)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Tasks                                                                                     */
+/* Gates                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
+
+/*
+ * A gate is a FIFO in the test's temporary directory. Tasks get its path in their argument
+ * bytes and open it themselves, which works in a worker thread and in a worker process
+ * however it was started (a worker process inherits none of the test's fds: the zygote
+ * closes them). The test keeps the FIFO open read-write for the gate's whole life, so a
+ * task's open() never blocks and its read() never sees end-of-file. A task blocks by reading
+ * one byte from a gate (the test lets it go by writing that byte) and reports by writing a
+ * byte to one (the test reads it with a timeout).
+ */
+#define GATE_PATH 112
+
+struct gate {
+    char path[GATE_PATH];
+    int fd; /* the test's read-write descriptor */
+};
 
 static ssize_t read_retry(int fd, void *buf, size_t n)
 {
@@ -63,6 +80,79 @@ static ssize_t write_retry(int fd, const void *buf, size_t n)
     while (r < 0 && errno == EINTR);
     return r;
 }
+
+static void gate_open(struct gate *g)
+{
+    static const char *dir; /* one per test child (each test runs in a fresh fork) */
+    static int seq;
+    if (!dir)
+        dir = test_tmpdir();
+    int n = snprintf(g->path, sizeof g->path, "%s/gate%d", dir, seq++);
+    ASSERT_LT(n, (int)sizeof g->path);
+    ASSERT_EQ(mkfifo(g->path, 0600), 0);
+    g->fd = open(g->path, O_RDWR | O_CLOEXEC);
+    ASSERT_GE(g->fd, 0);
+}
+
+/* Let @n blocked tasks go. */
+static void gate_release(const struct gate *g, int n)
+{
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(write_retry(g->fd, "x", 1), 1);
+}
+
+/* One byte a task wrote to @g within @ms, or -1 if none came. */
+static int gate_read_within(const struct gate *g, int ms)
+{
+    struct pollfd p = {.fd = g->fd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
+    if (r != 1)
+        return -1;
+    unsigned char c;
+    return read_retry(g->fd, &c, 1) == 1 ? c : -1;
+}
+
+static void gate_close(struct gate *g)
+{
+    ASSERT_EQ(close(g->fd), 0);
+    ASSERT_EQ(unlink(g->path), 0);
+}
+
+/* In a task: block until the test releases the gate at @path. 0, or -1 on error. */
+static int task_gate_wait(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char c;
+    ssize_t r = read_retry(fd, &c, 1);
+    close(fd);
+    return r == 1 ? 0 : -1;
+}
+
+/* In a task: write @tag to the gate at @path. 0, or -1 on error. */
+static int task_gate_post(const char *path, char tag)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t r = write_retry(fd, &tag, 1);
+    close(fd);
+    return r == 1 ? 0 : -1;
+}
+
+/* Copy a gate's path into a task argument field. */
+static void gate_path(char dst[GATE_PATH], const struct gate *g)
+{
+    memcpy(dst, g->path, GATE_PATH);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tasks                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
 
 static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
 {
@@ -87,11 +177,11 @@ static int return_status(const void *arg, size_t arg_size, void *out, size_t out
     return st;
 }
 
-/* Reads one byte from rfd, then (if wfd >= 0) writes tag to wfd; result: value (int64). */
+/* Waits at gate, then (if out is not empty) writes tag to out; result: value (int64). */
 struct block_arg {
-    int32_t rfd;
-    int32_t wfd;
     int64_t value;
+    char gate[GATE_PATH];
+    char out[GATE_PATH];
     char tag;
 };
 
@@ -101,10 +191,9 @@ static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, si
     if (arg_size != sizeof a || out_cap < sizeof a.value)
         return BAD_CALL;
     memcpy(&a, arg, sizeof a);
-    char c;
-    if (read_retry(a.rfd, &c, 1) != 1)
+    if (task_gate_wait(a.gate) != 0)
         return READ_FAILED;
-    if (a.wfd >= 0 && write_retry(a.wfd, &a.tag, 1) != 1)
+    if (a.out[0] && task_gate_post(a.out, a.tag) != 0)
         return READ_FAILED;
     memcpy(out, &a.value, sizeof a.value);
     *out_size = sizeof a.value;
@@ -112,9 +201,9 @@ static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, si
 }
 
 /* Loops until exec_task_should_stop() (or LOOP_MAX_MS), then writes 'S' (stopped) or 'N'
- * (never asked) to wfd. */
+ * (never asked) to the gate out. */
 struct loop_arg {
-    int32_t wfd;
+    char out[GATE_PATH];
 };
 
 static int loop_until_stop(const void *arg, size_t arg_size, void *out, size_t out_cap,
@@ -136,75 +225,43 @@ static int loop_until_stop(const void *arg, size_t arg_size, void *out, size_t o
         }
         test_sleep_ms(1);
     }
-    return write_retry(a.wfd, &tag, 1) == 1 ? 0 : READ_FAILED;
+    return task_gate_post(a.out, tag) == 0 ? 0 : READ_FAILED;
 }
 
-/* Waits (polling) for a byte on rfd, watching its stop flag meanwhile; result: int64 1 if
- * the flag was ever set, else 0. */
+/* Waits (polling) at the gate whose path is its argument, watching its stop flag meanwhile;
+ * result: int64 1 if the flag was ever set, else 0. */
 static int poll_gate_watch_stop(const void *arg, size_t arg_size, void *out, size_t out_cap,
                                 size_t *out_size)
 {
-    int32_t rfd;
-    if (arg_size != sizeof rfd || out_cap < sizeof(int64_t))
+    char path[GATE_PATH];
+    if (arg_size != sizeof path || out_cap < sizeof(int64_t))
         return BAD_CALL;
-    memcpy(&rfd, arg, sizeof rfd);
+    memcpy(path, arg, sizeof path);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return READ_FAILED;
     int64_t saw = 0;
     uint64_t end = test_now_ms() + LOOP_MAX_MS;
-    for (;;) {
+    int rc = READ_FAILED;
+    while (test_now_ms() < end) {
         saw |= exec_task_should_stop();
-        struct pollfd p = {.fd = rfd, .events = POLLIN};
-        if (poll(&p, 1, 5) == 1)
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char c;
+        if (poll(&p, 1, 5) == 1 && read_retry(fd, &c, 1) == 1) {
+            rc = 0;
             break;
-        if (test_now_ms() > end)
-            return READ_FAILED;
+        }
     }
-    char c;
-    if (read_retry(rfd, &c, 1) != 1)
-        return READ_FAILED;
+    close(fd);
     saw |= exec_task_should_stop();
     memcpy(out, &saw, sizeof saw);
     *out_size = sizeof saw;
-    return 0;
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-struct gate {
-    int fd[2]; /* fd[0] read end, fd[1] write end */
-};
-
-static void gate_open(struct gate *g)
-{
-    ASSERT_EQ(pipe2(g->fd, O_CLOEXEC), 0);
-}
-
-static void gate_release(const struct gate *g, int n)
-{
-    for (int i = 0; i < n; i++)
-        ASSERT_EQ(write_retry(g->fd[1], "x", 1), 1);
-}
-
-static void gate_close(struct gate *g)
-{
-    ASSERT_EQ(close(g->fd[0]), 0);
-    ASSERT_EQ(close(g->fd[1]), 0);
-}
-
-/* One byte from @fd within @ms, or -1 if none came. */
-static int read_byte_within(int fd, int ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r;
-    do
-        r = poll(&p, 1, ms);
-    while (r < 0 && errno == EINTR);
-    if (r != 1)
-        return -1;
-    unsigned char c;
-    return read_retry(fd, &c, 1) == 1 ? c : -1;
-}
 
 static exec_t *make_exec(const exec_config_t *cfg)
 {
@@ -222,14 +279,15 @@ static exec_t *make_workers(int workers)
     return make_exec(&cfg);
 }
 
-/* A task blocked on @g; when released it writes @tag to @wfd (if >= 0), returns @value. */
-static exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value, int wfd,
-                                       char tag)
+/* A task blocked on @g; when released it writes @tag to @out (if not NULL), returns @value. */
+static exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value,
+                                       const struct gate *out, char tag)
 {
     struct block_arg a;
     memset(&a, 0, sizeof a);
-    a.rfd = g->fd[0];
-    a.wfd = wfd;
+    gate_path(a.gate, g);
+    if (out)
+        gate_path(a.out, out);
     a.value = value;
     a.tag = tag;
     exec_future_t *f = NULL;
@@ -240,7 +298,7 @@ static exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t
 
 static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
 {
-    return submit_block_tag(ex, g, value, -1, 0);
+    return submit_block_tag(ex, g, value, NULL, 0);
 }
 
 static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
@@ -668,7 +726,7 @@ TEST(future_cancel_queued)
     exec_t *ex = make_workers(1);
     exec_future_t *a = submit_block(ex, &g, 1);
     WAIT_STATE(a, EXEC_STATE_RUNNING);
-    exec_future_t *b = submit_block_tag(ex, &g, 2, out.fd[1], 'b');
+    exec_future_t *b = submit_block_tag(ex, &g, 2, &out, 'b');
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
 
     ASSERT_ERR(exec_future_cancel(NULL, 0), EXEC_EINVAL);
@@ -690,7 +748,7 @@ TEST(future_cancel_queued)
     gate_release(&g, 2);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_OK(exec_shutdown(ex, 0));
-    ASSERT_EQ(read_byte_within(out.fd[0], 0), -1);
+    ASSERT_EQ(gate_read_within(&out, 0), -1);
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_CANCELLED);
     exec_stats_t st;
     ASSERT_OK(exec_stats(ex, &st));
@@ -750,7 +808,8 @@ TEST(future_cancel_running)
     struct gate out;
     gate_open(&out);
     exec_t *ex = make_workers(1);
-    struct loop_arg la = {.wfd = out.fd[1]};
+    struct loop_arg la;
+    gate_path(la.out, &out);
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, loop_until_stop, &la, sizeof la, &f));
     WAIT_STATE(f, EXEC_STATE_RUNNING);
@@ -764,7 +823,7 @@ TEST(future_cancel_running)
     check_ran_on_worker(&ft, 1); /* it did run: worker_id is -1 only "if it never ran" */
     ASSERT_ERR(exec_future_cancel(f, EXEC_CANCEL_RUNNING), EXEC_EBUSY);
     if (test_backend == EXEC_BACKEND_THREADS)
-        ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'S');
+        ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'S');
     exec_future_t *next = submit_echo_i64(ex, 5);
     ASSERT_RESULT_I64(next, 5);
     exec_stats_t st;
@@ -1029,10 +1088,10 @@ TEST(future_retain_release)
 
     /* Dropping the only reference of a queued future: the task still runs. */
     exec_future_t *a = submit_block(ex, &g, 1);
-    exec_future_t *b = submit_block_tag(ex, &g, 2, out.fd[1], 'b');
+    exec_future_t *b = submit_block_tag(ex, &g, 2, &out, 'b');
     exec_future_release(b);
     gate_release(&g, 2);
-    ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'b');
+    ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'b');
     ASSERT_RESULT_I64(a, 1);
     exec_future_release(a);
     ASSERT_OK(exec_destroy(ex));
@@ -1063,7 +1122,8 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
     exec_t *ex = make_exec(&cfg);
     exec_future_t *fs[4];
     ASSERT_LE(n, 4);
-    struct loop_arg la = {.wfd = out.fd[1]};
+    struct loop_arg la;
+    gate_path(la.out, &out);
     for (int i = 0; i < n; i++) {
         if (opts)
             ASSERT_OK(exec_submit_ex(ex, loop_until_stop, &la, sizeof la, opts, &fs[i]));
@@ -1088,7 +1148,7 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
     /* On threads the task goes on until it reads its stop flag, which must now be set. */
     if (test_backend == EXEC_BACKEND_THREADS)
         for (int i = 0; i < n; i++)
-            ASSERT_EQ(read_byte_within(out.fd[0], BOUND_MS), 'S');
+            ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'S');
     exec_stats_t st;
     ASSERT_OK(exec_stats(ex, &st));
     ASSERT_EQ(st.timed_out, n);
@@ -1137,8 +1197,9 @@ TEST(future_timeout_none_overrides)
     exec_submit_opts_t o = {0};
     o.timeout_ms = EXEC_NO_TIMEOUT;
     exec_future_t *f = NULL;
-    int32_t rfd = g.fd[0];
-    ASSERT_OK(exec_submit_ex(ex, poll_gate_watch_stop, &rfd, sizeof rfd, &o, &f));
+    char path[GATE_PATH];
+    gate_path(path, &g);
+    ASSERT_OK(exec_submit_ex(ex, poll_gate_watch_stop, path, sizeof path, &o, &f));
     WAIT_STATE(f, EXEC_STATE_RUNNING);
     /* Four default timeouts later it is still running. */
     ASSERT_ERR(exec_future_wait(f, 400), EXEC_ETIMEDOUT);
