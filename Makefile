@@ -158,9 +158,12 @@ $(BUILD)/bench/%: tests/bench/%.c $(STATIC) $(BUILD)/.flags-test
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS)
 
-demo: $(BUILD)/examples/demo
+# The demonstration: serial vs threads vs processes, then the shared-memory comparison.
+demo: $(BUILD)/examples/demo $(BUILD)/examples/shm_sum
 	$(call msg,RUN,$<)
-	$(Q)$<
+	$(Q)$(BUILD)/examples/demo
+	$(Q)echo
+	$(Q)$(BUILD)/examples/shm_sum processes
 
 bench: $(BENCH_BINS)
 	$(Q)for b in $(BENCH_BINS); do \
@@ -182,7 +185,7 @@ $(RUNNER): $(TEST_OBJS) $(STATIC)
 # the user (e.g. `make test TESTS=future_` or `make test RUN_ARGS='-b threads'`).
 RUN_CMD = $(RUN_ENV) $(RUN_WRAP) $(RUNNER) $(RUN_ARGS) $(TESTS)
 
-test: $(RUNNER) check-symbols
+test: $(RUNNER) check-symbols examples
 	$(call msg,RUN,$(RUNNER))
 	$(Q)$(RUN_CMD)
 

@@ -10,16 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* TODO(process backend): the weak reference goes when src/process_pool.c lands. */
-extern const struct exec__backend_ops exec__process_ops __attribute__((weak));
-
 static const struct exec__backend_ops *backend_ops(exec_backend_t b)
 {
     switch (b) {
     case EXEC_BACKEND_THREADS:
         return &exec__thread_ops;
     case EXEC_BACKEND_PROCESSES:
-        return &exec__process_ops ? &exec__process_ops : NULL;
+        return &exec__process_ops;
     }
     return NULL;
 }

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,20 +301,6 @@ void exec__stdio_forget(void)
 #endif
 }
 
-ssize_t exec__read_full(int fd, void *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, (char *)buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return got ? (ssize_t)got : r;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
 int exec__zsend(int fd, const struct exec__zmsg *m, bool nonblock)
 {
     ssize_t r;
@@ -343,6 +330,11 @@ void exec__cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+void exec__yield(void)
+{
+    sched_yield();
 }
 
 void exec__child_signals(void)

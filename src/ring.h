@@ -57,6 +57,7 @@ struct exec__rq {
     uint64_t mask;
     uint64_t pos; /* producer: next write (>= published tail); consumer: next read */
     uint64_t lim; /* producer: cached head; consumer: cached tail */
+    bool own_lim; /* producer: lim is advanced by the owner, never loaded from head */
 };
 
 void exec__ring_init(struct exec__ring *r, uint64_t cap);
@@ -81,9 +82,9 @@ void exec__rq_wait_space(struct exec__rq *q, uint64_t want, uint64_t deadline_ns
 struct exec__msg *exec__rq_peek(struct exec__rq *q);
 void exec__rq_next(struct exec__rq *q, const struct exec__msg *m);
 void exec__rq_release(struct exec__rq *q);
-/* Sleep until a message may be there or @deadline_ns (0 = none). Returns EXEC_ETIMEDOUT at
- * the deadline, else 0 (maybe spurious, e.g. a signal). */
-int exec__rq_wait_data(struct exec__rq *q, uint64_t deadline_ns, unsigned spins);
+/* Poll for up to @spin_ns, then sleep until a message may be there or @deadline_ns (0 =
+ * none). Returns EXEC_ETIMEDOUT at the deadline, else 0 (maybe spurious, e.g. a signal). */
+int exec__rq_wait_data(struct exec__rq *q, uint64_t deadline_ns, uint32_t spin_ns);
 
 static inline size_t exec__ring_round(size_t n)
 {
@@ -157,6 +158,7 @@ struct exec__wregion {
     uint32_t gen;
     /* Written by the worker. */
     _Alignas(64) _Atomic uint64_t cur_seq; /* request being run (or last one started) */
+    _Atomic int32_t pid;                   /* the worker's pid, as soon as it runs */
     _Atomic uint64_t cur_start_ns;         /* when it started (CLOCK_MONOTONIC) */
     _Atomic uint64_t done_seq;             /* last request finished */
 };
@@ -176,6 +178,7 @@ static inline unsigned char *exec__wregion_cmp_data(struct exec__wregion *w)
  * supervisor thread. */
 struct exec__hub {
     _Alignas(64) _Atomic uint32_t sleeping; /* supervisor sleeps in poll: ring bell_fd */
+    _Alignas(64) _Atomic uint32_t zevents;  /* bumped by the zygote after each event sent */
 };
 
 /* What a worker needs to run; filled by the parent (or zygote) before fork. */
@@ -215,6 +218,7 @@ struct exec__zmsg {
 };
 
 struct exec__zygote_cfg {
+    struct exec__hub *hub;
     int ctl_fd;                   /* our end of the control socket */
     int death_fd;                 /* read end of the parent's death pipe */
     int bell_fd;
@@ -255,13 +259,13 @@ int exec__pidfd_kill(int pidfd, int sig);
 uint64_t exec__rss_bytes(int *fd);
 /* Throw away what the inherited stdio buffers hold (parent's unflushed output). */
 void exec__stdio_forget(void);
-/* Read/send with EINTR retry. */
-ssize_t exec__read_full(int fd, void *buf, size_t n);
+/* One control datagram, retrying on EINTR. 0 or -1 (errno). */
 int exec__zsend(int fd, const struct exec__zmsg *m, bool nonblock);
 /* 1 message received, 0 none (EAGAIN), -1 EOF or error. */
 int exec__zrecv(int fd, struct exec__zmsg *m, bool nonblock);
-/* A brief pause inside spin loops. */
+/* A brief pause inside spin loops; giving the CPU to another runnable thread. */
 void exec__cpu_relax(void);
+void exec__yield(void);
 /* Reset every signal disposition to default, then ignore SIGINT and SIGPIPE. */
 void exec__child_signals(void);
 

@@ -216,4 +216,25 @@
     X(process_example_crash, PROCESSES_ONLY)                                               \
     X(process_example_deadline, PROCESSES_ONLY)                                            \
     X(process_example_leaky, PROCESSES_ONLY)                                               \
+    /* tests/test_docs.c */                                                                \
+    X(tooling_docs_api_complete, 0)                                                        \
+    X(tooling_docs_names_exist, 0)                                                         \
+    X(tooling_docs_man_pages, 0)                                                           \
+    X(tooling_docs_man_errors, 0)                                                          \
+    X(tooling_docs_code_blocks, SLOW)                                                      \
+    X(tooling_docs_man_groff, 0)                                                           \
+    /* tests/test_examples.c */                                                            \
+    X(tooling_example_all_listed, 0)                                                       \
+    X(tooling_example_01_hello, 0)                                                         \
+    X(tooling_example_05_event_loop, 0)                                                    \
+    X(tooling_example_05_event_loop_processes, PROCESSES_ONLY)                             \
+    X(tooling_example_10_sizing, 0)                                                        \
+    X(tooling_example_11_nested, 0)                                                        \
+    X(tooling_example_12_progress, 0)                                                      \
+    X(tooling_example_crash, PROCESSES_ONLY)                                               \
+    X(tooling_example_deadline, PROCESSES_ONLY)                                            \
+    X(tooling_example_leaky, PROCESSES_ONLY)                                               \
+    X(tooling_example_shm_sum, 0)                                                          \
+    X(tooling_example_shm_sum_processes, PROCESSES_ONLY)                                   \
+    X(tooling_example_demo, SLOW)                                                          \
     /* end of TEST_LIST */

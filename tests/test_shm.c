@@ -880,11 +880,14 @@ TEST(shm_unlink_while_task_maps)
     __atomic_store_n(&v[0], 1, __ATOMIC_RELEASE);
     ASSERT_EQ(result_u64(f), expected_sum(40, 2, WORDS));
 
-    /* Where the buffer is already mapped, its ref keeps working (the same pages); in a fresh
-     * process the name is gone, so a ref can no longer be mapped there. */
+    /* In the creating process the creator's mapping serves the ref (same pages). A worker
+     * process drops its cached mapping of a buffer that is gone between tasks (documented
+     * in exec_shm_map()), so there the ref may or may not still map: not asserted. In a
+     * fresh process the name is gone, so a ref can no longer be mapped there. */
     job_for(&j, s, 2, WORDS, 0, 0);
     v[0] = 1;
-    ASSERT_EQ(run_job(ex, task_sum, &j), expected_sum(40, 2, WORDS));
+    if (test_backend == EXEC_BACKEND_THREADS)
+        ASSERT_EQ(run_job(ex, task_sum, &j), expected_sum(40, 2, WORDS));
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
