@@ -179,13 +179,42 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
 /* Configuration                                                                               */
 /* ------------------------------------------------------------------------------------------ */
 
-/** exec_backend_t - where tasks run. */
+/**
+ * exec_backend_t - where tasks run.
+ *
+ * What differs on EXEC_BACKEND_PROCESSES (everything else is the same):
+ *  - A task runs in a worker process. It sees the program's globals as they were when the
+ *    worker's image was taken (at exec_create() with forkserver, at the worker's start with
+ *    fork), never the parent's later writes; its own writes stay in the worker.
+ *  - A task cannot submit to, wait on or shut down the parent's executor (it holds a copy).
+ *  - Forkserver workers keep only fds 0-2 of the parent; fork workers inherit every fd.
+ *    Workers ignore SIGINT and SIGPIPE, flush stdio and _exit() when they retire.
+ *  - A crash (signal or exit) fails only the running task with EXEC_ECRASHED (fault.signal
+ *    or fault.exit_status, fault.worker_pid) and the worker is replaced. At a deadline the
+ *    worker gets SIGTERM, then SIGKILL after kill_grace_ms; the future fails at once with
+ *    EXEC_ETIMEDOUT and fault.signal = SIGTERM.
+ *  - Done-callbacks run on the executor's supervisor thread; from there, waiting on,
+ *    mapping over or shutting down the same executor returns EXEC_EDEADLK.
+ *  - The pool becomes broken (every pending and later call: EXEC_EBROKEN) when the
+ *    initializer fails (fault.task_status = its return), when the crash-loop breaker trips,
+ *    or when the zygote dies. When workers cannot be started (fork fails 5 times in a row,
+ *    retried 2 ms to 1 s apart) with none alive, waiting tasks fail with EXEC_ESYS and
+ *    fault.sys_errno.
+ */
 typedef enum exec_backend {
     EXEC_BACKEND_THREADS = 0,   /* a pool of threads in this process (default) */
     EXEC_BACKEND_PROCESSES = 1, /* a pool of worker processes */
 } exec_backend_t;
 
-/** exec_start_method_t - how the process backend makes its workers. */
+/**
+ * exec_start_method_t - how the process backend makes its workers.
+ * Forkserver forks a single-threaded zygote at exec_create(), and the zygote forks every
+ * worker: no worker is ever forked from a process whose other threads may hold locks
+ * (malloc's, stdio's, the application's). Fork forks each worker from the calling process:
+ * workers see later globals, but a lock held by another thread at that moment stays held
+ * forever in the worker. With SIGCHLD ignored by the application, fork workers' crash
+ * detail is unknown (signal 0, exit_status -1).
+ */
 typedef enum exec_start_method {
     EXEC_START_FORKSERVER = 0, /* forked from a clean single-threaded zygote (default) */
     EXEC_START_FORK = 1,       /* forked directly from the calling process */
@@ -211,13 +240,16 @@ typedef struct exec_config {
     size_t max_arg_size;
     /** Largest task result in bytes, 1..EXEC_SIZE_LIMIT; 0 = EXEC_DEFAULT_MAX_RESULT_SIZE. */
     size_t max_result_size;
-    /** Most tasks waiting in the queue; a full queue blocks exec_submit() (or returns
-     *  EXEC_EAGAIN with EXEC_SUBMIT_TRY); 0 = unbounded. Tasks submitted from inside a
-     *  worker are never blocked by this bound (that could deadlock the pool). */
+    /** Most tasks waiting in the queue (on processes: waiting in the workers' rings too); a
+     *  full queue blocks exec_submit() (or returns EXEC_EAGAIN with EXEC_SUBMIT_TRY);
+     *  0 = unbounded. Tasks submitted from inside a worker are never blocked by this bound
+     *  (that could deadlock the pool). */
     size_t queue_max;
     /** A worker (thread or process) retires after running this many tasks and a fresh one
      *  replaces it; 0 = never. Threads count the tasks they take from the queue; tasks run
-     *  nested inside a waiting task do not count (a thread cannot retire in mid-task). */
+     *  nested inside a waiting task do not count (a thread cannot retire in mid-task).
+     *  Processes count each map chunk as one task; a worker that retires for this reason
+     *  ran exactly this many, one still alive at shutdown may have run fewer. */
     uint32_t max_tasks_per_child;
     /** Default run-time limit of each task, counted from when it starts; 0 = none.
      *  Threads: the future fails with EXEC_ETIMEDOUT at the deadline and the task's stop
@@ -235,7 +267,8 @@ typedef struct exec_config {
     uint32_t kill_grace_ms;
     /** Retire a worker whose resident memory exceeds this after a task; 0 = no limit. */
     size_t max_rss_per_child;
-    /** Retire a worker older than this (checked between tasks); 0 = no limit. */
+    /** Retire a worker older than this (checked between tasks, and while idle: an idle
+     *  pool keeps recycling); 0 = no limit. */
     uint32_t max_age_ms;
     /** Spread each worker's limits randomly by up to this percent (0..100); 0 = none. */
     uint32_t recycle_jitter_pct;
@@ -379,7 +412,8 @@ typedef void exec_item_fn(size_t index, int status, const void *result, void *us
 
 /** exec_map_opts_t - options of exec_map(); `= {0}` means defaults. */
 typedef struct exec_map_opts {
-    /** Items per chunk (one worker runs a chunk at a time); 0 = automatic. */
+    /** Items per chunk (one worker runs a chunk at a time); 0 = automatic. On processes it
+     *  is capped so that a chunk's bytes fit half a ring. */
     size_t chunk_size;
     /** If not NULL, an array of n ints receiving each item's task status (0 = ok, the
      *  task's non-zero return, or EXEC_ECANCELLED for an item that never ran). */
@@ -750,12 +784,13 @@ typedef struct exec_stats {
     uint64_t timed_out;       /* failed by their deadline */
     uint64_t crashed;         /* failed because their worker died */
     uint64_t map_items;       /* items processed by exec_map*() */
-    uint64_t workers_alive;   /* workers now running */
+    uint64_t workers_alive;   /* workers now running (processes: may briefly exceed
+                                 workers while a replacement starts) */
     uint64_t workers_retired; /* workers replaced, all reasons */
     uint64_t retired_tasks;   /* ... for max_tasks_per_child */
     uint64_t retired_memory;  /* ... for max_rss_per_child */
     uint64_t retired_age;     /* ... for max_age_ms */
-    uint64_t retired_timeout; /* ... killed at a deadline or by a cancel */
+    uint64_t retired_timeout; /* ... killed at a deadline or by EXEC_CANCEL_RUNNING */
     uint64_t retired_crash;   /* ... died on their own */
     uint64_t reserved[8];
 } exec_stats_t;
