@@ -210,16 +210,16 @@ static void ident_before(const char *text, const char *end, char *out, size_t ca
 #define MAX_TYPES 32
 
 struct header {
-    char *raw;      /* the file as written */
-    char *code;     /* the same without comments */
-    size_t nfns;    /* EXEC_API functions */
-    char fn[MAX_FNS][64];
-    char decl[MAX_FNS][512]; /* canonical declaration, "EXEC_API " dropped, ';' kept */
-    size_t ncbs;    /* typedef'd function types, e.g. exec_task_fn */
+    char *raw;                /* the file as written */
+    char *code;               /* the same without comments */
+    size_t nfns;              /* EXEC_API functions: */
+    char fn[MAX_FNS][64];     /* ...their names */
+    char decl[MAX_FNS][512];  /* ...canonical declarations, "EXEC_API " dropped, ';' kept */
+    size_t ncbs;              /* typedef'd function types, e.g. exec_task_fn */
     char cb[MAX_TYPES][64];
-    size_t nnames;  /* every exec_ / EXEC_ identifier written anywhere in the header */
+    size_t nnames;            /* every exec_ / EXEC_ identifier written in the header */
     char name[MAX_NAMES][64];
-    size_t ncodes;  /* EXEC_ERRNO_MAP: "EXEC_" NAME, value, message */
+    size_t ncodes;            /* EXEC_ERRNO_MAP: "EXEC_" NAME, value, message */
     char code_name[64][64];
     int code_value[64];
     char code_msg[64][128];
@@ -328,17 +328,13 @@ static int fn_index(const struct header *h, const char *name)
 static int members_of(const char *code, const char *type, char (*members)[160], int cap)
 {
     char want[96];
-    snprintf(want, sizeof want, "} %s;", type);
+    snprintf(want, sizeof want, "}%s;", type); /* canonical spacing */
     const char *end = NULL;
-    for (const char *p = code; (p = strchr(p, '}')) != NULL; p++) {
+    for (const char *p = code; end == NULL && (p = strchr(p, '}')) != NULL; p++) {
         char c[96];
         canon(p, strcspn(p, ";") + 1, c, sizeof c);
-        char w[96];
-        canon(want, strlen(want), w, sizeof w);
-        if (strcmp(c, w) == 0) {
+        if (strcmp(c, want) == 0)
             end = p;
-            break;
-        }
     }
     if (end == NULL)
         return -1;

@@ -258,7 +258,7 @@ static void check_example(const char *id)
     read_text(out, text, sizeof text);
     read_text(err, errtext, sizeof errtext);
     fprintf(stderr, "# %s%s%s: %llu ms\n", ex->binary, argc > 1 ? " " : "",
-                argc > 1 ? argv[1] : "", (unsigned long long)took);
+            argc > 1 ? argv[1] : "", (unsigned long long)took);
 
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         const char *hint = strstr(errtext, exec_strerror(EXEC_ENOTSUP)) != NULL
