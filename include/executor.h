@@ -317,7 +317,8 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg);
  * After it, exec_submit() and exec_map() return EXEC_ESHUTDOWN. Calling it again is safe
  * (it waits again unless NOWAIT). Futures stay valid and keep their results.
  * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or unknown flags); EXEC_EDEADLK when called from
- *         inside one of @ex's own tasks without EXEC_SHUTDOWN_NOWAIT (nothing is done).
+ *         inside one of @ex's own tasks, or from a done-callback run by one of @ex's own
+ *         threads, without EXEC_SHUTDOWN_NOWAIT (nothing is done).
  * Thread-safety: any thread, concurrently with submits.
  */
 EXEC_API int exec_shutdown(exec_t *ex, unsigned flags);
@@ -327,8 +328,9 @@ EXEC_API int exec_shutdown(exec_t *ex, unsigned flags);
  * @ex: the executor, or NULL (then nothing happens). Its handle is invalid afterwards.
  * No thread, process, zombie, fd or shared-memory object of @ex is left when it returns.
  * Futures that are still referenced stay valid until their last exec_future_release().
- * Return: EXEC_OK; EXEC_EDEADLK when called from inside one of @ex's own tasks (nothing is
- *         done; the handle stays valid).
+ * Return: EXEC_OK; EXEC_EDEADLK when called from inside one of @ex's own tasks or from a
+ *         done-callback run by one of @ex's own threads (nothing is done; the handle stays
+ *         valid).
  * Thread-safety: must not race with other calls on @ex.
  */
 EXEC_API int exec_destroy(exec_t *ex);

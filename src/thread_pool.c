@@ -110,6 +110,9 @@ struct tp {
 };
 
 static _Thread_local struct slot *tls_slot;
+/* Set in the timer thread: a done-callback it runs (at a deadline) must not shut down or
+ * destroy its own executor, which would join or free the thread running it. */
+static _Thread_local struct tp *tls_timer;
 
 /* Iterations of the idle spin (each a pause instruction, ~10-40 ns). */
 #define SPIN_BEFORE_PARK 64
@@ -327,6 +330,7 @@ static void timeout_expired(struct exec_future *f)
 static void *timer_main(void *p)
 {
     struct tp *tp = p;
+    tls_timer = tp;
     pthread_mutex_lock(&tp->tlock);
     while (!tp->timer_stop) {
         if (tp->hn == 0) {
@@ -806,7 +810,7 @@ static void tp_stats(void *impl, exec_stats_t *st)
 
 static bool tp_in_task(void *impl)
 {
-    return is_my_worker(impl);
+    return is_my_worker(impl) || tls_timer == impl;
 }
 
 /* Leave the idle stack after a wait. If a submitter popped us meanwhile, its wake-up was

@@ -105,6 +105,7 @@
     X(executor_destroy_null, 0)                                                            \
     X(executor_destroy_waits, BOTH_BACKENDS)                                               \
     X(executor_destroy_in_task, THREADS_ONLY)                                              \
+    X(executor_destroy_in_deadline_callback, BOTH_BACKENDS)                                \
     X(executor_shutdown_nowait_in_task, THREADS_ONLY)                                      \
     X(executor_stats_counts, BOTH_BACKENDS)                                                \
     /* tests/test_future.c */                                                              \
@@ -226,15 +227,18 @@
     /* tests/test_examples.c */                                                            \
     X(tooling_example_all_listed, 0)                                                       \
     X(tooling_example_01_hello, 0)                                                         \
-    X(tooling_example_05_event_loop, 0)                                                    \
-    X(tooling_example_05_event_loop_processes, PROCESSES_ONLY)                             \
+    X(tooling_example_02_cpu_bound, PROCESSES_ONLY)                                        \
+    X(tooling_example_03_c_gil, PROCESSES_ONLY)                                            \
+    X(tooling_example_04_io_fanout, PROCESSES_ONLY)                                        \
+    X(tooling_example_05_event_loop, PROCESSES_ONLY)                                       \
+    X(tooling_example_05_event_loop_threads, 0)                                            \
+    X(tooling_example_06_shared_memory, PROCESSES_ONLY)                                    \
+    X(tooling_example_06_shared_memory_threads, 0)                                         \
+    X(tooling_example_07_crash, PROCESSES_ONLY)                                            \
+    X(tooling_example_08_deadline, PROCESSES_ONLY)                                         \
+    X(tooling_example_09_leaky, PROCESSES_ONLY)                                            \
     X(tooling_example_10_sizing, 0)                                                        \
     X(tooling_example_11_nested, 0)                                                        \
     X(tooling_example_12_progress, 0)                                                      \
-    X(tooling_example_crash, PROCESSES_ONLY)                                               \
-    X(tooling_example_deadline, PROCESSES_ONLY)                                            \
-    X(tooling_example_leaky, PROCESSES_ONLY)                                               \
-    X(tooling_example_shm_sum, 0)                                                          \
-    X(tooling_example_shm_sum_processes, PROCESSES_ONLY)                                   \
-    X(tooling_example_demo, SLOW)                                                          \
+    X(tooling_example_demo, PROCESSES_ONLY | SLOW)                                         \
     /* end of TEST_LIST */

@@ -1437,3 +1437,54 @@ TEST(executor_stats_counts)
     ASSERT_OK(exec_destroy(ex));
     gate_close(&g);
 }
+
+/* A done-callback run by one of the executor's own threads (on threads: the timer thread
+ * that fails a task at its deadline; on processes: the supervisor) must not be able to
+ * destroy or wait-shut-down that executor: it would join or free the thread running it. */
+struct in_cb {
+    exec_t *ex;
+    _Atomic int destroy_rc, shutdown_rc, calls;
+};
+
+static void destroy_from_callback(exec_future_t *f, void *user_data)
+{
+    (void)f;
+    struct in_cb *c = user_data;
+    atomic_store(&c->destroy_rc, exec_destroy(c->ex));
+    atomic_store(&c->shutdown_rc, exec_shutdown(c->ex, 0));
+    atomic_fetch_add(&c->calls, 1);
+}
+
+static int spin_until_stopped(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                              size_t *out_size)
+{
+    (void)arg, (void)arg_size, (void)out, (void)out_cap, (void)out_size;
+    uint64_t t0 = test_now_ms();
+    while (!exec_task_should_stop() && test_now_ms() - t0 < 20000)
+        ;
+    return 0;
+}
+
+TEST(executor_destroy_in_deadline_callback)
+{
+    exec_t *ex = make_workers(1);
+    struct in_cb c = {.ex = ex};
+    atomic_init(&c.destroy_rc, 1);
+    atomic_init(&c.shutdown_rc, 1);
+    atomic_init(&c.calls, 0);
+    exec_submit_opts_t o = {.timeout_ms = 50};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit_ex(ex, spin_until_stopped, NULL, 0, &o, &f));
+    ASSERT_OK(exec_future_on_done(f, destroy_from_callback, &c));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    ASSERT_ERR(exec_future_result(f, NULL, NULL), EXEC_ETIMEDOUT);
+    uint64_t t0 = test_now_ms();
+    while (atomic_load(&c.calls) == 0) {
+        ASSERT_LT(test_now_ms() - t0, (uint64_t)BOUND_MS);
+        test_sleep_ms(1);
+    }
+    ASSERT_ERR(atomic_load(&c.destroy_rc), EXEC_EDEADLK);
+    ASSERT_ERR(atomic_load(&c.shutdown_rc), EXEC_EDEADLK);
+    exec_future_release(f);
+    ASSERT_OK(exec_destroy(ex));
+}
