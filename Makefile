@@ -68,7 +68,7 @@ SHARED_REAL := libexecutor.so.$(VERSION_MAJOR).$(VERSION_MINOR)
 LIB_SRCS   := $(sort $(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 PIC_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
-TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c
+TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c tests/alloc_hook.c
 TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard tests/bench/*.c)))
@@ -179,7 +179,9 @@ $(BUILD)/tests/%.o: tests/%.c $(BUILD)/.flags-test
 
 $(RUNNER): $(TEST_OBJS) $(STATIC)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) -o $@ $(TEST_OBJS) $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS)
+	$(Q)$(CC) -o $@ $(TEST_OBJS) $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS) \
+	    $(foreach f,malloc calloc realloc aligned_alloc posix_memalign strdup free \
+	        pthread_create fork _Fork,-Wl,--wrap=$(f))
 
 # RUN_ENV and RUN_WRAP are set by the sanitizer and valgrind targets; TESTS and RUN_ARGS by
 # the user (e.g. `make test TESTS=future_` or `make test RUN_ARGS='-b threads'`).

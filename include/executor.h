@@ -369,7 +369,8 @@ typedef struct exec_submit_opts {
  * Allocates at most once (only for an argument too big to sit inside the future).
  * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or @fn, NULL @arg with @arg_size > 0);
  *         EXEC_ETOOBIG (@arg_size > max_arg_size); EXEC_ESHUTDOWN; EXEC_ENOMEM;
- *         EXEC_EBROKEN (process pool broken by its crash-loop breaker).
+ *         EXEC_ESYS (threads: the timer thread for the first task with a timeout could not
+ *         start); EXEC_EBROKEN (process pool broken, see exec_backend_t).
  * Thread-safety: any thread, including from inside a task of @ex (thread backend).
  */
 EXEC_API int exec_submit(exec_t *ex, exec_task_fn *fn, const void *arg, size_t arg_size,

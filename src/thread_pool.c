@@ -378,8 +378,14 @@ static void timer_add(struct tp *tp, struct exec_future *f)
         size_t cap = tp->hcap ? tp->hcap * 2 : 16;
         struct exec_future **h = realloc(tp->heap, cap * sizeof *h);
         if (!h) {
-            /* Out of memory: the task runs without its deadline rather than not at all. */
+            /* Out of memory: the deadline cannot be watched, and running past it silently
+             * would break its promise. Fail the future now (the task sees its stop flag and
+             * its result is discarded). */
             pthread_mutex_unlock(&tp->tlock);
+            if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
+                f->fault.code = EXEC_ENOMEM;
+                exec__future_finish(f, EXEC_STATE_FAILED);
+            }
             return;
         }
         tp->heap = h;

@@ -241,4 +241,30 @@
     X(tooling_example_11_nested, 0)                                                        \
     X(tooling_example_12_progress, 0)                                                      \
     X(tooling_example_demo, PROCESSES_ONLY | SLOW)                                         \
+    /* tests/test_alloc.c */                                                               \
+    X(alloc_map_no_per_item, BOTH_BACKENDS)                                                \
+    X(alloc_timer_heap_nomem, THREADS_ONLY)                                                \
+    X(alloc_map_unordered_no_per_item, BOTH_BACKENDS)                                      \
+    X(alloc_submit_small_steady, BOTH_BACKENDS)                                            \
+    X(alloc_submit_large_one_each, BOTH_BACKENDS)                                          \
+    X(alloc_fail_create, BOTH_BACKENDS)                                                    \
+    X(alloc_fail_submit, BOTH_BACKENDS)                                                    \
+    X(alloc_fail_submit_cq, BOTH_BACKENDS)                                                 \
+    X(alloc_fail_map, BOTH_BACKENDS)                                                       \
+    X(alloc_fail_map_unordered, BOTH_BACKENDS)                                             \
+    X(alloc_fail_map_many_workers, THREADS_ONLY)                                           \
+    X(alloc_fail_on_done, BOTH_BACKENDS)                                                   \
+    X(alloc_fail_wait_any, BOTH_BACKENDS)                                                  \
+    X(alloc_fail_cq_create, THREADS_ONLY)                                                  \
+    X(alloc_fail_shm_create, THREADS_ONLY)                                                 \
+    X(alloc_fail_shm_attach, THREADS_ONLY)                                                 \
+    X(alloc_fail_shm_map, THREADS_ONLY)                                                    \
+    X(alloc_fail_all_under_load, BOTH_BACKENDS)                                            \
+    X(alloc_fail_nested_wait, THREADS_ONLY)                                                \
+    X(alloc_thread_create_fails, BOTH_BACKENDS)                                            \
+    X(alloc_thread_retire_fails, THREADS_ONLY)                                             \
+    X(alloc_thread_timer_fails, THREADS_ONLY)                                              \
+    X(alloc_fork_create_fails, PROCESSES_ONLY)                                             \
+    X(alloc_fork_shm_guardian_fails, THREADS_ONLY)                                         \
+    X(alloc_fork_spawn_fails, PROCESSES_ONLY)                                              \
     /* end of TEST_LIST */
