@@ -159,11 +159,11 @@ $(BUILD)/bench/%: tests/bench/%.c $(STATIC) $(BUILD)/.flags-test
 	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS)
 
 # The demonstration: serial vs threads vs processes, then the shared-memory comparison.
-demo: $(BUILD)/examples/demo $(BUILD)/examples/shm_sum
+demo: $(BUILD)/examples/demo $(BUILD)/examples/06_shared_memory
 	$(call msg,RUN,$<)
 	$(Q)$(BUILD)/examples/demo
 	$(Q)echo
-	$(Q)$(BUILD)/examples/shm_sum processes
+	$(Q)$(BUILD)/examples/06_shared_memory processes
 
 bench: $(BENCH_BINS)
 	$(Q)for b in $(BENCH_BINS); do \

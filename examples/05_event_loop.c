@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * 05_event_loop.c - an epoll server that offloads CPU work to a pool without ever blocking.
+ * 05_event_loop.c - an epoll server that offloads CPU work to a process pool without ever
+ * blocking.
  *
  * The server listens on 127.0.0.1 (a port the kernel picks). Each request is a line with a
  * number N; the answer is the count of primes below N, which takes a while to compute. The
@@ -10,7 +11,14 @@
  * also sits in the set: its ticks keep arriving while the pool works, which shows that the
  * loop stays responsive (the C counterpart of asyncio's run_in_executor).
  *
- * Four client threads send five requests each. Usage: 05_event_loop [threads|processes]
+ * The pool is a process pool (a request that crashed its task would cost one worker, not
+ * the server); `05_event_loop threads` runs the same program on a thread pool. The loop's
+ * code is the same for both.
+ *
+ * Four client threads send five requests each. Output (the tick count varies):
+ *   answered 20 requests from 4 clients; the loop saw 15 timer ticks meanwhile
+ *
+ * Usage: 05_event_loop [processes|threads]        (default: processes)
  */
 #include <executor.h>
 
@@ -87,8 +95,13 @@ static void *client(void *p)
 int main(int argc, char **argv)
 {
     exec_config_t cfg = {0};
-    if (argc > 1 && strcmp(argv[1], "processes") == 0)
-        cfg.backend = EXEC_BACKEND_PROCESSES;
+    cfg.backend = EXEC_BACKEND_PROCESSES;
+    if (argc > 1 && strcmp(argv[1], "threads") == 0) {
+        cfg.backend = EXEC_BACKEND_THREADS;
+    } else if (argc > 1 && strcmp(argv[1], "processes") != 0) {
+        fprintf(stderr, "usage: %s [processes|threads]\n", argv[0]);
+        return 2;
+    }
     exec_t *ex;
     exec_cq_t *cq;
     int r = exec_create(&ex, &cfg);

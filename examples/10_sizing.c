@@ -11,6 +11,7 @@
  */
 #include <executor.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static const char *limit_name(exec_limit_t l)
 {
@@ -22,7 +23,7 @@ static const char *limit_name(exec_limit_t l)
     case EXEC_LIMIT_CGROUP:
         return "cgroup CPU quota";
     case EXEC_LIMIT_ENV:
-        return "EXEC_WORKERS";
+        return "EXEC_WORKERS variable";
     }
     return "?";
 }
@@ -59,5 +60,14 @@ int main(void)
     printf("executor with {0}:  %d workers\n", workers_of(&cfg));
     cfg.workers = 3; /* an explicit count wins over everything */
     printf("executor with 3:    %d workers\n", workers_of(&cfg));
+
+    /* The environment variable, as if the program had been started with EXEC_WORKERS=5 in
+     * its environment. (setenv() is not thread-safe: no pool exists at this point.) */
+    setenv("EXEC_WORKERS", "5", 1);
+    if (exec_cpu_budget(NULL, &b) != 0)
+        return 1;
+    cfg.workers = 0;
+    printf("EXEC_WORKERS=5:     %d workers (chosen by the %s); executor with {0}: %d\n",
+           b.workers, limit_name(b.limit), workers_of(&cfg));
     return 0;
 }

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * deadline.c - a stuck task is killed at its deadline; a polite one stops by itself.
+ * 08_deadline.c - a stuck task is killed at its deadline; a polite one stops by itself.
  *
  * A thread that loops forever cannot be stopped; a process can. With a timeout, the process
  * backend fails the future with EXEC_ETIMEDOUT at the deadline, sends the worker SIGTERM,
  * waits kill_grace_ms and then sends SIGKILL, and starts a fresh worker. A task that polls
  * exec_task_should_stop() sees the SIGTERM and can return early (its result is discarded).
+ *
+ * On the thread backend the same timeout fails the future at the deadline too, and sets the
+ * stop flag that exec_task_should_stop() reads: the polite task would return, but the stuck
+ * one would keep its thread busy forever (and exec_destroy() would wait for it forever).
+ * Cooperative stop flags suit code you wrote; hard deadlines need processes.
  *
  * Output (times vary a little):
  *   stuck task: EXEC_ETIMEDOUT after 2xx ms
@@ -62,7 +67,11 @@ static void run(exec_t *ex, exec_task_fn *fn, const char *name)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     exec_future_t *f;
-    exec_submit_ex(ex, fn, NULL, 0, &opts, &f);
+    int r = exec_submit_ex(ex, fn, NULL, 0, &opts, &f);
+    if (r != EXEC_OK) {
+        printf("%s task: not submitted: %s\n", name, exec_strerror(r));
+        return;
+    }
     exec_future_wait(f, EXEC_WAIT_FOREVER);
     printf("%s task: %s after %lld ms\n", name, exec_errname(exec_future_result(f, NULL, NULL)),
            ms_since(&t0));
@@ -87,12 +96,14 @@ int main(void)
     int32_t v[2] = {6, 7};
     exec_future_t *f;
     const void *res;
-    exec_submit(ex, mul, v, sizeof v, &f);
-    exec_future_wait(f, EXEC_WAIT_FOREVER);
-    r = exec_future_result(f, &res, NULL);
-    if (r == EXEC_OK)
-        printf("the pool still works: 6 * 7 = %d\n", *(const int32_t *)res);
-    exec_future_release(f);
+    r = exec_submit(ex, mul, v, sizeof v, &f);
+    if (r == EXEC_OK) {
+        exec_future_wait(f, EXEC_WAIT_FOREVER);
+        r = exec_future_result(f, &res, NULL);
+        if (r == EXEC_OK)
+            printf("the pool still works: 6 * 7 = %d\n", *(const int32_t *)res);
+        exec_future_release(f);
+    }
     exec_destroy(ex);
     return r == EXEC_OK ? 0 : 1;
 }

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * crash.c - a task that crashes takes down its worker process, not the program.
+ * 07_crash.c - a task that crashes takes down its worker process, not the program.
  *
  * On the process backend each task runs in a worker process. Here one task dereferences a
  * bad pointer: its worker dies of SIGSEGV, its future fails with EXEC_ECRASHED (the fault
  * detail says which signal and which worker), a fresh worker takes the dead one's place,
  * and the pool goes on running the other tasks. The same program on the thread backend
- * would die with the task.
+ * would die with the task: a signal like SIGSEGV belongs to the whole process, and no
+ * library can safely carry on after memory corruption in one of its threads.
  *
  * Output (pids vary):
  *   square(7) = 49
@@ -58,14 +59,16 @@ int main(void)
     int64_t x = 7;
     exec_future_t *f;
     const void *res;
-    exec_submit(ex, square, &x, sizeof x, &f);
+    if (exec_submit(ex, square, &x, sizeof x, &f) != EXEC_OK)
+        return 1;
     exec_future_wait(f, EXEC_WAIT_FOREVER);
     if (exec_future_result(f, &res, NULL) == EXEC_OK)
         printf("square(7) = %lld\n", (long long)*(const int64_t *)res);
     exec_future_release(f);
 
     /* The crashing task: only its own future fails. */
-    exec_submit(ex, bad, NULL, 0, &f);
+    if (exec_submit(ex, bad, NULL, 0, &f) != EXEC_OK)
+        return 1;
     exec_future_wait(f, EXEC_WAIT_FOREVER);
     exec_fault_t fault;
     exec_future_fault(f, &fault);
@@ -76,7 +79,8 @@ int main(void)
     /* The pool replaced the worker and carries on. */
     exec_future_t *fs[100];
     for (int64_t i = 0; i < 100; i++)
-        exec_submit(ex, square, &i, sizeof i, &fs[i]);
+        if (exec_submit(ex, square, &i, sizeof i, &fs[i]) != EXEC_OK)
+            return 1;
     int ok = 0;
     for (int64_t i = 0; i < 100; i++) {
         exec_future_wait(fs[i], EXEC_WAIT_FOREVER);
