@@ -740,9 +740,9 @@ EXEC_API int exec_shm_ref(const exec_shm_t *shm, exec_shm_ref_t *ref);
  * exec_shm_map() - map the buffer a handle names, from inside a task (or anywhere).
  * In the creating process (thread backend) a read-write map returns the creator's own
  * mapping, valid until exec_shm_close(). Elsewhere the mapping is cached per buffer id and
- * reused by later tasks: valid at least until the running task returns; between tasks a
- * worker drops mappings of buffers that are gone (unlinked, or anonymous and closed by
- * their creator), others stay until the worker exits. With EXEC_SHM_RDONLY it is always a
+ * reused by later tasks: valid at least until the running task returns; when it runs out of
+ * queued work a worker drops mappings of buffers that are gone (unlinked, or anonymous and
+ * closed by their creator), others stay until the worker exits. With EXEC_SHM_RDONLY it is always a
  * read-only mapping (cached), also in the creating process. Anonymous refs are opened
  * through /proc/<pid>/fd, so the worker must run as the owner's user.
  * @ref:   borrowed. @flags: 0 or EXEC_SHM_RDONLY.

@@ -288,6 +288,11 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
         if (!m) {
             if (w.age_deadline && exec__now_ns() >= w.age_deadline)
                 say_and_leave(&w, EXEC__CMP_RETIRE, EXEC__CF_AGE, 0);
+            /* Idle, and no task holds a pointer into a shared buffer: drop the mappings of
+             * buffers that are gone (rate limited inside). Only when idle, because
+             * unmapping a big populated buffer takes milliseconds that queued work should
+             * not wait for. */
+            (void)exec__shmbuf_trim(false);
             (void)exec__rq_wait_data(&w.in, w.age_deadline, WORKER_SPIN_NS);
             continue;
         }
@@ -302,8 +307,5 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
         default: /* EXEC__REQ_EXIT */
             leave(0);
         }
-        /* Between tasks no task holds a pointer into a shared buffer: drop the mappings of
-         * buffers that are gone (rate limited inside). */
-        (void)exec__shmbuf_trim(false);
     }
 }
