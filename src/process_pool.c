@@ -221,6 +221,7 @@ struct pp {
     /* Shared memory and fds. */
     unsigned char *shm;
     size_t shm_size, region_size;
+    uint64_t req_cap, cmp_cap; /* ring sizes, fixed at create: read without the lock */
     struct exec__hub *hub;
     struct exec__wctx *wctx; /* 2 per slot */
     int bell[2];
@@ -803,9 +804,8 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
 {
     struct inst *in = &sl->in[rix];
     struct exec__wregion *rg = in->rg;
-    uint64_t cap = rg->req.cap;
-    exec__ring_init(&rg->req, cap);
-    exec__ring_init(&rg->cmp, rg->cmp.cap);
+    exec__ring_init(&rg->req, pp->req_cap);
+    exec__ring_init(&rg->cmp, pp->cmp_cap);
     rg->max_rss = jitter(pp, pp->cfg->max_rss_per_child);
     rg->max_age_ns = jitter(pp, pp->cfg->max_age_ms) * 1000000u;
     rg->gen = in->gen = ++pp->gen_next;
@@ -1634,6 +1634,8 @@ static int pp_create(struct exec *core, void **impl)
     if (cmp_cap < RING_MIN)
         cmp_cap = RING_MIN;
     pp->region_size = EXEC__WREGION_HDR + req_cap + cmp_cap;
+    pp->req_cap = req_cap;
+    pp->cmp_cap = cmp_cap;
     pp->shm_size = 4096 + ninst * pp->region_size;
     pp->shm = exec__shm_map(pp->shm_size);
     if (!pp->shm)
@@ -1960,9 +1962,8 @@ static int pp_map(void *impl, const struct exec__map_args *a)
         size_t target = (size_t)pp->nslots * 8;
         chunk = (a->n + target - 1) / target;
     }
-    struct exec__wregion *rg = pp->slots[0].in[0].rg;
-    size_t by_in = (rg->req.cap / 2 - sizeof(struct exec__req)) / a->in_size;
-    size_t by_out = (rg->cmp.cap / 2 - sizeof(struct exec__cmp) - 16) / (a->out_size + 4);
+    size_t by_in = (pp->req_cap / 2 - sizeof(struct exec__req)) / a->in_size;
+    size_t by_out = (pp->cmp_cap / 2 - sizeof(struct exec__cmp) - 16) / (a->out_size + 4);
     if (chunk > by_in)
         chunk = by_in;
     if (chunk > by_out)
