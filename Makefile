@@ -249,8 +249,11 @@ VALGRIND_FLAGS := -q --leak-check=no --error-exitcode=99 --trace-children=yes \
                   --num-callers=30
 
 # The stress tests are left out too: valgrind runs threads one at a time, ~50 times slower,
-# so they would take most of the CI budget and find nothing the sanitizers miss.
-VALGRIND_ARGS ?= $(SAN_ARGS) -x stress_
+# so they would take most of the CI budget and find nothing the sanitizers miss. So is the
+# malloc-storm recycling test: its point is 8 threads really racing fork(), which valgrind's
+# one-thread-at-a-time scheduler cannot produce (and 200 traced forks under 8 spinning
+# threads do not fit its alarm).
+VALGRIND_ARGS ?= $(SAN_ARGS) -x stress_ -x process_recycle_under_malloc_storm
 
 valgrind: $(RUNNER)
 	$(call msg,VALGRIND,$(RUNNER))
