@@ -254,6 +254,9 @@ uint64_t exec__deadline_ns(int timeout_ms);
  * or the value differs, EXEC_ETIMEDOUT at the deadline. Spurious returns are allowed. */
 int exec__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns);
 void exec__futex_wake(_Atomic uint32_t *word, int n);
+/* The same on a word in memory shared between processes (not FUTEX_PRIVATE). */
+int exec__sfutex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns);
+void exec__sfutex_wake(_Atomic uint32_t *word, int n);
 /* Event fd (eventfd or a pipe), close-on-exec, non-blocking. */
 int exec__event_open(int fds[2]);
 void exec__event_set(const int fds[2]);

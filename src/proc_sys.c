@@ -34,35 +34,6 @@
 _Atomic int exec__test_spawn_fail;
 
 /* ---------------------------------------------------------------------------------------- */
-/* Shared futex                                                                              */
-/* ---------------------------------------------------------------------------------------- */
-
-int exec__sfutex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns)
-{
-    struct timespec ts, *tsp = NULL;
-    if (deadline_ns) {
-        uint64_t now = exec__now_ns();
-        if (now >= deadline_ns)
-            return EXEC_ETIMEDOUT;
-        uint64_t left = deadline_ns - now;
-        ts.tv_sec = (time_t)(left / 1000000000u);
-        ts.tv_nsec = (long)(left % 1000000000u);
-        tsp = &ts;
-    }
-    /* Not FUTEX_PRIVATE: the word lives in memory shared by several processes. EINTR and
-     * EAGAIN are spurious returns for the caller's loop. */
-    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, tsp, NULL, 0);
-    if (r == -1 && errno == ETIMEDOUT)
-        return EXEC_ETIMEDOUT;
-    return 0;
-}
-
-void exec__sfutex_wake(_Atomic uint32_t *word, int n)
-{
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* Shared memory                                                                             */
 /* ---------------------------------------------------------------------------------------- */
 

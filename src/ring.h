@@ -232,9 +232,6 @@ _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z);
 /* proc_sys.c: raw system interfaces of the process backend (every Linux #ifdef lives there) */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Futex on memory shared between processes. Same contract as exec__futex_wait(). */
-int exec__sfutex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns);
-void exec__sfutex_wake(_Atomic uint32_t *word, int n);
 /* Shared anonymous memory inherited by every later fork() child; never in /dev/shm. */
 void *exec__shm_map(size_t size);
 void exec__shm_unmap(void *p, size_t size);

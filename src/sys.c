@@ -41,7 +41,10 @@ uint64_t exec__deadline_ns(int timeout_ms)
  */
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "futex words are 32 bits");
 
-int exec__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns)
+/* @op: FUTEX_WAIT_PRIVATE for words in this process's memory, FUTEX_WAIT for words in
+ * memory shared with other processes (the process backend's rings). */
+static int futex_wait_op(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns,
+                         int op)
 {
     struct timespec ts, *tsp = NULL;
     if (deadline_ns) {
@@ -54,15 +57,30 @@ int exec__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadlin
         tsp = &ts;
     }
     /* Relative timeout with FUTEX_WAIT; EINTR and EAGAIN are ordinary spurious returns. */
-    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+    long r = syscall(SYS_futex, (uint32_t *)word, op, expected, tsp, NULL, 0);
     if (r == -1 && errno == ETIMEDOUT)
         return EXEC_ETIMEDOUT;
     return 0;
 }
 
+int exec__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns)
+{
+    return futex_wait_op(word, expected, deadline_ns, FUTEX_WAIT_PRIVATE);
+}
+
 void exec__futex_wake(_Atomic uint32_t *word, int n)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+int exec__sfutex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns)
+{
+    return futex_wait_op(word, expected, deadline_ns, FUTEX_WAIT);
+}
+
+void exec__sfutex_wake(_Atomic uint32_t *word, int n)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
 int exec__event_open(int fds[2])

@@ -11,6 +11,7 @@
  * writes a byte to one. Tests marked THREADS_ONLY in tests/list.h say why in their comment.
  */
 #include "harness.h"
+#include "gate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,108 +40,7 @@
 /* Gates                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
-/*
- * A gate is a FIFO in the test's temporary directory. Tasks get its path in their argument
- * bytes and open it themselves, which works in a worker thread and in a worker process
- * however it was started (a worker process inherits none of the test's fds: the zygote
- * closes them). The test keeps the FIFO open read-write for the gate's whole life, so a
- * task's open() never blocks and its read() never sees end-of-file. A task blocks by reading
- * one byte from a gate (the test lets it go by writing that byte) and reports by writing a
- * byte to one (the test reads it with a timeout).
- */
-#define GATE_PATH 112
-
-struct gate {
-    char path[GATE_PATH];
-    int fd; /* the test's read-write descriptor */
-};
-
-static ssize_t read_retry(int fd, void *buf, size_t n)
-{
-    ssize_t r;
-    do
-        r = read(fd, buf, n);
-    while (r < 0 && errno == EINTR);
-    return r;
-}
-
-static ssize_t write_retry(int fd, const void *buf, size_t n)
-{
-    ssize_t r;
-    do
-        r = write(fd, buf, n);
-    while (r < 0 && errno == EINTR);
-    return r;
-}
-
-static void gate_open(struct gate *g)
-{
-    static const char *dir; /* one per test child (each test runs in a fresh fork) */
-    static int seq;
-    if (!dir)
-        dir = test_tmpdir();
-    int n = snprintf(g->path, sizeof g->path, "%s/gate%d", dir, seq++);
-    ASSERT_LT(n, (int)sizeof g->path);
-    ASSERT_EQ(mkfifo(g->path, 0600), 0);
-    g->fd = open(g->path, O_RDWR | O_CLOEXEC);
-    ASSERT_GE(g->fd, 0);
-}
-
-/* Let @n blocked tasks go. */
-static void gate_release(const struct gate *g, int n)
-{
-    for (int i = 0; i < n; i++)
-        ASSERT_EQ(write_retry(g->fd, "x", 1), 1);
-}
-
-/* One byte a task wrote to @g within @ms, or -1 if none came. */
-static int gate_read_within(const struct gate *g, int ms)
-{
-    struct pollfd p = {.fd = g->fd, .events = POLLIN};
-    int r;
-    do
-        r = poll(&p, 1, ms);
-    while (r < 0 && errno == EINTR);
-    if (r != 1)
-        return -1;
-    unsigned char c;
-    return read_retry(g->fd, &c, 1) == 1 ? c : -1;
-}
-
-static void gate_close(struct gate *g)
-{
-    ASSERT_EQ(close(g->fd), 0);
-    ASSERT_EQ(unlink(g->path), 0);
-}
-
-/* In a task: block until the test releases the gate at @path. 0, or -1 on error. */
-static int task_gate_wait(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    char c;
-    ssize_t r = read_retry(fd, &c, 1);
-    close(fd);
-    return r == 1 ? 0 : -1;
-}
-
-/* In a task: write @tag to the gate at @path. 0, or -1 on error. */
-static int task_gate_post(const char *path, char tag)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t r = write_retry(fd, &tag, 1);
-    close(fd);
-    return r == 1 ? 0 : -1;
-}
-
-/* Copy a gate's path into a task argument field. */
-static void gate_path(char dst[GATE_PATH], const struct gate *g)
-{
-    memcpy(dst, g->path, GATE_PATH);
-}
+/* Gates (tests/gate.h) block tasks deterministically on both backends. */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                     */
