@@ -186,7 +186,8 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *  - A task runs in a worker process. It sees the program's globals as they were when the
  *    worker's image was taken (at exec_create() with forkserver, at the worker's start with
  *    fork), never the parent's later writes; its own writes stay in the worker.
- *  - A task cannot submit to, wait on or shut down the parent's executor (it holds a copy).
+ *  - A task cannot submit to, wait on or shut down the parent's executor (it holds a copy:
+ *    exec_submit*() and exec_map*() on it return EXEC_ESHUTDOWN).
  *  - Forkserver workers keep only fds 0-2 of the parent; fork workers inherit every fd.
  *    Workers ignore SIGINT and SIGPIPE, flush stdio and _exit() when they retire.
  *  - A crash (signal or exit) fails only the running task with EXEC_ECRASHED (fault.signal

@@ -214,6 +214,8 @@
     X(process_recycle_under_malloc_storm, PROCESSES_ONLY)                                  \
     X(process_largest_messages, PROCESSES_ONLY)                                            \
     X(process_result_too_big, PROCESSES_ONLY)                                              \
+    X(backend_globals_snapshot, BOTH_BACKENDS)                                             \
+    X(backend_nested_submit, BOTH_BACKENDS)                                                \
     X(process_example_crash, PROCESSES_ONLY)                                               \
     X(process_example_deadline, PROCESSES_ONLY)                                            \
     X(process_example_leaky, PROCESSES_ONLY)                                               \

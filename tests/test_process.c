@@ -1452,3 +1452,111 @@ TEST(process_example_leaky)
      * 20. Compare the two rather than absolute sizes, which a sanitizer runtime inflates. */
     ASSERT_GT(without - with, 50);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* What differs between the backends, pinned (see exec_backend_t in executor.h)              */
+/* ---------------------------------------------------------------------------------------- */
+
+static int g_value = 1;
+
+/* Returns the global as this worker sees it, then overwrites it in the worker. */
+static int t_read_global(const void *arg, size_t n, void *out, size_t cap, size_t *len)
+{
+    (void)arg, (void)n, (void)cap;
+    int32_t v = (int32_t)g_value;
+    g_value = 300;
+    memcpy(out, &v, sizeof v);
+    *len = sizeof v;
+    return 0;
+}
+
+/* Threads share the parent's globals; a worker process sees them as they were when its
+ * image was taken (at exec_create with forkserver) and keeps its own writes. */
+TEST(backend_globals_snapshot)
+{
+    g_value = 1;
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 1;
+    exec_t *ex = NULL;
+    ASSERT_OK(exec_create(&ex, &cfg));
+    g_value = 2; /* written after exec_create */
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, t_read_global, NULL, 0, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *res = NULL;
+    size_t size = 0;
+    ASSERT_OK(exec_future_result(f, &res, &size));
+    int32_t seen;
+    ASSERT_EQ(size, sizeof seen);
+    memcpy(&seen, res, sizeof seen);
+    exec_future_release(f);
+    if (test_backend == EXEC_BACKEND_THREADS) {
+        ASSERT_EQ(seen, 2);
+        ASSERT_EQ(g_value, 300); /* the task's write is ours too */
+    } else {
+        ASSERT_EQ(seen, 1);      /* the image of exec_create time */
+        ASSERT_EQ(g_value, 2);   /* the worker's write stayed in the worker */
+    }
+    ASSERT_OK(exec_destroy(ex));
+}
+
+struct nested_arg {
+    exec_t *ex;
+};
+
+static int t_noop(const void *arg, size_t n, void *out, size_t cap, size_t *len)
+{
+    (void)arg, (void)n, (void)out, (void)cap, (void)len;
+    return 0;
+}
+
+/* Submits to the executor whose pointer it was given; returns the three codes. */
+static int t_use_parent_executor(const void *arg, size_t n, void *out, size_t cap, size_t *len)
+{
+    (void)n, (void)cap;
+    struct nested_arg a;
+    memcpy(&a, arg, sizeof a);
+    exec_future_t *f = NULL;
+    int32_t rc[2];
+    rc[0] = exec_submit(a.ex, t_noop, NULL, 0, &f);
+    if (rc[0] == EXEC_OK) {
+        rc[1] = exec_future_wait(f, 10000);
+        exec_future_release(f);
+    } else {
+        rc[1] = exec_map(a.ex, t_noop, &rc, 1, NULL, 0, 1, NULL);
+    }
+    memcpy(out, rc, sizeof rc);
+    *len = sizeof rc;
+    return 0;
+}
+
+/* A task on threads may submit to its own executor; a task in a worker process holds only a
+ * copy of it, and submitting or mapping there returns EXEC_ESHUTDOWN (never a hang). */
+TEST(backend_nested_submit)
+{
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = 2;
+    exec_t *ex = NULL;
+    ASSERT_OK(exec_create(&ex, &cfg));
+    struct nested_arg a = {ex};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, t_use_parent_executor, &a, sizeof a, &f));
+    ASSERT_OK(exec_future_wait(f, BOUND_MS));
+    const void *res = NULL;
+    size_t size = 0;
+    ASSERT_OK(exec_future_result(f, &res, &size));
+    int32_t rc[2];
+    ASSERT_EQ(size, sizeof rc);
+    memcpy(rc, res, sizeof rc);
+    exec_future_release(f);
+    if (test_backend == EXEC_BACKEND_THREADS) {
+        ASSERT_OK(rc[0]);
+        ASSERT_OK(rc[1]);
+    } else {
+        ASSERT_ERR(rc[0], EXEC_ESHUTDOWN);
+        ASSERT_ERR(rc[1], EXEC_ESHUTDOWN);
+    }
+    ASSERT_OK(exec_destroy(ex));
+}
