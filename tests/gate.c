@@ -12,6 +12,8 @@
 
 #include "harness.h"
 
+#include <stdint.h>
+
 ssize_t read_retry(int fd, void *buf, size_t n)
 {
     ssize_t r;
@@ -97,4 +99,38 @@ int task_gate_post(const char *path, char tag)
 void gate_path(char dst[GATE_PATH], const struct gate *g)
 {
     memcpy(dst, g->path, GATE_PATH);
+}
+
+/* Poll the future's state until it is @st (bounded; the state is not expected to skip it). */
+void wait_state_(exec_future_t *f, int st, const char *file, int line)
+{
+    uint64_t end = test_now_ms() + GATE_BOUND_MS;
+    int now;
+    while ((now = exec_future_state(f)) != st) {
+        if (test_now_ms() > end)
+            test_fail_(file, line, "future state %d, want %d within %d ms", now, st,
+                       GATE_BOUND_MS);
+        test_sleep_ms(1);
+    }
+}
+
+/* Wait for @f to end successfully with the int64 result @want. */
+void assert_result_i64_(exec_future_t *f, int64_t want, const char *file, int line)
+{
+    int rc = exec_future_wait(f, GATE_BOUND_MS);
+    if (rc != 0)
+        test_fail_(file, line, "exec_future_wait: %s", exec_errname(rc));
+    const void *data = NULL;
+    size_t size = 0;
+    rc = exec_future_result(f, &data, &size);
+    if (rc != 0)
+        test_fail_(file, line, "exec_future_result: %s", exec_errname(rc));
+    if (size != sizeof(int64_t) || data == NULL)
+        test_fail_(file, line, "result size %zu, want %zu", size, sizeof(int64_t));
+    int64_t got;
+    memcpy(&got, data, sizeof got);
+    if (got != want)
+        test_fail_(file, line, "result %lld, want %lld", (long long)got, (long long)want);
+    if (exec_future_state(f) != EXEC_STATE_DONE)
+        test_fail_(file, line, "state %d, want DONE", exec_future_state(f));
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * gate.h - blocking tasks deterministically, on both backends (shared by the test files).
+ * gate.h - blocking tasks deterministically, on both backends, and a few assertions on
+ * futures (shared by the test files).
  *
  * A gate is a FIFO in the test's temporary directory. Tasks get its path in their argument
  * bytes and open it themselves, which works in a worker thread and in a worker process
@@ -13,7 +14,10 @@
 #ifndef EXEC_TEST_GATE_H
 #define EXEC_TEST_GATE_H
 
+#include <stdint.h>
 #include <sys/types.h>
+
+#include <executor.h>
 
 #define GATE_PATH 112
 
@@ -36,5 +40,14 @@ int task_gate_wait(const char *path);
 int task_gate_post(const char *path, char tag);
 /* Copy a gate's path into a task argument field. */
 void gate_path(char dst[GATE_PATH], const struct gate *g);
+
+/* Shared assertions of the future tests (test_executor, test_future, test_cq). */
+#define GATE_BOUND_MS 5000
+/* Poll the future's state until it is @st (bounded; the state is not expected to skip it). */
+#define WAIT_STATE(f, st) wait_state_((f), (st), __FILE__, __LINE__)
+void wait_state_(exec_future_t *f, int st, const char *file, int line);
+/* Wait for @f to end successfully with the int64 result @want. */
+#define ASSERT_RESULT_I64(f, want) assert_result_i64_((f), (want), __FILE__, __LINE__)
+void assert_result_i64_(exec_future_t *f, int64_t want, const char *file, int line);
 
 #endif /* EXEC_TEST_GATE_H */

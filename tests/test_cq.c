@@ -154,17 +154,6 @@ static exec_future_t *pop(exec_cq_t *cq)
     return f;
 }
 
-#define WAIT_STATE(f, st) wait_state_((f), (st), __FILE__, __LINE__)
-static void wait_state_(exec_future_t *f, int st, const char *file, int line)
-{
-    uint64_t end = test_now_ms() + BOUND_MS;
-    int now;
-    while ((now = exec_future_state(f)) != st) {
-        if (test_now_ms() > end)
-            test_fail_(file, line, "future state %d, want %d within %d ms", now, st, BOUND_MS);
-        test_sleep_ms(1);
-    }
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* The queue alone                                                                           */

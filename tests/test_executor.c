@@ -193,40 +193,7 @@ static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
     return f;
 }
 
-/* Poll the future's state until it is @st (bounded; the state is not expected to skip it). */
-#define WAIT_STATE(f, st) wait_state_((f), (st), __FILE__, __LINE__)
-static void wait_state_(exec_future_t *f, int st, const char *file, int line)
-{
-    uint64_t end = test_now_ms() + BOUND_MS;
-    int now;
-    while ((now = exec_future_state(f)) != st) {
-        if (test_now_ms() > end)
-            test_fail_(file, line, "future state %d, want %d within %d ms", now, st, BOUND_MS);
-        test_sleep_ms(1);
-    }
-}
 
-/* Wait for @f to end successfully with the int64 result @want. */
-#define ASSERT_RESULT_I64(f, want) assert_result_i64_((f), (want), __FILE__, __LINE__)
-static void assert_result_i64_(exec_future_t *f, int64_t want, const char *file, int line)
-{
-    int rc = exec_future_wait(f, BOUND_MS);
-    if (rc != 0)
-        test_fail_(file, line, "exec_future_wait: %s", exec_errname(rc));
-    const void *data = NULL;
-    size_t size = 0;
-    rc = exec_future_result(f, &data, &size);
-    if (rc != 0)
-        test_fail_(file, line, "exec_future_result: %s", exec_errname(rc));
-    if (size != sizeof(int64_t) || data == NULL)
-        test_fail_(file, line, "result size %zu, want %zu", size, sizeof(int64_t));
-    int64_t got;
-    memcpy(&got, data, sizeof got);
-    if (got != want)
-        test_fail_(file, line, "result %lld, want %lld", (long long)got, (long long)want);
-    if (exec_future_state(f) != EXEC_STATE_DONE)
-        test_fail_(file, line, "state %d, want DONE", exec_future_state(f));
-}
 
 /* Poll exec_stats() until @field >= @want. */
 #define WAIT_STAT(ex, field, want)                                                         \
