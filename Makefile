@@ -38,7 +38,8 @@ PIC_CFLAGS := $(LIB_CFLAGS) -fPIC
 # tooling tests can run this Makefile again the same way.
 TEST_DEFS  := -DEXEC_SRC_DIR='"$(CURDIR)"' -DEXEC_BUILD_DIR='"$(abspath $(BUILD))"' \
               -DEXEC_TEST_CC='"$(CC)"' -DEXEC_TEST_SANFLAGS='"$(SANFLAGS)"'
-TEST_CFLAGS := $(BASEFLAGS) -Iinclude -Isrc -Itests $(TEST_DEFS) $(CPPFLAGS) $(CFLAGS)
+TEST_CFLAGS := $(BASEFLAGS) -Iinclude -Isrc -Itests $(TEST_DEFS) -DEXEC_TEST_HOOKS $(CPPFLAGS) \
+               $(CFLAGS)
 EXE_LDFLAGS := $(OPT) $(SANFLAGS) -pthread $(LDFLAGS)
 EXE_LIBS   := -lm
 
@@ -65,9 +66,13 @@ SHARED_REAL := libexecutor.so.$(VERSION_MAJOR).$(VERSION_MINOR)
 # ---------------------------------------------------------------------------------------------
 # Files
 
-LIB_SRCS   := $(sort $(wildcard src/*.c))
+# src/ is organised by parts, one folder each (see docs/internals.md).
+LIB_SRCS   := $(sort $(wildcard src/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 PIC_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
+# The test build of the library: the same sources with the test-only fault hooks
+# (src/base/fault.h). Only the test runner links it; nothing installed carries them.
+TLIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/tobj/%.o)
 TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c tests/alloc_hook.c tests/gate.c
 TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
@@ -75,6 +80,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard test
 MAN3       := $(sort $(wildcard docs/man3/*.3))
 
 STATIC     := $(BUILD)/libexecutor.a
+TEST_STATIC := $(BUILD)/libexecutor-test.a
 SHARED     := $(BUILD)/$(SHARED_REAL)
 SHARED_LINKS := $(BUILD)/$(SONAME) $(BUILD)/libexecutor.so
 RUNNER     := $(BUILD)/tests/run
@@ -131,6 +137,16 @@ $(BUILD)/pic/%.o: %.c $(BUILD)/.flags-lib
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(PIC_CFLAGS) -MMD -MP -c -o $@ $<
 
+$(BUILD)/tobj/%.o: %.c $(BUILD)/.flags-lib
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LIB_CFLAGS) -DEXEC_TEST_HOOKS -MMD -MP -c -o $@ $<
+
+$(TEST_STATIC): $(TLIB_OBJS)
+	$(call msg,AR,$@)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $(TLIB_OBJS)
+
 $(STATIC): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	@rm -f $@
@@ -177,9 +193,9 @@ $(BUILD)/tests/%.o: tests/%.c $(BUILD)/.flags-test
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(RUNNER): $(TEST_OBJS) $(STATIC)
+$(RUNNER): $(TEST_OBJS) $(TEST_STATIC)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) -o $@ $(TEST_OBJS) $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS) \
+	$(Q)$(CC) -o $@ $(TEST_OBJS) $(TEST_STATIC) $(EXE_LDFLAGS) $(EXE_LIBS) \
 	    $(foreach f,malloc calloc realloc aligned_alloc posix_memalign strdup free \
 	        pthread_create fork _Fork,-Wl,--wrap=$(f))
 
@@ -195,9 +211,10 @@ run-tests: $(RUNNER)
 	$(call msg,RUN,$(RUNNER))
 	$(Q)$(RUN_CMD)
 
-check-symbols: $(SHARED)
+check-symbols: $(SHARED) $(STATIC)
 	$(call msg,NM,$<)
-	$(Q)NM=$(call quote,$(NM)) sh tests/tooling/check-symbols.sh $<
+	$(Q)NM=$(call quote,$(NM)) sh tests/tooling/check-symbols.sh $(SHARED) $(STATIC)
+	$(Q)sh tests/tooling/check-layers.sh src
 
 # --- sanitizers and valgrind ------------------------------------------------------------------
 # Each sanitizer gets its own tree under $(BUILD) (library + runner), built with DEBUG=1, and
@@ -316,5 +333,6 @@ help:
 
 FORCE:
 
--include $(wildcard $(BUILD)/obj/src/*.d $(BUILD)/pic/src/*.d $(BUILD)/tests/*.d \
+-include $(wildcard $(BUILD)/obj/src/*/*.d $(BUILD)/pic/src/*/*.d $(BUILD)/tobj/src/*/*.d \
+                    $(BUILD)/tests/*.d \
                     $(BUILD)/examples/*.d $(BUILD)/bench/*.d)

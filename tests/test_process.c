@@ -38,7 +38,7 @@
 
 /* Fault injection of the process backend (src/proc_sys.c): the next this-many worker spawns
  * fail with EAGAIN. Not API: only tests reach it. */
-extern _Atomic int exec__test_spawn_fail;
+#include "base/fault.h" /* the test build of the library has the hooks */
 
 struct shared {
     _Atomic int calls[MAXIDX];  /* runs of the task with that index */
@@ -833,16 +833,16 @@ TEST(process_spawn_failure)
     cfg.max_tasks_per_child = 1;
     exec_t *ex = make(1, &cfg);
     ASSERT_EQ(WAIT_STAT(ex, workers_alive, 1), 1);
-    atomic_store(&exec__test_spawn_fail, 3);
+    exec__fault_arm(EXEC__FAULT_SPAWN, 3);
     run_indexed(ex, 0, 20);
-    ASSERT_EQ(atomic_load(&exec__test_spawn_fail), 0);
+    ASSERT_EQ(exec__fault_arm(EXEC__FAULT_SPAWN, 0), 0); /* all 3 consumed */
 
     /* Now every spawn fails. The 20th worker's replacement may or may not have been forked
      * yet when the failures start (workers_alive counts a planned spawn too), so fs[0]
      * either runs on it or fails like the others; every later one fails with EXEC_ESYS. */
     ASSERT_GE(WAIT_STAT(ex, retired_tasks, 20), 20);
     ASSERT_EQ(WAIT_STAT(ex, workers_alive, 1), 1);
-    atomic_store(&exec__test_spawn_fail, 1000000);
+    exec__fault_arm(EXEC__FAULT_SPAWN, 1000000);
     exec_future_t *fs[5];
     for (int i = 0; i < 5; i++)
         fs[i] = submit_index(ex, 100 + i);
@@ -865,7 +865,7 @@ TEST(process_spawn_failure)
         exec_future_release(fs[i]);
 
     /* Healed: the pool starts workers again. */
-    atomic_store(&exec__test_spawn_fail, 0);
+    exec__fault_arm(EXEC__FAULT_SPAWN, 0);
     exec_future_t *f = NULL;
     uint64_t end = test_now_ms() + BOUND_MS;
     int i = 200;

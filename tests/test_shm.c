@@ -39,7 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "shm_sys.h" /* exec__shmbuf_trim(), the between-tasks hook of worker processes */
+#include "shm/shm.h" /* exec__shmbuf_trim(), the between-tasks hook of worker processes */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */

@@ -312,6 +312,44 @@ TEST(tooling_check_symbols)
     ASSERT_NE(check_symbols(log, fmt(path, "%s/internal.so", dir)), 0);
 }
 
+/* Test-only fault hooks live in the test build of the library only: the shipped static and
+ * shared libraries carry none (not even hidden), the test build does (so the check can fail). */
+TEST(tooling_no_test_hooks)
+{
+    const char *dir = test_tmpdir();
+    char log[4096], path[4096];
+    fmt(log, "%s/log", dir);
+    ASSERT_EQ(check_symbols(log, fmt(path, "%s/" SHARED_REAL, EXEC_BUILD_DIR)), 0);
+    ASSERT_EQ(check_symbols(log, fmt(path, "%s/libexecutor.a", EXEC_BUILD_DIR)), 0);
+    ASSERT_NE(check_symbols(log, fmt(path, "%s/libexecutor-test.a", EXEC_BUILD_DIR)), 0);
+}
+
+/* The include arrows between the parts of src/ hold (docs/internals.md), and the checker
+ * catches a core file that includes a backend, and a backend that includes another. */
+TEST(tooling_layers)
+{
+    const char *dir = test_tmpdir();
+    char log[4096], cmd[4096];
+    fmt(log, "%s/log", dir);
+    SH_OK(log, fmt(cmd, "sh '%s/tests/tooling/check-layers.sh' '%s/src'", EXEC_SRC_DIR,
+                   EXEC_SRC_DIR));
+    static const char *const bad[][2] = {
+        {"core/x.c", "threads/threads.h"},
+        {"threads/x.c", "process/proto.h"},
+        {"sys/x.c", "core/core.h"},
+        {"mpi/x.c", "threads/threads.h"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        SH_OK(log, fmt(cmd, "rm -rf '%s/src' && mkdir -p '%s/src/%.*s'", dir, dir,
+                       (int)(strchr(bad[i][0], '/') - bad[i][0]), bad[i][0]));
+        SH_OK(log, fmt(cmd, "printf '#include \"%s\"\\n' > '%s/src/%s'", bad[i][1], dir,
+                       bad[i][0]));
+        ASSERT_NE(sh(log, fmt(cmd, "sh '%s/tests/tooling/check-layers.sh' '%s/src'",
+                              EXEC_SRC_DIR, dir)),
+                  0);
+    }
+}
+
 TEST(tooling_readme_example)
 {
     const char *dir = test_tmpdir();

@@ -9,7 +9,7 @@
  * waiter sleeps on the state word itself (futex), announcing itself with the WAITERS bit.
  * Only listeners (callbacks, completion queues, wait-any) use the per-future mutex.
  */
-#include "internal.h"
+#include "core/backend.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -25,7 +25,7 @@
  *
  * Everything in this file runs in the zygote, after fork(), and uses only system calls.
  */
-#include "ring.h"
+#include "process/proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 struct kid {
     pid_t pid; /* 0 = free entry */

@@ -5,7 +5,7 @@
  * never looks inside a backend. Data flows one way: caller -> front -> backend -> worker ->
  * future -> caller.
  */
-#include "internal.h"
+#include "core/backend.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -37,7 +37,7 @@
  * uses only system calls (it is made with _Fork() where libc has it, so no atfork handler of
  * anyone runs in it), and no malloc: its table of names grows with mmap.
  */
-#include "shm_sys.h"
+#include "shm/shm_sys.h"
 
 #include <errno.h>
 #include <fcntl.h>

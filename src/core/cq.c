@@ -10,7 +10,7 @@
  * queue is freed when the last goes; exec_cq_destroy() closes it so that late completions
  * are released instead of queued.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -71,7 +71,7 @@ void exec__cq_push(struct exec_cq *cq, struct exec_future *f)
             cq->head = f;
         cq->tail = f;
         if (cq->count++ == 0)
-            exec__event_set(cq->fds);
+            exec__event_signal(cq->fds[1]);
         pthread_cond_signal(&cq->cond);
         pthread_mutex_unlock(&cq->lock);
     }
@@ -140,7 +140,7 @@ EXEC_API int exec_cq_pop(exec_cq_t *cq, int timeout_ms, exec_future_t **out)
         if (!cq->head)
             cq->tail = NULL;
         if (--cq->count == 0)
-            exec__event_clear(cq->fds);
+            exec__event_drain(cq->fds[0]);
     }
     pthread_mutex_unlock(&cq->lock);
     if (!f)

@@ -22,7 +22,7 @@
  * Exit is _exit() after flushing stdout and stderr: atexit handlers and stdio buffers
  * inherited from the parent belong to the parent and must not run or be written twice.
  */
-#include "ring.h"
+#include "process/proto.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -32,7 +32,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
+#include "shm/shm.h"
 
 /* How long an idle worker polls its ring (yielding the CPU between looks) before it sleeps
  * on its futex: long enough to catch a request that follows closely, short enough not to
@@ -71,7 +72,7 @@ void exec__hub_ring(struct exec__hub *hub, int bell_fd)
 {
     if (atomic_load_explicit(&hub->sleeping, memory_order_seq_cst) &&
         atomic_exchange_explicit(&hub->sleeping, 0, memory_order_relaxed))
-        exec__bell_ring(bell_fd);
+        exec__event_signal(bell_fd);
 }
 
 static void post(struct wk *w)

@@ -26,7 +26,7 @@
  * Lock order: tp->lock, then a future's lock (via listen/finish), then a cq's lock.
  * tp->tlock (timer) is never held with tp->lock.
  */
-#include "internal.h"
+#include "core/backend.h"
 
 #include <errno.h>
 #include <sched.h>

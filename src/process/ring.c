@@ -12,11 +12,11 @@
  * first, so at least one side sees the other's store and no wake-up is lost. (Publishing
  * with seq_cst costs what release + a fence cost on x86, and less on Arm.)
  */
-#include "ring.h"
+#include "process/ring.h"
 
 #include <string.h>
 
-#include "internal.h"
+#include "sys/sys.h"
 
 void exec__ring_init(struct exec__ring *r, uint64_t cap)
 {

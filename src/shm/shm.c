@@ -40,8 +40,10 @@
  * parent's mappings, which fork() keeps), and the child drops its copy of the guardian socket
  * and guards nothing until it creates names of its own.
  */
-#include "internal.h"
-#include "shm_sys.h"
+#include "shm/shm.h"
+#include "shm/shm_sys.h"
+#include "executor.h"
+#include "sys/sys.h"
 
 #include <errno.h>
 #include <fcntl.h>

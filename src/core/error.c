@@ -4,7 +4,7 @@
  * code, its name and its message can never drift apart. Static strings only: these must be
  * callable from any thread, from signal-unsafe contexts and after an allocation failure.
  */
-#include "internal.h"
+#include "core/core.h"
 
 EXEC_API const char *exec_strerror(int err)
 {

@@ -1,21 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sys.c - every raw system interface the core uses: the monotonic clock, futex waits, the
- * event fd behind completion queues, the fork generation counter and thread creation with
- * signals blocked. Platform #ifdefs live here and nowhere else in the core.
+ * sys/sys.c - clocks, futex waits (private and shared), the fork generation counter, signal
+ * masks, thread creation with signals blocked, and mutex and condition variable set-up.
  */
-#include "internal.h"
+#include "sys/sys.h"
+
+#include "executor.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
 #ifdef __linux__
 #include <linux/futex.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #endif
 
@@ -82,45 +83,9 @@ void exec__sfutex_wake(_Atomic uint32_t *word, int n)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
-
-int exec__event_open(int fds[2])
-{
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0)
-        return EXEC_ESYS;
-    fds[0] = fds[1] = fd;
-    return 0;
-}
 #else
 #error "libexecutor needs a futex-like primitive on this platform (port sys.c)"
 #endif
-
-void exec__event_set(const int fds[2])
-{
-    uint64_t one = 1;
-    ssize_t r;
-    do
-        r = write(fds[1], &one, sizeof one);
-    while (r < 0 && errno == EINTR);
-}
-
-void exec__event_clear(const int fds[2])
-{
-    uint64_t v;
-    ssize_t r;
-    do
-        r = read(fds[0], &v, sizeof v);
-    while (r < 0 && errno == EINTR);
-}
-
-void exec__event_close(int fds[2])
-{
-    if (fds[0] >= 0)
-        close(fds[0]);
-    if (fds[1] >= 0 && fds[1] != fds[0])
-        close(fds[1]);
-    fds[0] = fds[1] = -1;
-}
 
 /*
  * The fork generation. It is the only process-wide state of the library, and it is needed:
@@ -211,4 +176,18 @@ void exec__mutex_init_hot(pthread_mutex_t *m)
 #endif
     pthread_mutex_init(m, &a);
     pthread_mutexattr_destroy(&a);
+}
+
+void exec__cond_init_mono(pthread_cond_t *c)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void exec__yield(void)
+{
+    sched_yield();
 }

@@ -74,7 +74,7 @@
  * SIG_IGN or handled by the application. All fds are close-on-exec from birth; the
  * supervisor runs with asynchronous signals blocked; every blocking call retries on EINTR.
  */
-#include "ring.h"
+#include "process/proto.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -84,7 +84,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "base/fault.h"
+#include "core/backend.h"
 
 #define DEPTH 64u            /* requests in flight per worker (power of two) */
 #define DRAIN_BATCH 64u      /* completions handled per lock round */
@@ -1292,10 +1293,7 @@ static bool wind_down(struct pp *pp)
 
 static void spawn_one(struct pp *pp, struct inst *in)
 {
-    int hook = atomic_load(&exec__test_spawn_fail);
-    while (hook > 0 && !atomic_compare_exchange_weak(&exec__test_spawn_fail, &hook, hook - 1))
-        ;
-    if (hook > 0) {
+    if (EXEC__FAULT(EXEC__FAULT_SPAWN)) {
         pthread_mutex_lock(&pp->lock);
         spawn_failed(pp, in, EAGAIN);
         pthread_mutex_unlock(&pp->lock);
@@ -1403,7 +1401,7 @@ static void sleep_once(struct pp *pp, uint64_t due)
                     pp->pfd_inst[i]->polled = true;
     }
     atomic_store_explicit(&pp->hub->sleeping, 0, memory_order_relaxed);
-    exec__bell_drain(pp->bell[0]);
+    exec__event_drain(pp->bell[0]);
     pp->woke = true;
     if (need_tick)
         for (int s = 0; s < pp->nslots; s++)
@@ -1641,7 +1639,7 @@ static int pp_create(struct exec *core, void **impl)
     if (!pp->shm)
         goto fail;
     pp->hub = (struct exec__hub *)pp->shm;
-    if (exec__bell_open(pp->bell) != 0) {
+    if (exec__event_open(pp->bell) != 0) {
         r = EXEC_ESYS;
         goto fail;
     }

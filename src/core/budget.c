@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* Where the cgroup hierarchies are mounted (v2 unified, and the v1 per-controller mounts). */
 #define CGROUP_ROOT "/sys/fs/cgroup"

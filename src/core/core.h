@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core/core.h - the executor core: the object behind exec_t (configuration, counters, the
+ * future allocator) and the front's internal entry points. Nothing here is API.
+ *
+ * Ownership model. The user's exec_t handle is a `struct exec` (the "core"). The core owns
+ * the future allocator and the counters, and outlives exec_destroy() for as long as any
+ * future is still referenced: futures point at their core, never at a backend. A backend
+ * owns its workers and sits behind `ops` + `impl`; the front never looks inside it.
+ */
+#ifndef EXEC_CORE_CORE_H
+#define EXEC_CORE_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/compiler.h"
+#include "core/future.h"
+#include "executor.h"
+#include "sys/sys.h"
+
+struct exec__backend_ops;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The core                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+struct exec__counters {
+    _Atomic uint64_t submitted, completed, failed, cancelled, timed_out, crashed, map_items;
+};
+
+struct exec {
+    exec_config_t cfg; /* final: defaults filled in */
+    const struct exec__backend_ops *ops;
+    void *impl;
+    unsigned fork_gen; /* exec__fork_gen() at creation: a mismatch means "we are a child" */
+    _Atomic bool shut; /* no more submissions */
+    _Atomic bool destroyed;
+
+    /* Future allocator: free list and slabs, protected by alloc_lock. `live` counts futures
+     * handed out and not yet freed; the core is freed when destroyed && live == 0. */
+    pthread_mutex_t alloc_lock;
+    struct exec_future *free_list;
+    void **slabs;
+    size_t nslabs, slabs_cap;
+    _Atomic size_t live;
+
+    struct exec__counters cnt;
+};
+
+/* Submit a task: allocate the future, copy the argument, hand it to the backend. @fflags are
+ * EXEC__F_* future flags; @out NULL means fire and forget. */
+int exec__submit(struct exec *core, exec_task_fn *fn, const void *arg, size_t arg_size,
+                 uint32_t timeout_ms, uint32_t flags, uint32_t fflags, exec_future_t **out);
+
+/* The core may be freed once the user destroyed it and no future is left. */
+void exec__core_maybe_free(struct exec *core);
+void exec__future_free(struct exec_future *f);
+
+/* The task running on this thread and the executor core it belongs to (thread backend);
+ * tls_counters: that worker's private counters. Set by a backend around each task. */
+extern _Thread_local struct exec_future *exec__tls_task;
+extern _Thread_local struct exec *exec__tls_core;
+extern _Thread_local struct exec__counters *exec__tls_counters;
+/* Set in a worker process when its running task must stop (exec_task_should_stop()). */
+extern _Atomic int exec__worker_stop;
+
+/* CPU budget (budget.c). */
+int exec__online_cpus(void);
+
+/* A completion queue's reference (cq.c). */
+void exec__cq_unref(struct exec_cq *cq);
+
+#endif /* EXEC_CORE_CORE_H */

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core/future.h - the future object: its layout, its state machine and the listeners that
+ * hear of its end. What a backend may call to run a future to its end is here too. Nothing
+ * here is API.
+ */
+#ifndef EXEC_CORE_FUTURE_H
+#define EXEC_CORE_FUTURE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/compiler.h"
+#include "executor.h"
+
+struct exec;
+
+/* Bytes of argument/result kept inside the future itself (no allocation below this). */
+#define EXEC__INLINE_BYTES 64
+
+/* ---------------------------------------------------------------------------------------- */
+/* Futures                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * The state word. Low 4 bits: the exec_state_t value, or COMPLETING while the winner of the
+ * race to end the future is filling in its result. High bits: who must be told.
+ * Transitions: QUEUED -> RUNNING -> COMPLETING -> DONE|FAILED|CANCELLED
+ *              QUEUED -> COMPLETING -> CANCELLED (cancel, shutdown)
+ * Exactly one thread wins the CAS into COMPLETING; only it writes the outcome fields, and
+ * it publishes them with a release exchange of the final state. Readers that see a
+ * terminal state with an acquire load may read the outcome without a lock.
+ */
+#define EXEC__ST_MASK 0xfu
+#define EXEC__ST_COMPLETING 0xfu
+#define EXEC__ST_WAITERS 0x10u   /* a thread sleeps in futex_wait on the state word */
+#define EXEC__ST_LISTENERS 0x20u /* the listener list is not empty */
+
+static inline bool exec__st_terminal(uint32_t s)
+{
+    uint32_t v = s & EXEC__ST_MASK;
+    return v == EXEC_STATE_DONE || v == EXEC_STATE_FAILED || v == EXEC_STATE_CANCELLED;
+}
+
+/* A listener: someone to tell when a future ends. Callers own the node's memory. */
+enum { EXEC__L_CALLBACK = 1, EXEC__L_WAKE = 2, EXEC__L_CQ = 3 };
+struct exec__counters;
+struct exec__listener {
+    struct exec__listener *next, *prev;
+    int kind;
+    union {
+        struct {
+            exec_done_fn *fn;
+            void *user_data;
+            bool heap; /* free the node after the call */
+        } cb;
+        _Atomic uint32_t *wake; /* set to 1 and futex-woken */
+        struct exec_cq *cq;
+    } u;
+};
+
+struct exec_future {
+    /* Hot, written by whoever ends the future. */
+    _Atomic uint32_t state;
+    _Atomic uint32_t refs;
+    struct exec *core;    /* owner; its future allocator gets us back */
+    exec_task_fn *fn;
+    void *arg;            /* argument bytes: inl or heap; freed once the task ended */
+    size_t arg_size;
+    void *res;            /* result bytes: inl or heap; NULL when size 0 */
+    size_t res_size;
+    exec_fault_t fault;   /* outcome; fault.code is the result code */
+
+    /* Queue links; owned by the backend that queued the future. */
+    struct exec_future *next, *prev;
+    uint32_t timeout_ms;  /* effective run-time limit, 0 = none */
+    uint32_t flags;       /* EXEC__F_* */
+    uint64_t deadline_ns; /* backend use: when the running task times out */
+    size_t heap_idx;      /* backend use: position in a timer heap, SIZE_MAX if none */
+    void *backend;        /* backend use */
+
+    /* Listeners (callbacks, waiters of wait_any, a cq), protected by lock. */
+    pthread_mutex_t lock;
+    struct exec__listener *lhead, *ltail;
+    pthread_t firing; /* the thread that ended the future (runs its listeners); written by
+                         the claimer before the terminal CAS, read after an acquire load */
+    struct exec__listener cb0; /* first callback without allocation */
+    bool cb0_used;
+    struct exec__listener cqnode;
+    bool cq_routed;
+    struct exec_future *cq_next; /* link inside a completion queue, under its lock */
+
+    struct exec_future *free_next; /* allocator free list */
+    _Alignas(16) unsigned char inl[EXEC__INLINE_BYTES];
+};
+
+#define EXEC__F_INTERNAL 1u /* a backend's helper task (map runner): not in user counters */
+
+/* Allocation of futures from the core's free list. Returns NULL on ENOMEM. The new
+ * future has state QUEUED, refs 1, no argument. */
+struct exec_future *exec__future_alloc(struct exec *core);
+/* Copy the argument into the future (inline or one heap block). EXEC_OK or EXEC_ENOMEM. */
+int exec__future_set_arg(struct exec_future *f, const void *arg, size_t size);
+/* Drop the argument copy (after the task ran). */
+void exec__future_drop_arg(struct exec_future *f);
+
+/* Try to take the right to end @f. From QUEUED or RUNNING (@from_mask: bit 1<<state).
+ * Returns true if this caller won; it must then call exec__future_finish(). */
+bool exec__future_claim(struct exec_future *f, uint32_t from_mask);
+/* Store the result bytes of a claimed future. EXEC_OK or EXEC_ENOMEM. */
+int exec__future_set_result(struct exec_future *f, const void *data, size_t size);
+/* Publish the final state of a claimed future (code in f->fault.code must be set), wake
+ * waiters, run listeners, update the core counters. */
+void exec__future_finish(struct exec_future *f, exec_state_t st);
+/* Convenience: claim from QUEUED and finish as cancelled. Returns true if it won. */
+bool exec__future_cancel_queued(struct exec_future *f);
+
+static inline uint32_t exec__future_state(const struct exec_future *f)
+{
+    return atomic_load_explicit(&((struct exec_future *)f)->state, memory_order_acquire) &
+           EXEC__ST_MASK;
+}
+
+/* Listener registration. add returns false (and does not add) if @f is already terminal. */
+bool exec__future_listen(struct exec_future *f, struct exec__listener *l);
+void exec__future_unlisten(struct exec_future *f, struct exec__listener *l);
+
+/* Deliver a finished future to a completion queue (cq.c). Takes over one reference. */
+void exec__cq_push(struct exec_cq *cq, struct exec_future *f);
+
+#endif /* EXEC_CORE_FUTURE_H */

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sys/sys.h - the platform layer: every raw system interface libexecutor uses (clocks,
+ * futexes, event fds, pipes and sockets, fork detection, signals, threads, shared anonymous
+ * memory, pidfds, process facts). Every platform #ifdef of the library lives in src/sys/ (and
+ * in the shared-memory helper's own system file). This layer knows no executor: it includes
+ * nothing of the project but base/, and returns 0 / -1 with errno, or EXEC_ETIMEDOUT where a
+ * wait can time out.
+ */
+#ifndef EXEC_SYS_SYS_H
+#define EXEC_SYS_SYS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/compiler.h"
+
+/* --- time (sys.c) ------------------------------------------------------------------------ */
+
+uint64_t exec__now_ns(void); /* CLOCK_MONOTONIC */
+/* Deadline from a timeout in ms: 0 for "forever" (a negative timeout). */
+uint64_t exec__deadline_ns(int timeout_ms);
+
+/* --- futexes (sys.c) --------------------------------------------------------------------- */
+
+/* Wait while *word == expected, until woken or @deadline_ns (0 = none). Returns 0 when woken
+ * or the value differs, EXEC_ETIMEDOUT at the deadline. Spurious returns are allowed. */
+int exec__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns);
+void exec__futex_wake(_Atomic uint32_t *word, int n);
+/* The same on a word in memory shared between processes (not FUTEX_PRIVATE). */
+int exec__sfutex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns);
+void exec__sfutex_wake(_Atomic uint32_t *word, int n);
+
+/* --- CPU (sys.c) ------------------------------------------------------------------------- */
+
+/* The pause instruction of spin loops (tells the core a spin is going on). */
+static inline void exec__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+/* Give the CPU to another runnable thread. */
+void exec__yield(void);
+
+/* --- threads and signals (sys.c) --------------------------------------------------------- */
+
+/* Block every asynchronous signal in the calling thread; old mask into *old (sigset_t). */
+void exec__block_signals(void *old);
+void exec__restore_signals(const void *old);
+/* pthread_create with signals blocked and an optional stack size. 0 or an errno value. */
+int exec__thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg);
+/* A mutex for short, contended critical sections (adaptive where available). */
+void exec__mutex_init_hot(pthread_mutex_t *m);
+/* A condition variable on CLOCK_MONOTONIC. */
+void exec__cond_init_mono(pthread_cond_t *c);
+
+/* --- fork detection (sys.c) -------------------------------------------------------------- */
+
+/* A counter incremented in every child of fork(). exec__fork_init() registers the handler
+ * (once per process). An object that recorded exec__fork_gen() at birth is in a child of
+ * fork() exactly when exec__forked_since() says so: its threads do not exist there. */
+void exec__fork_init(void);
+unsigned exec__fork_gen(void);
+static inline bool exec__forked_since(unsigned gen)
+{
+    return gen != exec__fork_gen();
+}
+
+/* --- event fds (fd.c) -------------------------------------------------------------------- */
+
+/* An event fd: readable while signalled. fds[0] is the read side, fds[1] the write side (the
+ * same eventfd, or a pipe elsewhere); both close-on-exec and non-blocking. 0 or -1 (errno). */
+int exec__event_open(int fds[2]);
+void exec__event_signal(int wfd);
+/* Read until empty: the fd is no longer readable afterwards. */
+void exec__event_drain(int rfd);
+void exec__event_close(int fds[2]);
+
+/* --- pipes, sockets, fds (fd.c) ---------------------------------------------------------- */
+
+/* Close-on-exec pipe; SOCK_SEQPACKET socket pair (close-on-exec). 0 or -1 (errno). */
+int exec__pipe_cloexec(int fds[2]);
+int exec__seqpacket_pair(int sv[2]);
+/* One datagram of exactly @len bytes, retrying on EINTR. 0 or -1 (errno). */
+int exec__dgram_send(int fd, const void *buf, size_t len, bool nonblock);
+/* 1 datagram of @len bytes received, 0 none (EAGAIN), -1 EOF, error or a short datagram. */
+int exec__dgram_recv(int fd, void *buf, size_t len, bool nonblock);
+/* In a child: close every fd >= 3 except the @n ones in @keep. */
+void exec__close_fds_except(const int *keep, int n);
+
+/* --- processes (proc.c) ------------------------------------------------------------------ */
+
+/* Shared anonymous memory inherited by every later fork() child; never in /dev/shm. */
+void *exec__shm_map(size_t size);
+void exec__shm_unmap(void *p, size_t size);
+/* Give back the pages of [p, p+size) (inside an exec__shm_map region) to the system. */
+void exec__shm_discard(void *p, size_t size);
+/* Ask for @sig when the parent dies (thread-based on Linux); no-op elsewhere. */
+void exec__set_pdeathsig(int sig);
+/* pidfd of a child (close-on-exec), or -1 where unsupported. */
+int exec__pidfd_open(pid_t pid);
+/* Signal through a pidfd (no pid reuse race); -1 with errno on failure. */
+int exec__pidfd_kill(int pidfd, int sig);
+/* Resident set of the calling process in bytes; @fd: a cached descriptor (-1 to open). */
+uint64_t exec__rss_bytes(int *fd);
+/* Throw away what the inherited stdio buffers hold (parent's unflushed output). */
+void exec__stdio_forget(void);
+/* Reset every signal disposition to default, then ignore SIGINT and SIGPIPE. */
+void exec__child_signals(void);
+
+#endif /* EXEC_SYS_SYS_H */
