@@ -56,6 +56,10 @@
     X(map_with_concurrent_submits, BOTH_BACKENDS)                                          \
     X(map_two_at_once, BOTH_BACKENDS)                                                      \
     X(map_stats_items, BOTH_BACKENDS)                                                      \
+    /* tests/test_map_faults.c */                                                          \
+    X(map_cancel_keeps_ran, BOTH_BACKENDS)                                                 \
+    X(process_map_crash_keeps_finished, PROCESSES_ONLY)                                    \
+    X(process_map_unordered_crash, PROCESSES_ONLY)                                         \
     /* tests/test_pool.c */                                                                \
     X(pool_recursive_chain, THREADS_ONLY)                                                  \
     X(pool_fan_out_tree, THREADS_ONLY)                                                     \

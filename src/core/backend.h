@@ -9,53 +9,69 @@
 
 #include "core/core.h"
 #include "core/future.h"
-
-/* ---------------------------------------------------------------------------------------- */
-/* Backends                                                                                  */
-/* ---------------------------------------------------------------------------------------- */
-
-struct exec__map_args {
-    exec_task_fn *fn;
-    const void *in;
-    size_t in_size;
-    void *out;
-    size_t out_size;
-    size_t n;
-    exec_item_fn *on_item; /* NULL for the ordered exec_map() */
-    void *user_data;
-    exec_map_opts_t *opts; /* never NULL here (the front passes a zeroed one) */
-};
+#include "core/map.h"
 
 /*
- * The backend operations table (SQLite's iVersion idea: a backend says which version of
- * the table it fills, so fields can be appended without breaking older backends).
+ * The operations table. A backend is one folder that defines one of these (and nothing
+ * else the core sees); core/registry.c maps exec_backend_t values to tables.
+ *
+ * Versions (SQLite's iVersion idea): `version` says which operations the table has. The core
+ * reads an operation only through EXEC__OP(), which yields NULL for an operation newer than
+ * the table, so a table written for an older version keeps working when operations are
+ * appended. Version 1 is everything below. Required in every version: check_config, create,
+ * submit, cancel, shutdown, stats, destroy. Optional (NULL): the others; without map_start
+ * exec_map() says EXEC_ENOTSUP, without wait/help a worker that waits gets EXEC_EDEADLK.
  */
+#define EXEC__OPS_VERSION 1
+#define EXEC__OP(ops, op, since) ((ops)->version >= (since) ? (ops)->op : NULL)
+
+struct exec__map;
+
 struct exec__backend_ops {
-    int version; /* 1 */
+    int version; /* EXEC__OPS_VERSION the table was written for */
     const char *name;
+    /* The backend's own fields of the configuration: check them (EXEC_EINVAL or
+     * EXEC_ETOOBIG) and fill in their defaults. The front has checked and defaulted the
+     * common ones (workers, sizes, queue_max, timeout_ms) before. No side effects. */
+    int (*check_config)(exec_config_t *cfg);
     /* Make the backend for @core (core->cfg is final). Sets *impl. */
     int (*create)(struct exec *core, void **impl);
-    /* Queue @f (state QUEUED, argument set, one reference for the backend already taken).
-     * On failure the backend has not kept @f. */
-    int (*submit)(void *impl, struct exec_future *f, uint32_t flags);
-    int (*map)(void *impl, const struct exec__map_args *a);
-    /* Cancel running @f (EXEC_CANCEL_RUNNING); queued futures are cancelled by cancel too. */
+    /* Queue @f (state QUEUED, f->arg_size set but no argument copied yet: @arg is the
+     * caller's, valid only during this call; one reference for the backend already taken).
+     * The backend copies the argument where it keeps it: into the future with
+     * exec__future_set_arg(), or straight to a worker. On failure it has not kept @f. */
+    int (*submit)(void *impl, struct exec_future *f, const void *arg, uint32_t flags);
+    /* Cancel @f: queued (it must never start), or running with EXEC_CANCEL_RUNNING.
+     * EXEC_OK, or EXEC_EBUSY when it is too late. */
     int (*cancel)(void *impl, struct exec_future *f, unsigned flags);
+    /* Refuse new work; EXEC_SHUTDOWN_CANCEL cancels what is queued; wait for the rest
+     * unless EXEC_SHUTDOWN_NOWAIT. Maps are cancelled by the core before this is called. */
     int (*shutdown)(void *impl, unsigned flags);
+    /* Add what the backend counts (submitted, gauges, retirements) to @st. */
     void (*stats)(void *impl, exec_stats_t *st);
     /* Stop and free everything (shutdown already waited). */
     void (*destroy)(void *impl);
     /* In a child of fork(): free the memory of this copy without joining, signalling or
      * locking anything (the workers belong to the parent). */
     void (*forget)(void *impl);
-    /* Whether the calling thread is running a task of this backend (EDEADLK checks). */
+    /* Whether the calling thread is running a task or callback of this backend. */
     bool (*in_task)(void *impl);
-    /* Help while waiting: called by exec_future_wait when in_task; may run queued work.
-     * Returns EXEC_OK when @f is terminal or EXEC_ETIMEDOUT at @deadline_ns (0 = never). */
+    /* A worker waits on @f (called when in_task): run queued work meanwhile. EXEC_OK when @f
+     * is terminal, EXEC_ETIMEDOUT at @deadline_ns (0 = never), EXEC_EDEADLK if it cannot. */
     int (*wait)(void *impl, struct exec_future *f, uint64_t deadline_ns);
+    /* exec_map (core/map.h): make @m findable by the workers, which then claim and run its
+     * chunks; forget it again (called once every item is accounted for). */
+    int (*map_start)(void *impl, struct exec__map *m);
+    void (*map_end)(void *impl, struct exec__map *m);
+    /* The most items of these sizes one chunk may hold (0 = no limit). */
+    size_t (*chunk_max)(void *impl, size_t in_size, size_t out_size);
+    /* A worker runs exec_map(): run at most one queued task or chunk here. True if it ran. */
+    bool (*help)(void *impl);
+    /* The backend may hand claimed ranges back (exec__map_unclaim): the driver keeps room. */
+    bool map_unclaims;
 };
 
-extern const struct exec__backend_ops exec__thread_ops;
-extern const struct exec__backend_ops exec__process_ops;
+/* The table of backend @b, or NULL when this build has none (core/registry.c). */
+const struct exec__backend_ops *exec__backend_find(exec_backend_t b);
 
 #endif /* EXEC_CORE_BACKEND_H */

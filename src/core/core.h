@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "base/compiler.h"
+#include "base/list.h"
 #include "core/future.h"
 #include "executor.h"
 #include "sys/sys.h"
@@ -49,12 +50,23 @@ struct exec {
     _Atomic size_t live;
 
     struct exec__counters cnt;
+
+    /* Maps running now (core/map.c), so that a cancelling shutdown reaches them; map_lock
+     * protects the list. Map callers sleep on map_word (bumped at every accounting) and
+     * announce it in map_sleepers: the word outlives every map (see core/map.c). */
+    pthread_mutex_t map_lock;
+    struct exec__list maps;
+    _Atomic uint32_t map_word, map_sleepers;
 };
 
-/* Submit a task: allocate the future, copy the argument, hand it to the backend. @fflags are
- * EXEC__F_* future flags; @out NULL means fire and forget. */
-int exec__submit(struct exec *core, exec_task_fn *fn, const void *arg, size_t arg_size,
-                 uint32_t timeout_ms, uint32_t flags, uint32_t fflags, exec_future_t **out);
+/* Whether @core was inherited by a child of fork() (its workers do not exist here). */
+static inline bool exec__core_forked(const struct exec *core)
+{
+    return exec__forked_since(core->fork_gen);
+}
+
+/* Whether the calling thread runs a task or callback of @core's backend. */
+bool exec__core_in_task(const struct exec *core);
 
 /* The core may be freed once the user destroyed it and no future is left. */
 void exec__core_maybe_free(struct exec *core);

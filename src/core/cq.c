@@ -36,11 +36,7 @@ EXEC_API int exec_cq_create(exec_cq_t **out)
         free(cq);
         return EXEC_ESYS;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cq->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    exec__cond_init_mono(&cq->cond);
     pthread_mutex_init(&cq->lock, NULL);
     atomic_init(&cq->refs, 1);
     *out = cq;
@@ -57,8 +53,11 @@ void exec__cq_unref(struct exec_cq *cq)
     free(cq);
 }
 
-void exec__cq_push(struct exec_cq *cq, struct exec_future *f)
+/* The listener of a routed future: it ended, deliver it. Takes over the route's reference
+ * of the future (and of the queue). */
+static void cq_push(exec_future_t *f, void *data)
 {
+    struct exec_cq *cq = data;
     pthread_mutex_lock(&cq->lock);
     if (cq->closed) {
         pthread_mutex_unlock(&cq->lock);
@@ -108,10 +107,12 @@ EXEC_API int exec_cq_add(exec_cq_t *cq, exec_future_t *f)
         return EXEC_EINVAL;
     exec_future_retain(f);
     atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
-    f->cqnode.kind = EXEC__L_CQ;
-    f->cqnode.u.cq = cq;
+    f->cqnode.kind = EXEC__L_CALLBACK;
+    f->cqnode.u.cb.fn = cq_push;
+    f->cqnode.u.cb.user_data = cq;
+    f->cqnode.u.cb.heap = false;
     if (!exec__future_listen(f, &f->cqnode))
-        exec__cq_push(cq, f); /* already finished */
+        cq_push(f, cq); /* already finished */
     return EXEC_OK;
 }
 

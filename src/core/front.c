@@ -10,17 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct exec__backend_ops *backend_ops(exec_backend_t b)
-{
-    switch (b) {
-    case EXEC_BACKEND_THREADS:
-        return &exec__thread_ops;
-    case EXEC_BACKEND_PROCESSES:
-        return &exec__process_ops;
-    }
-    return NULL;
-}
-
 static bool all_zero(const void *p, size_t n)
 {
     const unsigned char *c = p;
@@ -30,8 +19,10 @@ static bool all_zero(const void *p, size_t n)
     return true;
 }
 
-/* Check a user config and produce the final one with every default filled in. */
-static int check_config(const exec_config_t *in, exec_config_t *out)
+/* Check a user config and produce the final one with every default filled in: the common
+ * fields here, the backend's own by its check_config operation. */
+static int check_config(const exec_config_t *in, exec_config_t *out,
+                        const struct exec__backend_ops **ops)
 {
     exec_config_t c;
     if (in)
@@ -40,44 +31,32 @@ static int check_config(const exec_config_t *in, exec_config_t *out)
         memset(&c, 0, sizeof c);
     if (!all_zero(c.reserved, sizeof c.reserved))
         return EXEC_EINVAL;
-    if (c.backend != EXEC_BACKEND_THREADS && c.backend != EXEC_BACKEND_PROCESSES)
-        return EXEC_EINVAL;
     if (c.workers < 0 || c.workers > EXEC_WORKERS_MAX)
         return EXEC_EINVAL;
     if (c.max_arg_size > EXEC_SIZE_LIMIT || c.max_result_size > EXEC_SIZE_LIMIT)
         return EXEC_EINVAL;
-    if (c.start_method != EXEC_START_FORKSERVER && c.start_method != EXEC_START_FORK)
-        return EXEC_EINVAL;
-    if (c.recycle_jitter_pct > 100)
-        return EXEC_EINVAL;
     if (c.init_arg_size && !c.init_arg)
         return EXEC_EINVAL;
-    if (c.backend == EXEC_BACKEND_THREADS) {
-        /* Process-only fields on threads are a mistake worth reporting, not ignoring. */
-        if (c.start_method || c.kill_grace_ms || c.max_rss_per_child || c.max_age_ms ||
-            c.recycle_jitter_pct || c.crash_limit || c.crash_window_ms || c.initializer ||
-            c.init_arg || c.init_arg_size)
-            return EXEC_EINVAL;
-    } else if (c.init_arg_size > (c.max_arg_size ? c.max_arg_size
-                                                 : EXEC_DEFAULT_MAX_ARG_SIZE)) {
-        return EXEC_ETOOBIG;
-    }
+    if (!c.max_arg_size)
+        c.max_arg_size = EXEC_DEFAULT_MAX_ARG_SIZE;
+    if (!c.max_result_size)
+        c.max_result_size = EXEC_DEFAULT_MAX_RESULT_SIZE;
+    const struct exec__backend_ops *o = exec__backend_find(c.backend);
+    if (!o)
+        return EXEC_EINVAL; /* no such backend */
+    if (o->version < 1 || o->version > EXEC__OPS_VERSION || !o->check_config || !o->create ||
+        !o->submit || !o->cancel || !o->shutdown || !o->stats || !o->destroy)
+        return EXEC_ENOTSUP; /* a table this core cannot drive */
+    int r = o->check_config(&c);
+    if (r)
+        return r;
     if (c.workers == 0) {
         exec_cpu_budget_t b;
         exec_cpu_budget(NULL, &b);
         c.workers = b.workers;
     }
-    if (!c.max_arg_size)
-        c.max_arg_size = EXEC_DEFAULT_MAX_ARG_SIZE;
-    if (!c.max_result_size)
-        c.max_result_size = EXEC_DEFAULT_MAX_RESULT_SIZE;
-    if (c.backend == EXEC_BACKEND_PROCESSES) {
-        if (!c.kill_grace_ms)
-            c.kill_grace_ms = 100;
-        if (!c.crash_window_ms)
-            c.crash_window_ms = 10000;
-    }
     *out = c;
+    *ops = o;
     return EXEC_OK;
 }
 
@@ -86,12 +65,10 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
     if (!ex)
         return EXEC_EINVAL;
     exec_config_t c;
-    int r = check_config(cfg, &c);
+    const struct exec__backend_ops *ops = NULL;
+    int r = check_config(cfg, &c, &ops);
     if (r)
         return r;
-    const struct exec__backend_ops *ops = backend_ops(c.backend);
-    if (!ops || !ops->create)
-        return EXEC_ENOTSUP;
 
     struct exec *core = aligned_alloc(EXEC__CACHELINE,
                                       (sizeof *core + EXEC__CACHELINE - 1) /
@@ -104,8 +81,11 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
     exec__fork_init();
     core->fork_gen = exec__fork_gen();
     pthread_mutex_init(&core->alloc_lock, NULL);
+    pthread_mutex_init(&core->map_lock, NULL);
+    exec__list_init(&core->maps);
     r = ops->create(core, &core->impl);
     if (r) {
+        pthread_mutex_destroy(&core->map_lock);
         pthread_mutex_destroy(&core->alloc_lock);
         free(core->slabs);
         free(core);
@@ -117,12 +97,13 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
 
 static bool forked(const struct exec *core)
 {
-    return core->fork_gen != exec__fork_gen();
+    return exec__core_forked(core);
 }
 
-static bool in_own_task(const struct exec *core)
+bool exec__core_in_task(const struct exec *core)
 {
-    return core->ops->in_task && core->ops->in_task(core->impl);
+    bool (*in_task)(void *) = EXEC__OP(core->ops, in_task, 1);
+    return in_task && in_task(core->impl);
 }
 
 EXEC_API int exec_shutdown(exec_t *ex, unsigned flags)
@@ -133,9 +114,11 @@ EXEC_API int exec_shutdown(exec_t *ex, unsigned flags)
         atomic_store(&ex->shut, true);
         return EXEC_OK;
     }
-    if (!(flags & EXEC_SHUTDOWN_NOWAIT) && in_own_task(ex))
+    if (!(flags & EXEC_SHUTDOWN_NOWAIT) && exec__core_in_task(ex))
         return EXEC_EDEADLK;
     atomic_store(&ex->shut, true);
+    if (flags & EXEC_SHUTDOWN_CANCEL)
+        exec__maps_cancel(ex);
     return ex->ops->shutdown(ex->impl, flags);
 }
 
@@ -146,10 +129,11 @@ EXEC_API int exec_destroy(exec_t *ex)
     if (forked(ex)) {
         /* A child of fork(): the workers are the parent's and the locks may be held by
          * threads that do not exist here. Free our copy without waiting or locking. */
-        if (ex->ops->forget)
-            ex->ops->forget(ex->impl);
+        void (*forget)(void *) = EXEC__OP(ex->ops, forget, 1);
+        if (forget)
+            forget(ex->impl);
     } else {
-        if (in_own_task(ex))
+        if (exec__core_in_task(ex))
             return EXEC_EDEADLK;
         atomic_store(&ex->shut, true);
         ex->ops->shutdown(ex->impl, 0);
@@ -171,24 +155,22 @@ EXEC_API int exec_destroy(exec_t *ex)
     return EXEC_OK;
 }
 
-int exec__submit(struct exec *core, exec_task_fn *fn, const void *arg, size_t arg_size,
-                 uint32_t timeout_ms, uint32_t flags, uint32_t fflags, exec_future_t **out)
+/* Submit a task: allocate the future and hand it with the argument to the backend (which
+ * copies the argument where it keeps it). @out NULL means fire and forget. */
+static int submit(struct exec *core, exec_task_fn *fn, const void *arg, size_t arg_size,
+                  uint32_t timeout_ms, uint32_t flags, exec_future_t **out)
 {
     if (EXEC__UNLIKELY(forked(core) || atomic_load_explicit(&core->shut, memory_order_relaxed)))
         return EXEC_ESHUTDOWN;
     struct exec_future *f = exec__future_alloc(core);
     if (EXEC__UNLIKELY(!f))
         return EXEC_ENOMEM;
-    if (EXEC__UNLIKELY(exec__future_set_arg(f, arg, arg_size) != 0)) {
-        exec__future_free(f);
-        return EXEC_ENOMEM;
-    }
     f->fn = fn;
+    f->arg_size = arg_size;
     f->timeout_ms = timeout_ms;
-    f->flags = fflags;
     /* One reference for the caller (if it wants one), one for the backend. */
     atomic_store_explicit(&f->refs, out ? 2 : 1, memory_order_relaxed);
-    int r = core->ops->submit(core->impl, f, flags);
+    int r = core->ops->submit(core->impl, f, arg, flags);
     if (EXEC__UNLIKELY(r != 0)) {
         exec__future_free(f);
         return r;
@@ -218,7 +200,7 @@ EXEC_API int exec_submit_ex(exec_t *ex, exec_task_fn *fn, const void *arg, size_
     if (EXEC__UNLIKELY(arg_size > ex->cfg.max_arg_size))
         return EXEC_ETOOBIG;
     exec_future_t *mine = NULL;
-    int r = exec__submit(ex, fn, arg, arg_size, timeout, flags, 0, (f || cq) ? &mine : NULL);
+    int r = submit(ex, fn, arg, arg_size, timeout, flags, (f || cq) ? &mine : NULL);
     if (r)
         return r;
     if (cq) {
@@ -240,44 +222,26 @@ EXEC_API int exec_submit(exec_t *ex, exec_task_fn *fn, const void *arg, size_t a
         return EXEC_EINVAL;
     if (EXEC__UNLIKELY(arg_size > ex->cfg.max_arg_size))
         return EXEC_ETOOBIG;
-    return exec__submit(ex, fn, arg, arg_size, ex->cfg.timeout_ms, 0, 0, f);
-}
-
-static int map_common(exec_t *ex, struct exec__map_args *a)
-{
-    exec_map_opts_t zero = {0};
-    exec_map_opts_t *o = a->opts ? a->opts : &zero;
-    if (!ex || !a->fn || !a->in || a->n == 0 || a->in_size == 0 || (!a->out && a->out_size))
-        return EXEC_EINVAL;
-    if (!all_zero(o->reserved, sizeof o->reserved))
-        return EXEC_EINVAL;
-    if (a->n > SIZE_MAX / a->in_size || (a->out_size && a->n > SIZE_MAX / a->out_size))
-        return EXEC_EINVAL;
-    if (a->in_size > ex->cfg.max_arg_size || a->out_size > ex->cfg.max_result_size)
-        return EXEC_ETOOBIG;
-    o->failed = 0;
-    o->first_failed = a->n;
-    if (forked(ex) || atomic_load(&ex->shut))
-        return EXEC_ESHUTDOWN;
-    a->opts = o;
-    return ex->ops->map(ex->impl, a);
+    return submit(ex, fn, arg, arg_size, ex->cfg.timeout_ms, 0, f);
 }
 
 EXEC_API int exec_map(exec_t *ex, exec_task_fn *fn, const void *in, size_t in_size, void *out,
                       size_t out_size, size_t n, exec_map_opts_t *opts)
 {
-    struct exec__map_args a = {fn, in, in_size, out, out_size, n, NULL, NULL, opts};
-    return map_common(ex, &a);
+    if (!ex)
+        return EXEC_EINVAL;
+    struct exec__map_call a = {fn, in, in_size, out, out_size, n, NULL, NULL, opts};
+    return exec__map_run(ex, &a);
 }
 
 EXEC_API int exec_map_unordered(exec_t *ex, exec_task_fn *fn, const void *in, size_t in_size,
                                 void *out, size_t out_size, size_t n, exec_item_fn *on_item,
                                 void *user_data, exec_map_opts_t *opts)
 {
-    if (!on_item)
+    if (!ex || !on_item)
         return EXEC_EINVAL;
-    struct exec__map_args a = {fn, in, in_size, out, out_size, n, on_item, user_data, opts};
-    return map_common(ex, &a);
+    struct exec__map_call a = {fn, in, in_size, out, out_size, n, on_item, user_data, opts};
+    return exec__map_run(ex, &a);
 }
 
 EXEC_API int exec_stats(exec_t *ex, exec_stats_t *st)

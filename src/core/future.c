@@ -31,11 +31,6 @@ _Atomic int exec__worker_stop;
 /* Allocation                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-static bool in_forked_child(const struct exec *core)
-{
-    return core->fork_gen != exec__fork_gen();
-}
-
 static int grow_slabs(struct exec *core)
 {
     if (core->nslabs == core->slabs_cap) {
@@ -84,13 +79,9 @@ struct exec_future *exec__future_alloc(struct exec *core)
     memset(&f->fault, 0, sizeof f->fault);
     f->fault.exit_status = -1;
     f->fault.worker_id = -1;
-    f->next = f->prev = NULL;
     f->timeout_ms = 0;
-    f->flags = 0;
-    f->deadline_ns = 0;
-    f->heap_idx = SIZE_MAX;
-    f->backend = NULL;
-    f->lhead = f->ltail = NULL;
+    memset(&f->bk, 0, sizeof f->bk);
+    exec__list_init(&f->listeners);
     f->cb0_used = false;
     f->cq_routed = false;
     f->cq_next = NULL;
@@ -114,7 +105,7 @@ void exec__future_free(struct exec_future *f)
 {
     struct exec *core = f->core;
     free_bytes(f);
-    if (EXEC__UNLIKELY(in_forked_child(core))) {
+    if (EXEC__UNLIKELY(exec__core_forked(core))) {
         /* The allocator lock may be held by a thread that does not exist in this child.
          * Never reuse the future; just count it out. */
         if (atomic_fetch_sub(&core->live, 1) == 1 && atomic_load(&core->destroyed))
@@ -134,7 +125,7 @@ void exec__future_free(struct exec_future *f)
 /* Called once: when the core is destroyed and its last future is gone. */
 void exec__core_maybe_free(struct exec *core)
 {
-    bool forked = in_forked_child(core);
+    bool forked = exec__core_forked(core);
     for (size_t i = 0; i < core->nslabs; i++) {
         struct exec_future *slab = core->slabs[i];
         if (!forked)
@@ -143,8 +134,10 @@ void exec__core_maybe_free(struct exec *core)
         free(slab);
     }
     free(core->slabs);
-    if (!forked)
+    if (!forked) {
         pthread_mutex_destroy(&core->alloc_lock);
+        pthread_mutex_destroy(&core->map_lock);
+    }
     free(core);
 }
 
@@ -222,8 +215,6 @@ int exec__future_set_result(struct exec_future *f, const void *data, size_t size
 
 static void count(struct exec_future *f, exec_state_t st)
 {
-    if (f->flags & EXEC__F_INTERNAL)
-        return;
     struct exec__counters *c = &f->core->cnt;
     bool mine = exec__tls_counters && exec__tls_core == f->core;
     if (st == EXEC_STATE_DONE && mine) {
@@ -246,21 +237,11 @@ static void count(struct exec_future *f, exec_state_t st)
 
 static void fire(struct exec_future *f, struct exec__listener *l)
 {
-    switch (l->kind) {
-    case EXEC__L_CALLBACK: {
-        exec_done_fn *fn = l->u.cb.fn;
-        void *ud = l->u.cb.user_data;
-        if (l->u.cb.heap)
-            free(l);
-        fn(f, ud);
-        break;
-    }
-    case EXEC__L_CQ:
-        exec__cq_push(l->u.cq, f);
-        break;
-    default:
-        break;
-    }
+    exec_done_fn *fn = l->u.cb.fn;
+    void *ud = l->u.cb.user_data;
+    if (l->u.cb.heap)
+        free(l);
+    fn(f, ud);
 }
 
 /*
@@ -289,30 +270,29 @@ void exec__future_finish(struct exec_future *f, exec_state_t st)
      * node. Callbacks and the cq node belong to the future: run them outside the lock. */
     for (;;) {
         pthread_mutex_lock(&f->lock);
-        struct exec__listener *l = f->lhead, *later = NULL, **tail = &later;
-        if (!l) {
+        if (exec__list_empty(&f->listeners)) {
             atomic_fetch_and_explicit(&f->state, ~EXEC__ST_LISTENERS, memory_order_release);
             pthread_mutex_unlock(&f->lock);
             return;
         }
-        f->lhead = f->ltail = NULL;
-        while (l) {
-            struct exec__listener *next = l->next;
-            l->next = l->prev = NULL;
+        struct exec__list later;
+        exec__list_init(&later);
+        struct exec__list *n;
+        while ((n = exec__list_first(&f->listeners))) {
+            struct exec__listener *l = EXEC__CONTAINER_OF(n, struct exec__listener, node);
+            exec__list_remove(n);
             if (l->kind == EXEC__L_WAKE) {
                 atomic_store_explicit(l->u.wake, 1, memory_order_release);
                 exec__futex_wake(l->u.wake, 1);
             } else {
-                *tail = l;
-                tail = &l->next;
+                exec__list_push_back(&later, n);
             }
-            l = next;
         }
         pthread_mutex_unlock(&f->lock);
-        while (later) {
-            struct exec__listener *next = later->next;
-            fire(f, later);
-            later = next;
+        /* The callback nodes are ours now (out of the future's list): no lock needed. */
+        while ((n = exec__list_first(&later))) {
+            exec__list_remove(n);
+            fire(f, EXEC__CONTAINER_OF(n, struct exec__listener, node));
         }
     }
 }
@@ -347,13 +327,7 @@ bool exec__future_listen(struct exec_future *f, struct exec__listener *l)
                                                   memory_order_acq_rel, memory_order_acquire))
             break;
     }
-    l->next = NULL;
-    l->prev = f->ltail;
-    if (f->ltail)
-        f->ltail->next = l;
-    else
-        f->lhead = l;
-    f->ltail = l;
+    exec__list_push_back(&f->listeners, &l->node);
     pthread_mutex_unlock(&f->lock);
     return true;
 }
@@ -362,17 +336,8 @@ void exec__future_unlisten(struct exec_future *f, struct exec__listener *l)
 {
     pthread_mutex_lock(&f->lock);
     /* Still linked only if finish() has not taken the list yet. */
-    if (l->prev || f->lhead == l) {
-        if (l->prev)
-            l->prev->next = l->next;
-        else
-            f->lhead = l->next;
-        if (l->next)
-            l->next->prev = l->prev;
-        else
-            f->ltail = l->prev;
-        l->next = l->prev = NULL;
-    }
+    if (!exec__list_unlinked(&l->node))
+        exec__list_remove(&l->node);
     pthread_mutex_unlock(&f->lock);
 }
 
@@ -441,13 +406,14 @@ static int wait_one(struct exec_future *f, uint64_t deadline)
     if (terminal(f))
         return EXEC_OK;
     struct exec *core = f->core;
-    if (EXEC__UNLIKELY(in_forked_child(core)))
+    if (EXEC__UNLIKELY(exec__core_forked(core)))
         return EXEC_ESHUTDOWN; /* its worker does not exist in this process */
     /* A worker of f's own executor must help instead of sleeping (no pool deadlock). The
      * thread-local test never touches core->impl unless we are its worker, in which case
      * the executor cannot be destroyed under us (destroy waits for our task). */
-    if (exec__tls_core == core && core->ops->wait)
-        return core->ops->wait(core->impl, f, deadline);
+    int (*help)(void *, struct exec_future *, uint64_t) = EXEC__OP(core->ops, wait, 1);
+    if (exec__tls_core == core && help)
+        return help(core->impl, f, deadline);
     return sleep_on(f, deadline);
 }
 
@@ -504,13 +470,15 @@ EXEC_API int exec_future_wait_any(exec_future_t *const *fs, size_t n, int timeou
         return EXEC_ETIMEDOUT;
     uint64_t deadline = exec__deadline_ns(timeout_ms);
     for (size_t i = 0; i < n; i++)
-        if (in_forked_child(fs[i]->core))
+        if (exec__core_forked(fs[i]->core))
             return EXEC_ESHUTDOWN;
 
     /* A worker thread of an executor must not sleep while its queue has work (the futures
      * may depend on it): poll while helping. */
     struct exec *core = exec__tls_core;
-    if (core && core->ops->wait) {
+    int (*help)(void *, struct exec_future *, uint64_t) =
+        core ? EXEC__OP(core->ops, wait, 1) : NULL;
+    if (help) {
         for (;;) {
             idx = first_terminal(fs, n);
             if (idx >= 0)
@@ -524,7 +492,7 @@ EXEC_API int exec_future_wait_any(exec_future_t *const *fs, size_t n, int timeou
                 slice = deadline;
             for (size_t i = 0; i < n; i++)
                 if (fs[i]->core == core) {
-                    (void)core->ops->wait(core->impl, fs[i], slice);
+                    (void)help(core->impl, fs[i], slice);
                     break;
                 }
             if (exec__now_ns() < slice) {
@@ -606,7 +574,7 @@ EXEC_API int exec_future_cancel(exec_future_t *f, unsigned flags)
     if (terminal(f))
         return EXEC_EBUSY;
     struct exec *core = f->core;
-    if (in_forked_child(core) || !core->ops->cancel)
+    if (exec__core_forked(core))
         return EXEC_EBUSY;
     return core->ops->cancel(core->impl, f, flags);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "base/compiler.h"
+#include "base/list.h"
 #include "executor.h"
 
 struct exec;
@@ -45,11 +46,13 @@ static inline bool exec__st_terminal(uint32_t s)
     return v == EXEC_STATE_DONE || v == EXEC_STATE_FAILED || v == EXEC_STATE_CANCELLED;
 }
 
-/* A listener: someone to tell when a future ends. Callers own the node's memory. */
-enum { EXEC__L_CALLBACK = 1, EXEC__L_WAKE = 2, EXEC__L_CQ = 3 };
-struct exec__counters;
+/* A listener: someone to tell when a future ends. Callers own the node's memory. A
+ * CALLBACK listener's function runs outside the future's lock, after the end is published
+ * (done-callbacks, and completion queues: cq.c routes futures with one of these). A WAKE
+ * listener's word is set and futex-woken under the lock (wait-any's stack nodes). */
+enum { EXEC__L_CALLBACK = 1, EXEC__L_WAKE = 2 };
 struct exec__listener {
-    struct exec__listener *next, *prev;
+    struct exec__list node; /* in the future's list (its lock) */
     int kind;
     union {
         struct {
@@ -58,8 +61,22 @@ struct exec__listener {
             bool heap; /* free the node after the call */
         } cb;
         _Atomic uint32_t *wake; /* set to 1 and futex-woken */
-        struct exec_cq *cq;
     } u;
+};
+
+/* The thread backend's part of a future (src/threads/). */
+struct exec__fpart_threads {
+    struct exec_future *next; /* queue link: the submission stack, then the ready FIFO */
+    uint64_t deadline_ns;     /* running with a timeout: when it times out */
+    size_t heap_idx;          /* its place in the timer heap, SIZE_MAX if none */
+};
+
+/* The process backend's part of a future (src/process/). */
+struct exec__fpart_process {
+    struct exec__list link; /* in the FIFO of futures waiting for a ring */
+    void *inst;             /* where == in a ring: the worker instance that has it */
+    uint64_t seq;           /* ... and its request number there */
+    int where;              /* nowhere, in the FIFO, in a ring (process/pool.h) */
 };
 
 struct exec_future {
@@ -74,17 +91,18 @@ struct exec_future {
     size_t res_size;
     exec_fault_t fault;   /* outcome; fault.code is the result code */
 
-    /* Queue links; owned by the backend that queued the future. */
-    struct exec_future *next, *prev;
     uint32_t timeout_ms;  /* effective run-time limit, 0 = none */
-    uint32_t flags;       /* EXEC__F_* */
-    uint64_t deadline_ns; /* backend use: when the running task times out */
-    size_t heap_idx;      /* backend use: position in a timer heap, SIZE_MAX if none */
-    void *backend;        /* backend use */
+
+    /* The part that belongs to the backend holding the future, named per backend; nothing
+     * else reads it. A new backend adds its own struct here (docs/internals.md). */
+    union {
+        struct exec__fpart_threads threads;
+        struct exec__fpart_process process;
+    } bk;
 
     /* Listeners (callbacks, waiters of wait_any, a cq), protected by lock. */
     pthread_mutex_t lock;
-    struct exec__listener *lhead, *ltail;
+    struct exec__list listeners;
     pthread_t firing; /* the thread that ended the future (runs its listeners); written by
                          the claimer before the terminal CAS, read after an acquire load */
     struct exec__listener cb0; /* first callback without allocation */
@@ -97,7 +115,6 @@ struct exec_future {
     _Alignas(16) unsigned char inl[EXEC__INLINE_BYTES];
 };
 
-#define EXEC__F_INTERNAL 1u /* a backend's helper task (map runner): not in user counters */
 
 /* Allocation of futures from the core's free list. Returns NULL on ENOMEM. The new
  * future has state QUEUED, refs 1, no argument. */
@@ -128,7 +145,5 @@ static inline uint32_t exec__future_state(const struct exec_future *f)
 bool exec__future_listen(struct exec_future *f, struct exec__listener *l);
 void exec__future_unlisten(struct exec_future *f, struct exec__listener *l);
 
-/* Deliver a finished future to a completion queue (cq.c). Takes over one reference. */
-void exec__cq_push(struct exec_cq *cq, struct exec_future *f);
 
 #endif /* EXEC_CORE_FUTURE_H */

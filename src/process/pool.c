@@ -101,21 +101,19 @@
 enum { I_FREE, I_SPAWNING, I_LIVE, I_RETIRING, I_KILLING };
 /* Why a worker goes away. */
 enum { R_NONE, R_TASKS, R_MEMORY, R_AGE, R_TIMEOUT, R_SHUTDOWN, R_INIT, R_LOST };
-/* Where a future is (f->heap_idx; f->backend is its worker instance in LOC_FIFO). */
-#define LOC_NONE SIZE_MAX
-#define LOC_QUEUE ((size_t)1)
-#define LOC_FIFO ((size_t)2)
+/* Where a future is (its process part: f->bk.process.where). */
+enum { LOC_NONE = 0, LOC_QUEUE = 1, LOC_FIFO = 2 };
+#define FP(f) (&(f)->bk.process)
 
 struct pp;
-struct pmap;
 
 /* One request in flight. It owns the backend's reference of f (NULL once moved/ended). */
 struct ent {
     uint64_t seq, end; /* request number; ring position after it */
     struct exec__req *req;
     struct exec_future *f;
-    struct pmap *map;
-    size_t chunk;
+    struct exec__map *map; /* or a range [lo, hi) of a map's items */
+    size_t lo, hi;
     uint32_t kind;
 };
 
@@ -159,23 +157,6 @@ struct fin {
     bool release;
 };
 
-/* One exec_map() call; lives on its caller's stack. */
-struct pmap {
-    struct pmap *next, *prev;
-    bool listed; /* in pp->maps: chunks left to dispatch */
-    const struct exec__map_args *a;
-    size_t chunk, nchunks;
-    size_t next_chunk; /* pp->lock */
-    size_t *redo;      /* pp->lock: chunks to dispatch again */
-    size_t nredo;
-    int *status;
-    _Atomic size_t ended; /* chunks ended; the caller is done at nchunks */
-    _Atomic size_t items_ran, failed, first_failed;
-    _Atomic int worst;
-    _Atomic uint32_t *pub; /* unordered: chunk index + 1 in completion order */
-    _Atomic size_t npub;
-};
-
 struct pp {
     struct exec *core;
     const exec_config_t *cfg;
@@ -183,9 +164,9 @@ struct pp {
 
     pthread_mutex_t lock; /* protects everything below up to `sup` unless noted */
     pthread_cond_t cond;  /* stopped; queue space */
-    struct exec_future *qhead, *qtail;
+    struct exec__list queue; /* futures waiting for a ring (their FP(f)->link) */
     size_t qlen;
-    struct pmap *maps;
+    struct exec__list maps;  /* maps with items to claim (their link), core/map.h */
     int nslots;
     struct slot *slots;
     uint32_t gen_next;
@@ -203,11 +184,6 @@ struct pp {
     int spawn_streak, spawn_errno;
     uint64_t spawn_retry_at;
     uint64_t rng;
-
-    /* Map callers sleep on mword (bumped after every chunk end); msleepers says whether
-     * anyone does. They live here, not in the map, so that a publisher never touches a map
-     * after its last chunk ended (the caller may have returned). */
-    _Atomic uint32_t mword, msleepers;
 
     /* Supervisor. */
     pthread_t sup;
@@ -319,17 +295,18 @@ static void fins_flush(struct pp *pp)
     pp->nfins = 0;
 }
 
-/* End a list of futures (linked by next) with one outcome and drop the backend's refs. */
-static void end_list(struct exec_future *f, int code, int tstatus, int serr)
+/* End a list of futures (linked by their FP(f)->link) with one outcome and drop the
+ * backend's references. The list is ours: nobody else sees it. */
+static void end_list(struct exec__list *list, int code, int tstatus, int serr)
 {
-    while (f) {
-        struct exec_future *next = f->next;
-        f->next = f->prev = NULL;
+    struct exec__list *l;
+    while ((l = exec__list_first(list))) {
+        exec__list_remove(l);
+        struct exec_future *f = EXEC__CONTAINER_OF(l, struct exec_future, bk.process.link);
         struct fin x = {f, code, 0, -1, tstatus, serr, 0, -1,
                         code == EXEC_ECANCELLED ? EXEC_STATE_CANCELLED : EXEC_STATE_FAILED,
                         true};
         fin_apply(&x);
-        f = next;
     }
 }
 
@@ -339,182 +316,90 @@ static void end_list(struct exec_future *f, int code, int tstatus, int serr)
 
 static void q_push(struct pp *pp, struct exec_future *f, bool front)
 {
-    f->heap_idx = LOC_QUEUE;
-    f->backend = NULL;
-    if (front) {
-        f->prev = NULL;
-        f->next = pp->qhead;
-        if (pp->qhead)
-            pp->qhead->prev = f;
-        else
-            pp->qtail = f;
-        pp->qhead = f;
-    } else {
-        f->next = NULL;
-        f->prev = pp->qtail;
-        if (pp->qtail)
-            pp->qtail->next = f;
-        else
-            pp->qhead = f;
-        pp->qtail = f;
-    }
+    FP(f)->where = LOC_QUEUE;
+    FP(f)->inst = NULL;
+    if (front)
+        exec__list_push_front(&pp->queue, &FP(f)->link);
+    else
+        exec__list_push_back(&pp->queue, &FP(f)->link);
     pp->qlen++;
 }
 
 static void q_unlink(struct pp *pp, struct exec_future *f)
 {
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        pp->qhead = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    else
-        pp->qtail = f->prev;
-    f->next = f->prev = NULL;
-    f->heap_idx = LOC_NONE;
+    exec__list_remove(&FP(f)->link);
+    FP(f)->where = LOC_NONE;
     pp->qlen--;
 }
 
-/* Detach the whole FIFO as a list. */
-static struct exec_future *q_take_all(struct pp *pp)
+static struct exec_future *q_first(struct pp *pp)
 {
-    struct exec_future *h = pp->qhead;
-    for (struct exec_future *f = h; f; f = f->next)
-        f->heap_idx = LOC_NONE;
-    pp->qhead = pp->qtail = NULL;
+    struct exec__list *l = exec__list_first(&pp->queue);
+    return l ? EXEC__CONTAINER_OF(l, struct exec_future, bk.process.link) : NULL;
+}
+
+/* Move the whole FIFO to the end of @out (a list of the caller's). */
+static void q_take_all(struct pp *pp, struct exec__list *out)
+{
+    for (struct exec_future *f = q_first(pp); f; ) {
+        struct exec__list *n = exec__list_next(&pp->queue, &FP(f)->link);
+        FP(f)->where = LOC_NONE;
+        f = n ? EXEC__CONTAINER_OF(n, struct exec_future, bk.process.link) : NULL;
+    }
+    exec__list_splice(out, &pp->queue);
     pp->qlen = 0;
-    return h;
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Map chunks                                                                                */
+/* Maps (core/map.h): ranges of items travel as chunk requests                               */
 /* ---------------------------------------------------------------------------------------- */
 
-static void chunk_range(const struct pmap *m, size_t c, size_t *lo, size_t *hi)
+static void map_list(struct pp *pp, struct exec__map *m)
 {
-    *lo = c * m->chunk;
-    *hi = *lo + m->chunk < m->a->n ? *lo + m->chunk : m->a->n;
+    if (exec__list_unlinked(&m->link))
+        exec__list_push_back(&pp->maps, &m->link);
 }
 
-static void atomic_min_size(_Atomic size_t *p, size_t v)
+static void map_unlist(struct exec__map *m)
 {
-    size_t cur = atomic_load_explicit(p, memory_order_relaxed);
-    while (v < cur && !atomic_compare_exchange_weak_explicit(p, &cur, v, memory_order_relaxed,
-                                                             memory_order_relaxed))
-        ;
+    if (!exec__list_unlinked(&m->link))
+        exec__list_remove(&m->link);
 }
 
-static int worse(int a, int b)
+/* A claimed range that never started: back to its map to run elsewhere, unless the pool is
+ * broken (then it fails like everything else) or a shutdown cancelled the map. */
+static void range_back(struct pp *pp, struct exec__map *m, size_t lo, size_t hi)
 {
-    /* Which map-wide error wins when several kinds of items failed. */
-    static const int order[] = {EXEC_ECRASHED, EXEC_EBROKEN, EXEC_ESYS, EXEC_ECANCELLED};
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (a == order[i] || b == order[i])
-            return order[i];
-    return a ? a : b;
+    if (pp->broken)
+        exec__map_fail(m, lo, hi, pp->broken_code);
+    else if (exec__map_unclaim(m, lo, hi))
+        map_list(pp, m);
 }
 
-/* Chunk @c has ended (by any path, exactly once): publish it to the caller. The increment
- * of `ended` is the last touch of @m. */
-static void chunk_publish(struct pp *pp, struct pmap *m, size_t c)
-{
-    if (m->pub) {
-        size_t k = atomic_fetch_add_explicit(&m->npub, 1, memory_order_relaxed);
-        atomic_store_explicit(&m->pub[k], (uint32_t)(c + 1), memory_order_release);
-    }
-    atomic_fetch_add_explicit(&m->ended, 1, memory_order_seq_cst);
-    atomic_fetch_add_explicit(&pp->mword, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&pp->msleepers, memory_order_seq_cst))
-        exec__futex_wake(&pp->mword, INT32_MAX);
-}
-
-static void chunk_fail(struct pp *pp, struct pmap *m, size_t c, int code)
-{
-    size_t lo, hi;
-    chunk_range(m, c, &lo, &hi);
-    if (m->status)
-        for (size_t i = lo; i < hi; i++)
-            m->status[i] = code;
-    atomic_fetch_add_explicit(&m->failed, hi - lo, memory_order_relaxed);
-    atomic_min_size(&m->first_failed, lo);
-    int w = atomic_load_explicit(&m->worst, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&m->worst, &w, worse(w, code),
-                                                  memory_order_relaxed, memory_order_relaxed))
-        ;
-    chunk_publish(pp, m, c);
-}
-
-static void chunk_done(struct pp *pp, struct pmap *m, size_t c, const struct exec__cmp *cm)
-{
-    const struct exec__map_args *a = m->a;
-    size_t lo, hi;
-    chunk_range(m, c, &lo, &hi);
-    size_t cnt = hi - lo;
-    const unsigned char *res = (const unsigned char *)(cm + 1);
-    if (a->out_size)
-        memcpy((unsigned char *)a->out + lo * a->out_size, res, cnt * a->out_size);
-    if (cm->nfailed) {
-        const int32_t *st = (const int32_t *)(res + exec__ring_round(cnt * a->out_size));
-        size_t first = SIZE_MAX;
-        for (size_t i = 0; i < cnt; i++) {
-            if (m->status)
-                m->status[lo + i] = st[i];
-            if (st[i] && first == SIZE_MAX)
-                first = lo + i;
-        }
-        atomic_fetch_add_explicit(&m->failed, cm->nfailed, memory_order_relaxed);
-        atomic_min_size(&m->first_failed, first);
-    } else if (m->status) {
-        memset(m->status + lo, 0, cnt * sizeof *m->status);
-    }
-    atomic_fetch_add_explicit(&m->items_ran, cnt, memory_order_relaxed);
-    chunk_publish(pp, m, c);
-}
-
-static bool map_has_chunk(const struct pmap *m)
-{
-    return m->nredo || m->next_chunk < m->nchunks;
-}
-
-static void map_unlist(struct pp *pp, struct pmap *m)
-{
-    if (!m->listed)
-        return;
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        pp->maps = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
-    m->next = m->prev = NULL;
-    m->listed = false;
-}
-
-static void map_requeue(struct pp *pp, struct pmap *m, size_t c)
-{
-    m->redo[m->nredo++] = c;
-    if (!m->listed) {
-        m->prev = NULL;
-        m->next = pp->maps;
-        if (pp->maps)
-            pp->maps->prev = m;
-        pp->maps = m;
-        m->listed = true;
-    }
-}
-
-/* End every chunk of every map not yet dispatched with @code. */
+/* End every item of every listed map not claimed yet with @code. */
 static void maps_fail_pending(struct pp *pp, int code)
 {
-    while (pp->maps) {
-        struct pmap *m = pp->maps;
-        while (m->nredo)
-            chunk_fail(pp, m, m->redo[--m->nredo], code);
-        while (m->next_chunk < m->nchunks)
-            chunk_fail(pp, m, m->next_chunk++, code);
-        map_unlist(pp, m);
+    struct exec__list *l;
+    while ((l = exec__list_first(&pp->maps))) {
+        struct exec__map *m = EXEC__CONTAINER_OF(l, struct exec__map, link);
+        map_unlist(m);
+        exec__map_fail_unclaimed(m, code); /* may be the map's last touch: unlisted before */
     }
+}
+
+/* Whether a listed map still has items to hand out; forget those that have none. */
+static bool maps_have_work(struct pp *pp)
+{
+    struct exec__list *l = exec__list_first(&pp->maps);
+    while (l) {
+        struct exec__list *next = exec__list_next(&pp->maps, l);
+        struct exec__map *m = EXEC__CONTAINER_OF(l, struct exec__map, link);
+        if (exec__map_has_work(m))
+            return true;
+        map_unlist(m);
+        l = next;
+    }
+    return false;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -599,7 +484,9 @@ static void count_dispatch(struct inst *in, struct exec__req *rq)
     }
 }
 
-static bool dispatch_task(struct inst *in, struct exec_future *f)
+/* Put task @f in @in's ring, its argument copied from @arg (the submitter's bytes, or the
+ * copy the future kept while it waited in the FIFO). */
+static bool dispatch_task(struct inst *in, struct exec_future *f, const void *arg)
 {
     struct exec__req *rq = req_begin(in, f->arg_size, EXEC__REQ_TASK);
     if (!rq)
@@ -607,36 +494,46 @@ static bool dispatch_task(struct inst *in, struct exec_future *f)
     rq->fn = f->fn;
     rq->arg_size = f->arg_size;
     if (f->arg_size)
-        memcpy(rq + 1, f->arg, f->arg_size);
+        memcpy(rq + 1, arg, f->arg_size);
     if (f->timeout_ms)
         rq->flags |= EXEC__RF_TIMED;
     count_dispatch(in, rq);
     struct ent *e = ent_add(in, rq, EXEC__REQ_TASK);
     e->f = f;
-    f->heap_idx = LOC_FIFO;
-    f->backend = in;
-    f->deadline_ns = e->seq;
+    FP(f)->where = LOC_FIFO;
+    FP(f)->inst = in;
+    FP(f)->seq = e->seq;
     return true;
 }
 
-static bool dispatch_chunk(struct inst *in, struct pmap *m, size_t c)
+static bool dispatch_chunk(struct inst *in, struct exec__map *m, size_t lo, size_t hi)
 {
-    const struct exec__map_args *a = m->a;
-    size_t lo, hi;
-    chunk_range(m, c, &lo, &hi);
-    struct exec__req *rq = req_begin(in, (hi - lo) * a->in_size, EXEC__REQ_MAP);
+    struct exec__req *rq = req_begin(in, (hi - lo) * m->in_size, EXEC__REQ_MAP);
     if (!rq)
         return false;
-    rq->fn = a->fn;
-    rq->arg_size = a->in_size;
-    rq->out_size = a->out_size;
+    rq->fn = m->fn;
+    rq->arg_size = m->in_size;
+    rq->out_size = m->out_size;
     rq->count = hi - lo;
-    memcpy(rq + 1, (const unsigned char *)a->in + lo * a->in_size, (hi - lo) * a->in_size);
+    memcpy(rq + 1, m->in + lo * m->in_size, (hi - lo) * m->in_size);
     count_dispatch(in, rq);
     struct ent *e = ent_add(in, rq, EXEC__REQ_MAP);
     e->map = m;
-    e->chunk = c;
+    e->lo = lo;
+    e->hi = hi;
     return true;
+}
+
+/* A task taken back from a ring before it started waits in the FIFO again, at its front. Its
+ * argument lived only in the request, whose bytes the ring will reuse: copy it out. */
+static void requeue_task(struct pp *pp, struct ent *e, const struct inst *in)
+{
+    struct exec_future *f = e->f;
+    if (exec__future_set_arg(f, e->req + 1, (size_t)e->req->arg_size) != 0) {
+        fin_add(pp, f, EXEC_ENOMEM, EXEC_STATE_FAILED, true, in);
+        return;
+    }
+    q_push(pp, f, true);
 }
 
 static void flush(struct inst *in)
@@ -648,39 +545,50 @@ static void flush(struct inst *in)
     (void)exec__rq_wake_consumer(&in->rq);
 }
 
+/* The next map range for @in: claimed from the first listed map, which then goes to the back
+ * of the list (maps take turns). False when no map has work or the ring is short of bytes. */
+static bool refill_chunk(struct pp *pp, struct inst *in, bool *none)
+{
+    struct exec__list *l;
+    while ((l = exec__list_first(&pp->maps))) {
+        struct exec__map *m = EXEC__CONTAINER_OF(l, struct exec__map, link);
+        size_t lo, hi;
+        if (!exec__map_claim(m, &lo, &hi)) {
+            map_unlist(m);
+            continue;
+        }
+        exec__list_remove(l);
+        exec__list_push_back(&pp->maps, l);
+        if (dispatch_chunk(in, m, lo, hi))
+            return true;
+        range_back(pp, m, lo, hi);
+        return false;
+    }
+    *none = true;
+    return false;
+}
+
 /* Move work from the FIFO and the maps into rings; returns how many requests it sent. */
 static int refill(struct pp *pp)
 {
     int sent = 0;
-    struct pmap *m = pp->maps;
     for (;;) {
         struct inst *in = pick(pp);
         if (!in)
             break;
-        bool ok;
-        if (pp->qhead) {
-            struct exec_future *f = pp->qhead;
+        bool ok, none = false;
+        struct exec_future *f = q_first(pp);
+        if (f) {
             q_unlink(pp, f);
-            ok = dispatch_task(in, f);
-            if (!ok)
+            ok = dispatch_task(in, f, f->arg);
+            if (ok)
+                exec__future_drop_arg(f); /* the ring has it now */
+            else
                 q_push(pp, f, true);
         } else {
-            while (m && !map_has_chunk(m))
-                m = m->next;
-            if (!m)
+            ok = refill_chunk(pp, in, &none);
+            if (none)
                 break;
-            size_t c = m->nredo ? m->redo[m->nredo - 1] : m->next_chunk;
-            ok = dispatch_chunk(in, m, c);
-            if (ok) {
-                if (m->nredo)
-                    m->nredo--;
-                else
-                    m->next_chunk++;
-                struct pmap *next = m->next;
-                if (!map_has_chunk(m))
-                    map_unlist(pp, m);
-                m = next ? next : pp->maps; /* round-robin between maps */
-            }
         }
         if (!ok) {
             in->full = true; /* ring bytes are short (big arguments): try the others */
@@ -717,13 +625,13 @@ static uint32_t steal(struct pp *pp, struct inst *in, int fail_code)
             if (fail_code)
                 fin_add(pp, e->f, fail_code, EXEC_STATE_FAILED, true, NULL);
             else
-                q_push(pp, e->f, true);
+                requeue_task(pp, e, NULL);
             e->f = NULL;
         } else {
             if (fail_code)
-                chunk_fail(pp, e->map, e->chunk, fail_code);
+                exec__map_fail(e->map, e->lo, e->hi, fail_code);
             else
-                map_requeue(pp, e->map, e->chunk);
+                range_back(pp, e->map, e->lo, e->hi);
             e->map = NULL;
         }
     }
@@ -766,7 +674,7 @@ static bool anyone_alive(struct pp *pp)
 
 static bool work_left(struct pp *pp)
 {
-    if (pp->qhead || pp->maps)
+    if (!exec__list_empty(&pp->queue) || maps_have_work(pp))
         return true;
     for (int s = 0; s < pp->nslots; s++)
         for (int r = 0; r < 2; r++)
@@ -776,7 +684,7 @@ static bool work_left(struct pp *pp)
 }
 
 /* The pool stops: fail what waits (FIFO, maps, unstarted requests) with @code. */
-static struct exec_future *go_broken(struct pp *pp, int code, int status, int serr)
+static void go_broken(struct pp *pp, int code, int status, int serr, struct exec__list *out)
 {
     pp->broken = true;
     pp->broken_code = code;
@@ -797,7 +705,7 @@ static struct exec_future *go_broken(struct pp *pp, int code, int status, int se
     maps_fail_pending(pp, code);
     if (pp->space_waiters)
         pthread_cond_broadcast(&pp->cond);
-    return q_take_all(pp);
+    q_take_all(pp, out);
 }
 
 /* Make @in ready for a new worker process. */
@@ -866,6 +774,54 @@ static int plan_spawns(struct pp *pp, uint64_t now)
     return n;
 }
 
+/* Copy the results and statuses (NULL: all 0) of the first @k items of chunk @e out of a
+ * completion laid out by the worker (results, padded to 16, then one int32 status per item),
+ * then account for them. */
+static void chunk_results(struct exec__map *m, const struct ent *e, const unsigned char *res,
+                          const int32_t *st, size_t k)
+{
+    size_t lo = e->lo, nfail = 0, first = SIZE_MAX;
+    if (m->out_size)
+        memcpy(m->out + lo * m->out_size, res, k * m->out_size);
+    for (size_t i = 0; i < k; i++) {
+        int32_t v = st ? st[i] : 0;
+        if (m->status)
+            m->status[lo + i] = v;
+        if (v && !nfail++)
+            first = lo + i;
+    }
+    exec__map_ran(m, lo, lo + k, nfail, first);
+}
+
+/* The worker died in the middle of map chunk @e. It reported each item as it finished it
+ * (the region's map_seq, map_done, map_cmp words), so the items it finished keep their results,
+ * the one it was running fails with EXEC_ECRASHED, and the ones it had not started go back to
+ * the map to run on another worker. */
+static void chunk_lost(struct pp *pp, struct inst *in, struct ent *e)
+{
+    struct exec__map *m = e->map;
+    size_t count = e->hi - e->lo, k = 0;
+    const unsigned char *res = NULL;
+    size_t res_bytes = exec__ring_round(count * m->out_size);
+    size_t need = sizeof(struct exec__cmp) + res_bytes + count * sizeof(int32_t);
+    if (atomic_load_explicit(&in->rg->map_seq, memory_order_acquire) == e->seq) {
+        uint64_t off = in->rg->map_cmp;
+        k = (size_t)atomic_load_explicit(&in->rg->map_done, memory_order_acquire);
+        /* A dying worker may have scribbled anything: believe only what fits. */
+        if (k > count || off > pp->cmp_cap || need > pp->cmp_cap - off)
+            k = 0;
+        res = exec__wregion_cmp_data(in->rg) + off + sizeof(struct exec__cmp);
+    }
+    /* Order matters: while a later piece is still out, no call here ends the map. */
+    if (k)
+        chunk_results(m, e, res, (const int32_t *)(res + res_bytes), k);
+    if (k == count)
+        return; /* it died after its last item, before it could say so */
+    exec__map_fail(m, e->lo + k, e->lo + k + 1, EXEC_ECRASHED);
+    if (e->lo + k + 1 < e->hi)
+        range_back(pp, m, e->lo + k + 1, e->hi);
+}
+
 /* A worker process exists no more (or never will): settle its requests. */
 static void settle(struct pp *pp, struct inst *in, bool started)
 {
@@ -888,12 +844,14 @@ static void settle(struct pp *pp, struct inst *in, bool started)
             fin_add(pp, e->f, EXEC_ECRASHED, EXEC_STATE_FAILED, true, in);
             pp->fins[pp->nfins - 1].sig = sig;
             pp->fins[pp->nfins - 1].xst = xst;
+        } else if (e->f && pp->broken) {
+            fin_add(pp, e->f, pp->broken_code, EXEC_STATE_FAILED, true, in);
         } else if (e->f) {
-            q_push(pp, e->f, true); /* never started: it runs elsewhere */
+            requeue_task(pp, e, in); /* never started: it runs elsewhere */
         } else if (ran) {
-            chunk_fail(pp, e->map, e->chunk, EXEC_ECRASHED);
+            chunk_lost(pp, in, e);
         } else {
-            map_requeue(pp, e->map, e->chunk);
+            range_back(pp, e->map, e->lo, e->hi);
         }
         e->f = NULL;
         e->map = NULL;
@@ -1106,7 +1064,8 @@ static bool drain(struct pp *pp, struct inst *in)
     }
     if (!n)
         return false;
-    struct exec_future *broken_list = NULL;
+    struct exec__list broken_list;
+    exec__list_init(&broken_list);
     pthread_mutex_lock(&pp->lock);
     for (uint32_t i = 0; i < n; i++) {
         const struct exec__cmp *c = (const struct exec__cmp *)msgs[i];
@@ -1120,7 +1079,7 @@ static bool drain(struct pp *pp, struct inst *in)
             in->fn--;
             in->rq.lim = ents[i].end; /* its request bytes are free again */
             if (ents[i].f)
-                ents[i].f->heap_idx = LOC_NONE;
+                FP(ents[i].f)->where = LOC_NONE;
             if (c->flags)
                 note_retire(pp, in, reason_of(c->flags));
         } else if (c->h.kind == EXEC__CMP_RETIRE) {
@@ -1130,7 +1089,7 @@ static bool drain(struct pp *pp, struct inst *in)
             in->st = I_RETIRING;
             steal(pp, in, 0);
             if (!pp->broken)
-                broken_list = go_broken(pp, EXEC_EBROKEN, c->status, 0);
+                go_broken(pp, EXEC_EBROKEN, c->status, 0, &broken_list);
         }
     }
     refill(pp);
@@ -1145,7 +1104,12 @@ static bool drain(struct pp *pp, struct inst *in)
             finish_done(e->f, c, in);
             exec_future_release(e->f);
         } else if (e->map) {
-            chunk_done(pp, e->map, e->chunk, c);
+            size_t count = e->hi - e->lo;
+            const unsigned char *res = (const unsigned char *)(c + 1);
+            const int32_t *st = NULL;
+            if (c->nfailed)
+                st = (const int32_t *)(res + exec__ring_round(count * e->map->out_size));
+            chunk_results(e->map, e, res, st, count);
         }
     }
     /* Pages of very large messages go back to the system: a ring sized for 256 MiB messages
@@ -1155,7 +1119,7 @@ static bool drain(struct pp *pp, struct inst *in)
             exec__shm_discard(msgs[i], msgs[i]->size);
     exec__rq_release(&in->cq);
     fins_flush(pp);
-    end_list(broken_list, EXEC_EBROKEN, pp->broken_status, 0);
+    end_list(&broken_list, EXEC_EBROKEN, pp->broken_status, 0);
     return true;
 }
 
@@ -1234,7 +1198,7 @@ static uint64_t timers(struct pp *pp, uint64_t now)
             }
         }
 #undef DUE
-    if (idle && starving && !pp->qhead && !pp->maps) {
+    if (idle && starving && exec__list_empty(&pp->queue) && exec__list_empty(&pp->maps)) {
         /* Head-of-line blocking: a worker sits on a long task with requests queued behind
          * it while another worker is idle. Take the queued ones back; refill spreads them. */
         for (int s = 0; s < pp->nslots; s++)
@@ -1446,7 +1410,8 @@ static void *sup_main(void *arg)
     exec__tls_core = pp->core;
     for (;;) {
         bool busy = false;
-        struct exec_future *failed = NULL;
+        struct exec__list failed;
+        exec__list_init(&failed);
         int fail_code = 0;
 
         pthread_mutex_lock(&pp->lock);
@@ -1475,17 +1440,17 @@ static void *sup_main(void *arg)
                 }
             }
         if (pp->tripped && !pp->broken) {
-            failed = go_broken(pp, EXEC_EBROKEN, 0, 0); /* crash-loop breaker */
+            go_broken(pp, EXEC_EBROKEN, 0, 0, &failed); /* crash-loop breaker */
             fail_code = EXEC_EBROKEN;
         } else if (pp->zygote_dead && !pp->broken) {
-            failed = go_broken(pp, EXEC_EBROKEN, 0, 0);
+            go_broken(pp, EXEC_EBROKEN, 0, 0, &failed);
             fail_code = EXEC_EBROKEN;
         } else if (pp->spawn_gave_up) {
             /* Workers cannot be made (after SPAWN_FAIL_LIMIT tries with growing pauses):
              * fail what waits rather than strand it. Later submits wait for the next try,
              * at most about a second away, and fail the same way if it fails too. */
             pp->spawn_gave_up = false;
-            failed = q_take_all(pp);
+            q_take_all(pp, &failed);
             fail_code = EXEC_ESYS;
             maps_fail_pending(pp, EXEC_ESYS);
         }
@@ -1498,8 +1463,8 @@ static void *sup_main(void *arg)
         pthread_mutex_unlock(&pp->lock);
 
         fins_flush(pp);
-        if (failed)
-            end_list(failed, fail_code, fail_code == EXEC_EBROKEN ? pp->broken_status : 0,
+        if (fail_code)
+            end_list(&failed, fail_code, fail_code == EXEC_EBROKEN ? pp->broken_status : 0,
                      fail_code == EXEC_ESYS ? serr : 0);
         for (int i = 0; i < nspawn; i++)
             spawn_one(pp, pp->todo[i]);
@@ -1605,6 +1570,8 @@ static int pp_create(struct exec *core, void **impl)
     pp->forkserver = cfg->start_method == EXEC_START_FORKSERVER;
     pp->nslots = cfg->workers;
     pp->bell[0] = pp->bell[1] = pp->ctl = pp->death_w = -1;
+    exec__list_init(&pp->queue);
+    exec__list_init(&pp->maps);
     pp->rng = (uint64_t)exec__now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)pp;
     if (!pp->rng)
         pp->rng = 88172645463325252ull;
@@ -1731,7 +1698,7 @@ static size_t waiting(struct pp *pp)
     return count_work(pp, NULL);
 }
 
-static int pp_submit(void *impl, struct exec_future *f, uint32_t flags)
+static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_t flags)
 {
     struct pp *pp = impl;
     pthread_mutex_lock(&pp->lock);
@@ -1751,9 +1718,11 @@ static int pp_submit(void *impl, struct exec_future *f, uint32_t flags)
         pthread_mutex_unlock(&pp->lock);
         return r;
     }
-    pp->submitted++;
-    struct inst *in = pp->qhead ? NULL : pick(pp);
-    if (in && dispatch_task(in, f)) {
+    /* The argument is copied once: straight into a ring with room, or else into the future,
+     * where it waits for one (and from where refill() copies it into the ring). */
+    struct inst *in = exec__list_empty(&pp->queue) ? pick(pp) : NULL;
+    if (in && dispatch_task(in, f, arg)) {
+        pp->submitted++;
         flush(in);
         pthread_mutex_unlock(&pp->lock);
         /* Wake a sleeping supervisor now, in parallel with the worker: it then waits for
@@ -1762,6 +1731,11 @@ static int pp_submit(void *impl, struct exec_future *f, uint32_t flags)
         kick(pp);
         return EXEC_OK;
     }
+    if (EXEC__UNLIKELY(exec__future_set_arg(f, arg, f->arg_size) != 0)) {
+        pthread_mutex_unlock(&pp->lock);
+        return EXEC_ENOMEM;
+    }
+    pp->submitted++;
     q_push(pp, f, false);
     pthread_mutex_unlock(&pp->lock);
     return EXEC_OK;
@@ -1774,15 +1748,15 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
     bool end = false, release = false;
     exec_future_retain(f); /* ours until we are done with it here */
     pthread_mutex_lock(&pp->lock);
-    if (f->heap_idx == LOC_QUEUE) {
+    if (FP(f)->where == LOC_QUEUE) {
         if (exec__future_claim(f, 1u << EXEC_STATE_QUEUED)) {
             q_unlink(pp, f);
             end = release = true;
             r = EXEC_OK;
         }
-    } else if (f->heap_idx == LOC_FIFO) {
-        struct inst *in = f->backend;
-        struct ent *e = fifo_find(in, f->deadline_ns);
+    } else if (FP(f)->where == LOC_FIFO) {
+        struct inst *in = FP(f)->inst;
+        struct ent *e = fifo_find(in, FP(f)->seq);
         if (e && e->f == f) {
             uint32_t exp = EXEC__RS_QUEUED;
             if (atomic_compare_exchange_strong_explicit(&e->req->state, &exp,
@@ -1792,7 +1766,7 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
                 if (exec__future_claim(f, 1u << EXEC_STATE_QUEUED |
                                               1u << EXEC_STATE_RUNNING)) {
                     e->f = NULL;
-                    f->heap_idx = LOC_NONE;
+                    FP(f)->where = LOC_NONE;
                     end = release = true;
                     r = EXEC_OK;
                 }
@@ -1826,12 +1800,13 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
 static int pp_shutdown(void *impl, unsigned flags)
 {
     struct pp *pp = impl;
-    struct exec_future *cancelled = NULL;
+    struct exec__list cancelled;
+    exec__list_init(&cancelled);
     pthread_mutex_lock(&pp->lock);
     pp->shut = true;
     if (flags & EXEC_SHUTDOWN_CANCEL) {
-        cancelled = q_take_all(pp);
-        maps_fail_pending(pp, EXEC_ECANCELLED);
+        /* The core cancelled the maps already: their ranges come back cancelled. */
+        q_take_all(pp, &cancelled);
         /* Requests in rings that no worker took yet are cancelled too. */
         for (int s = 0; s < pp->nslots; s++)
             for (int r = 0; r < 2; r++) {
@@ -1846,12 +1821,11 @@ static int pp_shutdown(void *impl, unsigned flags)
                             memory_order_acquire))
                         continue;
                     if (e->f) {
-                        e->f->heap_idx = LOC_NONE;
-                        e->f->next = cancelled;
-                        cancelled = e->f;
+                        FP(e->f)->where = LOC_NONE;
+                        exec__list_push_back(&cancelled, &FP(e->f)->link);
                         e->f = NULL;
                     } else {
-                        chunk_fail(pp, e->map, e->chunk, EXEC_ECANCELLED);
+                        range_back(pp, e->map, e->lo, e->hi);
                         e->map = NULL;
                     }
                 }
@@ -1859,7 +1833,7 @@ static int pp_shutdown(void *impl, unsigned flags)
     }
     pthread_cond_broadcast(&pp->cond);
     pthread_mutex_unlock(&pp->lock);
-    end_list(cancelled, EXEC_ECANCELLED, 0, 0);
+    end_list(&cancelled, EXEC_ECANCELLED, 0, 0);
     kick(pp);
     if (flags & EXEC_SHUTDOWN_NOWAIT)
         return EXEC_OK;
@@ -1932,144 +1906,65 @@ static int pp_wait(void *impl, struct exec_future *f, uint64_t deadline_ns)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* exec_map                                                                                  */
+/* exec_map: the core's driver hands maps over, the supervisor sends their chunks           */
 /* ---------------------------------------------------------------------------------------- */
 
-static void deliver(const struct pmap *m, size_t c)
-{
-    const struct exec__map_args *a = m->a;
-    size_t lo, hi;
-    chunk_range(m, c, &lo, &hi);
-    unsigned char *outb = a->out;
-    for (size_t i = lo; i < hi; i++)
-        a->on_item(i, m->status[i], outb ? outb + i * a->out_size : NULL, a->user_data);
-}
-
-static int pp_map(void *impl, const struct exec__map_args *a)
+static int pp_map_start(void *impl, struct exec__map *m)
 {
     struct pp *pp = impl;
-    exec_map_opts_t *o = a->opts;
-    if (pp_in_task(pp))
-        return EXEC_EDEADLK;
-    struct pmap m;
-    memset(&m, 0, sizeof m);
-    m.a = a;
-    /* Chunks: eight per worker by default, each fitting in half a ring both ways. */
-    size_t chunk = o->chunk_size;
-    if (!chunk) {
-        size_t target = (size_t)pp->nslots * 8;
-        chunk = (a->n + target - 1) / target;
-    }
-    size_t by_in = (pp->req_cap / 2 - sizeof(struct exec__req)) / a->in_size;
-    size_t by_out = (pp->cmp_cap / 2 - sizeof(struct exec__cmp) - 16) / (a->out_size + 4);
-    if (chunk > by_in)
-        chunk = by_in;
-    if (chunk > by_out)
-        chunk = by_out;
-    if (chunk < 1)
-        chunk = 1;
-    m.chunk = chunk;
-    m.nchunks = (a->n + chunk - 1) / chunk;
-    if (m.nchunks > UINT32_MAX - 1)
-        return EXEC_EINVAL;
-    atomic_init(&m.first_failed, a->n);
-    m.status = o->status;
-    m.redo = malloc(m.nchunks * sizeof *m.redo);
-    if (!m.redo)
-        return EXEC_ENOMEM;
-    if (a->on_item) {
-        if (!m.status) {
-            m.status = malloc(a->n * sizeof *m.status);
-            if (!m.status) {
-                free(m.redo);
-                return EXEC_ENOMEM;
-            }
-        }
-        m.pub = calloc(m.nchunks, sizeof *m.pub);
-        if (!m.pub) {
-            if (m.status != o->status)
-                free(m.status);
-            free(m.redo);
-            return EXEC_ENOMEM;
-        }
-    }
-
     pthread_mutex_lock(&pp->lock);
     if (pp->shut || pp->broken) {
         int r = pp->shut ? EXEC_ESHUTDOWN : EXEC_EBROKEN;
         pthread_mutex_unlock(&pp->lock);
-        if (m.status != o->status)
-            free(m.status);
-        free(m.pub);
-        free(m.redo);
         return r;
     }
-    m.listed = true;
-    m.next = pp->maps;
-    if (pp->maps)
-        pp->maps->prev = &m;
-    pp->maps = &m;
+    map_list(pp, m);
     refill(pp);
     pthread_mutex_unlock(&pp->lock);
     kick(pp);
+    return EXEC_OK;
+}
 
-    uint32_t interval = o->progress_interval_ms ? o->progress_interval_ms : 100;
-    uint64_t next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
-    size_t consumed = 0;
-    for (;;) {
-        uint32_t seen = atomic_load_explicit(&pp->mword, memory_order_seq_cst);
-        size_t ended = atomic_load_explicit(&m.ended, memory_order_acquire);
-        if (m.pub) {
-            while (consumed < m.nchunks) {
-                uint32_t v = atomic_load_explicit(&m.pub[consumed], memory_order_acquire);
-                if (!v)
-                    break;
-                deliver(&m, v - 1);
-                consumed++;
-            }
-        }
-        if (ended == m.nchunks && (!m.pub || consumed == m.nchunks))
-            break;
-        uint64_t now = exec__now_ns();
-        if (o->progress && now >= next_progress) {
-            o->progress(atomic_load_explicit(&m.items_ran, memory_order_relaxed), a->n,
-                        o->progress_data);
-            next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
-        }
-        atomic_fetch_add_explicit(&pp->msleepers, 1, memory_order_seq_cst);
-        if (seen == atomic_load_explicit(&pp->mword, memory_order_seq_cst) &&
-            atomic_load_explicit(&m.ended, memory_order_seq_cst) == ended)
-            (void)exec__futex_wait(&pp->mword, seen, o->progress ? next_progress : 0);
-        atomic_fetch_sub_explicit(&pp->msleepers, 1, memory_order_relaxed);
-    }
-    /* Every chunk ended, so no pointer to m is left anywhere: a publisher's last touch of m
-     * is its increment of m.ended, and m left pp->maps when its last chunk went out. */
+static void pp_map_end(void *impl, struct exec__map *m)
+{
+    struct pp *pp = impl;
     pthread_mutex_lock(&pp->lock);
-    map_unlist(pp, &m);
+    map_unlist(m);
     pthread_mutex_unlock(&pp->lock);
+}
 
-    size_t ran = atomic_load(&m.items_ran);
-    o->failed = atomic_load(&m.failed);
-    o->first_failed = atomic_load(&m.first_failed);
-    int r = atomic_load(&m.worst);
-    if (r == 0 && o->failed)
-        r = EXEC_ETASK;
-    if (o->progress && ran == a->n)
-        o->progress(a->n, a->n, o->progress_data);
-    atomic_fetch_add_explicit(&pp->core->cnt.map_items, ran, memory_order_relaxed);
-    if (m.status != o->status)
-        free(m.status);
-    free(m.pub);
-    free(m.redo);
-    return r;
+/* A chunk travels as one request and comes back as one completion: each must fit in half a
+ * ring (the completion carries a status per item too). */
+static size_t pp_chunk_max(void *impl, size_t in_size, size_t out_size)
+{
+    struct pp *pp = impl;
+    size_t by_in = (pp->req_cap / 2 - sizeof(struct exec__req)) / in_size;
+    size_t by_out = (pp->cmp_cap / 2 - sizeof(struct exec__cmp) - 16) / (out_size + 4);
+    size_t max = by_in < by_out ? by_in : by_out;
+    return max ? max : 1;
+}
+
+static int pp_check_config(exec_config_t *c)
+{
+    if (c->start_method != EXEC_START_FORKSERVER && c->start_method != EXEC_START_FORK)
+        return EXEC_EINVAL;
+    if (c->recycle_jitter_pct > 100)
+        return EXEC_EINVAL;
+    if (c->init_arg_size > c->max_arg_size)
+        return EXEC_ETOOBIG;
+    if (!c->kill_grace_ms)
+        c->kill_grace_ms = 100;
+    if (!c->crash_window_ms)
+        c->crash_window_ms = 10000;
+    return EXEC_OK;
 }
 
 const struct exec__backend_ops exec__process_ops = {
-    .version = 1,
+    .version = EXEC__OPS_VERSION,
     .name = "processes",
+    .check_config = pp_check_config,
     .create = pp_create,
     .submit = pp_submit,
-    .map = pp_map,
     .cancel = pp_cancel,
     .shutdown = pp_shutdown,
     .stats = pp_stats,
@@ -2077,4 +1972,8 @@ const struct exec__backend_ops exec__process_ops = {
     .forget = pp_forget,
     .in_task = pp_in_task,
     .wait = pp_wait,
+    .map_start = pp_map_start,
+    .map_end = pp_map_end,
+    .chunk_max = pp_chunk_max,
+    .map_unclaims = true,
 };

@@ -80,6 +80,12 @@ struct exec__wregion {
     _Atomic int32_t pid;                   /* the worker's pid, as soon as it runs */
     _Atomic uint64_t cur_start_ns;         /* when it started (CLOCK_MONOTONIC) */
     _Atomic uint64_t done_seq;             /* last request finished */
+    /* Progress inside the map chunk being run, for the parent to recover the finished
+     * items if the worker dies: the chunk's request number, items finished, and where in
+     * the completion ring the (unpublished) completion with their results lies. */
+    _Atomic uint64_t map_seq;
+    _Atomic uint64_t map_done;
+    uint64_t map_cmp;
 };
 #define EXEC__WREGION_HDR ((size_t)((sizeof(struct exec__wregion) + 63) & ~(size_t)63))
 

@@ -183,12 +183,18 @@ static void run_map(struct wk *w, struct exec__req *rq)
     const unsigned char *in = (const unsigned char *)(rq + 1);
     _Alignas(16) unsigned char dummy[16];
     uint32_t nfailed = 0;
+    /* Say where the results go and how far we got after every item: if we die in the middle,
+     * the parent keeps what we finished (see chunk_lost() in the parent). */
+    w->rg->map_cmp = (uint64_t)((unsigned char *)c - exec__wregion_cmp_data(w->rg));
+    atomic_store_explicit(&w->rg->map_done, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->rg->map_seq, rq->h.seq, memory_order_release);
     for (size_t i = 0; i < count; i++) {
         size_t n = osz;
         void *o = osz ? (void *)(out + i * osz) : (void *)dummy;
         int st = rq->fn(in + i * isz, isz, o, osz, &n);
         status[i] = st;
         nfailed += st != 0;
+        atomic_store_explicit(&w->rg->map_done, i + 1, memory_order_release);
     }
     if (atomic_load_explicit(&exec__worker_stop, memory_order_relaxed))
         leave(0);

@@ -80,15 +80,14 @@ struct tp {
     /* Written by submitters only; on its own line so workers' CASes on `incoming` do not
      * steal it on every push. */
     _Atomic uint64_t pushed __attribute__((aligned(EXEC__CACHELINE))); /* all kinds */
-    _Atomic uint64_t pushed_internal; /* ... of which map runners */
     _Atomic bool stopping;            /* written under lock, read anywhere */
-    _Atomic bool cancel_all;          /* read by map runners without the lock */
 
-    /* Worker side. lock protects the ready FIFO, the idle stack, slots' thread fields,
-     * alive and retired. */
+    /* Worker side. lock protects the ready FIFO, the running maps, the idle stack, slots'
+     * thread fields, alive and retired. */
     pthread_mutex_t lock __attribute__((aligned(EXEC__CACHELINE)));
     pthread_cond_t space; /* queue_max: room freed up, or shutdown */
     struct exec_future *head, *tail;
+    struct exec__list maps; /* exec_map() jobs with chunks to claim (core/map.h) */
     size_t space_waiters;
     _Atomic uint64_t popped;       /* written under lock; read by submitters for queue_max */
     _Atomic int64_t lazy_cancelled; /* cancelled while queued, not yet popped */
@@ -117,15 +116,6 @@ static _Thread_local struct tp *tls_timer;
 /* Iterations of the idle spin (each a pause instruction, ~10-40 ns). */
 #define SPIN_BEFORE_PARK 64
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 static void *worker_main(void *p);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -141,7 +131,7 @@ static bool q_push(struct tp *tp, struct exec_future *f)
     do {
         if (EXEC__UNLIKELY(top & CLOSED))
             return false;
-        f->next = (struct exec_future *)top;
+        f->bk.threads.next = (struct exec_future *)top;
     } while (!atomic_compare_exchange_weak_explicit(&tp->incoming, &top, (uintptr_t)f,
                                                     memory_order_seq_cst, memory_order_relaxed));
     return true;
@@ -159,13 +149,13 @@ static bool q_collect(struct tp *tp)
     struct exec_future *f = (struct exec_future *)(old & ~CLOSED);
     struct exec_future *rev = NULL, *last = f;
     while (f) {
-        struct exec_future *next = f->next;
-        f->next = rev;
+        struct exec_future *next = f->bk.threads.next;
+        f->bk.threads.next = rev;
         rev = f;
         f = next;
     }
     if (tp->tail)
-        tp->tail->next = rev;
+        tp->tail->bk.threads.next = rev;
     else
         tp->head = rev;
     tp->tail = last;
@@ -189,10 +179,10 @@ static struct exec_future *q_pop(struct tp *tp, int worker_id)
                 return NULL;
             continue;
         }
-        tp->head = f->next;
+        tp->head = f->bk.threads.next;
         if (!tp->head)
             tp->tail = NULL;
-        f->next = NULL;
+        f->bk.threads.next = NULL;
         atomic_store_explicit(&tp->popped,
                               atomic_load_explicit(&tp->popped, memory_order_relaxed) + 1,
                               memory_order_release);
@@ -242,7 +232,8 @@ static bool idle_push(struct tp *tp, struct slot *s)
     s->idle_next = tp->idle;
     tp->idle = s;
     atomic_fetch_add_explicit(&tp->nidle, 1, memory_order_seq_cst);
-    if (q_nonempty(tp) || atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
+    if (q_nonempty(tp) || !exec__list_empty(&tp->maps) ||
+        atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
         tp->idle = s->idle_next;
         s->idle = false;
         atomic_fetch_sub_explicit(&tp->nidle, 1, memory_order_relaxed);
@@ -277,15 +268,15 @@ static void heap_swap(struct tp *tp, size_t a, size_t b)
     struct exec_future *t = tp->heap[a];
     tp->heap[a] = tp->heap[b];
     tp->heap[b] = t;
-    tp->heap[a]->heap_idx = a;
-    tp->heap[b]->heap_idx = b;
+    tp->heap[a]->bk.threads.heap_idx = a;
+    tp->heap[b]->bk.threads.heap_idx = b;
 }
 
 static void heap_up(struct tp *tp, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (tp->heap[p]->deadline_ns <= tp->heap[i]->deadline_ns)
+        if (tp->heap[p]->bk.threads.deadline_ns <= tp->heap[i]->bk.threads.deadline_ns)
             break;
         heap_swap(tp, i, p);
         i = p;
@@ -296,9 +287,9 @@ static void heap_down(struct tp *tp, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < tp->hn && tp->heap[l]->deadline_ns < tp->heap[m]->deadline_ns)
+        if (l < tp->hn && tp->heap[l]->bk.threads.deadline_ns < tp->heap[m]->bk.threads.deadline_ns)
             m = l;
-        if (r < tp->hn && tp->heap[r]->deadline_ns < tp->heap[m]->deadline_ns)
+        if (r < tp->hn && tp->heap[r]->bk.threads.deadline_ns < tp->heap[m]->bk.threads.deadline_ns)
             m = r;
         if (m == i)
             return;
@@ -309,12 +300,12 @@ static void heap_down(struct tp *tp, size_t i)
 
 static void heap_remove(struct tp *tp, size_t i)
 {
-    tp->heap[i]->heap_idx = SIZE_MAX;
+    tp->heap[i]->bk.threads.heap_idx = SIZE_MAX;
     tp->hn--;
     if (i == tp->hn)
         return;
     tp->heap[i] = tp->heap[tp->hn];
-    tp->heap[i]->heap_idx = i;
+    tp->heap[i]->bk.threads.heap_idx = i;
     heap_down(tp, i);
     heap_up(tp, i);
 }
@@ -339,7 +330,7 @@ static void *timer_main(void *p)
         }
         struct exec_future *f = tp->heap[0];
         uint64_t now = exec__now_ns();
-        if (f->deadline_ns <= now) {
+        if (f->bk.threads.deadline_ns <= now) {
             heap_remove(tp, 0);
             /* The worker may finish and drop its reference as soon as we unlock. */
             exec_future_retain(f);
@@ -349,8 +340,8 @@ static void *timer_main(void *p)
             pthread_mutex_lock(&tp->tlock);
             continue;
         }
-        struct timespec ts = {(time_t)(f->deadline_ns / 1000000000u),
-                              (long)(f->deadline_ns % 1000000000u)};
+        struct timespec ts = {(time_t)(f->bk.threads.deadline_ns / 1000000000u),
+                              (long)(f->bk.threads.deadline_ns % 1000000000u)};
         pthread_cond_timedwait(&tp->tcond, &tp->tlock, &ts);
     }
     pthread_mutex_unlock(&tp->tlock);
@@ -391,11 +382,11 @@ static void timer_add(struct tp *tp, struct exec_future *f)
         tp->heap = h;
         tp->hcap = cap;
     }
-    f->deadline_ns = exec__now_ns() + (uint64_t)f->timeout_ms * 1000000u;
-    f->heap_idx = tp->hn;
+    f->bk.threads.deadline_ns = exec__now_ns() + (uint64_t)f->timeout_ms * 1000000u;
+    f->bk.threads.heap_idx = tp->hn;
     tp->heap[tp->hn++] = f;
-    heap_up(tp, f->heap_idx);
-    if (f->heap_idx == 0)
+    heap_up(tp, f->bk.threads.heap_idx);
+    if (f->bk.threads.heap_idx == 0)
         pthread_cond_signal(&tp->tcond);
     pthread_mutex_unlock(&tp->tlock);
 }
@@ -403,8 +394,8 @@ static void timer_add(struct tp *tp, struct exec_future *f)
 static void timer_del(struct tp *tp, struct exec_future *f)
 {
     pthread_mutex_lock(&tp->tlock);
-    if (f->heap_idx != SIZE_MAX)
-        heap_remove(tp, f->heap_idx);
+    if (f->bk.threads.heap_idx != SIZE_MAX)
+        heap_remove(tp, f->bk.threads.heap_idx);
     pthread_mutex_unlock(&tp->tlock);
 }
 
@@ -480,6 +471,66 @@ done:
     exec_future_release(f); /* the backend's reference */
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Map chunks (core/map.h)                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A chunk of a running map: [*lo, *hi) of *mp. Maps take turns; a map with nothing left to
+ * claim leaves the list. tp->lock held (so map_end() cannot forget a map we look at). */
+static bool map_pop(struct tp *tp, struct exec__map **mp, size_t *lo, size_t *hi)
+{
+    struct exec__list *l;
+    while ((l = exec__list_first(&tp->maps))) {
+        struct exec__map *m = EXEC__CONTAINER_OF(l, struct exec__map, link);
+        exec__list_remove(l);
+        if (exec__map_claim(m, lo, hi)) {
+            exec__list_push_back(&tp->maps, l);
+            *mp = m;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Run items [lo, hi) of @m in place: arguments read from the caller's input, results written
+ * straight into its output. */
+static void run_chunk(struct exec__map *m, size_t lo, size_t hi)
+{
+    _Alignas(16) unsigned char dummy[16];
+    size_t nfail = 0, first = hi;
+    for (size_t i = lo; i < hi; i++) {
+        size_t osz = m->out_size;
+        void *o = m->out ? m->out + i * m->out_size : dummy;
+        int st = m->fn(m->in + i * m->in_size, m->in_size, o, m->out_size, &osz);
+        if (m->status)
+            m->status[i] = st;
+        if (st && !nfail++)
+            first = i;
+    }
+    exec__map_ran(m, lo, hi, nfail, first);
+}
+
+/* One unit of queued work: a task (already RUNNING) or a map chunk. */
+struct work {
+    struct exec_future *f;
+    struct exec__map *m;
+    size_t lo, hi;
+};
+
+static bool take_work(struct tp *tp, struct slot *s, struct work *w)
+{
+    w->f = q_pop(tp, s->id);
+    return w->f || map_pop(tp, &w->m, &w->lo, &w->hi);
+}
+
+static void do_work(struct slot *s, struct work *w, bool top)
+{
+    if (w->f)
+        run(s, w->f, top);
+    else
+        run_chunk(w->m, w->lo, w->hi);
+}
+
 /* Start a thread in @s. tp->lock held. */
 static int spawn(struct tp *tp, struct slot *s, bool join_prev)
 {
@@ -515,10 +566,10 @@ static void *worker_main(void *p)
         pthread_mutex_lock(&tp->lock);
     }
     for (;;) {
-        struct exec_future *f = q_pop(tp, s->id);
-        if (f) {
+        struct work w;
+        if (take_work(tp, s, &w)) {
             pthread_mutex_unlock(&tp->lock);
-            run(s, f, true);
+            do_work(s, &w, true);
             pthread_mutex_lock(&tp->lock);
             if (tp->max_tasks && ++s->tasks >= tp->max_tasks &&
                 !atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
@@ -534,7 +585,8 @@ static void *worker_main(void *p)
             }
             continue;
         }
-        /* Closed and empty: no push can arrive any more (it would fail on CLOSED). */
+        /* Closed and empty, no map left: no push can arrive any more (it would fail on
+         * CLOSED), and map_start refuses once stopping is set. */
         if (atomic_load_explicit(&tp->stopping, memory_order_relaxed))
             break;
         /* Before sleeping, watch the queue for a few microseconds: a busy submitter is
@@ -542,7 +594,7 @@ static void *worker_main(void *p)
         pthread_mutex_unlock(&tp->lock);
         bool work = false;
         for (int i = 0; i < SPIN_BEFORE_PARK && !work; i++) {
-            cpu_relax();
+            exec__cpu_relax();
             work = (atomic_load_explicit(&tp->incoming, memory_order_relaxed) & ~CLOSED) != 0;
         }
         pthread_mutex_lock(&tp->lock);
@@ -608,13 +660,10 @@ static int tp_create(struct exec *core, void **impl)
         }
     }
     exec__mutex_init_hot(&tp->lock);
+    exec__list_init(&tp->maps);
     pthread_cond_init(&tp->space, NULL);
     pthread_mutex_init(&tp->tlock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&tp->tcond, &ca);
-    pthread_condattr_destroy(&ca);
+    exec__cond_init_mono(&tp->tcond);
 
     int r = 0;
     pthread_mutex_lock(&tp->lock);
@@ -647,9 +696,12 @@ static bool is_my_worker(const struct tp *tp)
  * seen by the workers, which leave only when stopping is set and the queue is empty) or
  * fails with EXEC_ESHUTDOWN.
  */
-static int tp_submit(void *impl, struct exec_future *f, uint32_t flags)
+static int tp_submit(void *impl, struct exec_future *f, const void *arg, uint32_t flags)
 {
     struct tp *tp = impl;
+    f->bk.threads.heap_idx = SIZE_MAX; /* in no timer heap */
+    if (EXEC__UNLIKELY(exec__future_set_arg(f, arg, f->arg_size) != 0))
+        return EXEC_ENOMEM;
     if (EXEC__UNLIKELY(f->timeout_ms) && timer_ensure(tp) != 0)
         return EXEC_ESYS;
     if (EXEC__UNLIKELY(tp->queue_max) && !is_my_worker(tp)) {
@@ -663,8 +715,6 @@ static int tp_submit(void *impl, struct exec_future *f, uint32_t flags)
         atomic_fetch_sub_explicit(&tp->pushed, 1, memory_order_relaxed);
         return EXEC_ESHUTDOWN;
     }
-    if (EXEC__UNLIKELY(f->flags & EXEC__F_INTERNAL))
-        atomic_fetch_add_explicit(&tp->pushed_internal, 1, memory_order_relaxed);
     if (atomic_load_explicit(&tp->nidle, memory_order_seq_cst) > 0) {
         pthread_mutex_lock(&tp->lock);
         struct slot *s = idle_pop(tp);
@@ -725,12 +775,11 @@ static int tp_shutdown(void *impl, unsigned flags)
     atomic_fetch_or_explicit(&tp->incoming, CLOSED, memory_order_seq_cst);
     atomic_store_explicit(&tp->stopping, true, memory_order_seq_cst);
     if (flags & EXEC_SHUTDOWN_CANCEL) {
-        atomic_store(&tp->cancel_all, true);
         q_collect(tp);
         cancelled = tp->head;
         tp->head = tp->tail = NULL;
         uint64_t n = 0;
-        for (struct exec_future *c = cancelled; c; c = c->next)
+        for (struct exec_future *c = cancelled; c; c = c->bk.threads.next)
             n++;
         atomic_store_explicit(&tp->popped, atomic_load(&tp->popped) + n, memory_order_release);
     }
@@ -741,8 +790,8 @@ static int tp_shutdown(void *impl, unsigned flags)
     pthread_mutex_unlock(&tp->lock);
 
     while (cancelled) {
-        struct exec_future *next = cancelled->next;
-        cancelled->next = NULL;
+        struct exec_future *next = cancelled->bk.threads.next;
+        cancelled->bk.threads.next = NULL;
         if (!exec__future_cancel_queued(cancelled))
             atomic_fetch_sub_explicit(&tp->lazy_cancelled, 1, memory_order_relaxed);
         exec_future_release(cancelled);
@@ -803,7 +852,7 @@ static void tp_stats(void *impl, exec_stats_t *st)
     int64_t lazy = atomic_load(&tp->lazy_cancelled);
     uint64_t queued = pushed > popped ? pushed - popped : 0;
     pthread_mutex_lock(&tp->lock);
-    st->submitted = pushed - atomic_load(&tp->pushed_internal);
+    st->submitted = pushed;
     st->queued = lazy > 0 && (uint64_t)lazy < queued ? queued - (uint64_t)lazy
                  : lazy > 0                          ? 0
                                                      : queued;
@@ -846,10 +895,10 @@ static int tp_wait(void *impl, struct exec_future *f, uint64_t deadline)
         if (deadline && exec__now_ns() >= deadline)
             return EXEC_ETIMEDOUT;
         pthread_mutex_lock(&tp->lock);
-        struct exec_future *g = q_pop(tp, s->id);
-        if (g) {
+        struct work w;
+        if (take_work(tp, s, &w)) {
             pthread_mutex_unlock(&tp->lock);
-            run(s, g, false);
+            do_work(s, &w, false);
             continue;
         }
         if (!idle_push(tp, s)) {
@@ -868,261 +917,68 @@ static int tp_wait(void *impl, struct exec_future *f, uint64_t deadline)
     }
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* exec_map                                                                                  */
-/* ---------------------------------------------------------------------------------------- */
-
-/*
- * A map is split into chunks; W = min(workers, chunks) runner tasks claim chunks with one
- * fetch_add each, so the schedule is dynamic and nothing is allocated per item (the job
- * lives on the caller's stack; the runners are W ordinary futures). For the unordered
- * variant each finished chunk is published into a slot array (one allocation per map) that
- * the caller consumes in completion order.
- */
-struct mapjob {
-    const struct exec__map_args *a;
-    struct tp *tp;
-    size_t chunk, nchunks;
-    int *status; /* per-item statuses: the caller's, or ours for the unordered variant */
-    _Atomic size_t next;  /* next chunk to claim */
-    _Atomic size_t done;  /* items finished */
-    _Atomic size_t failed;
-    _Atomic size_t first_failed;
-    /* unordered */
-    _Atomic uint32_t *pub; /* pub[k] = chunk index + 1 of the k-th finished chunk */
-    _Atomic size_t npub_claim;
-    _Atomic uint32_t published; /* futex word: chunks published */
-    _Atomic uint32_t sleeping;  /* the caller sleeps on `published` */
-};
-
-static int map_runner(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                      size_t *out_size)
-{
-    (void)arg_size, (void)out, (void)out_cap, (void)out_size;
-    struct mapjob *j;
-    memcpy(&j, arg, sizeof j);
-    const struct exec__map_args *a = j->a;
-    const unsigned char *in = a->in;
-    unsigned char *outb = a->out;
-    unsigned char dummy[16];
-    for (;;) {
-        if (atomic_load_explicit(&j->tp->cancel_all, memory_order_relaxed))
-            break;
-        size_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (c >= j->nchunks)
-            break;
-        size_t lo = c * j->chunk, hi = lo + j->chunk < a->n ? lo + j->chunk : a->n;
-        size_t nfail = 0, first = a->n;
-        for (size_t i = lo; i < hi; i++) {
-            size_t osz = a->out_size;
-            void *o = outb ? outb + i * a->out_size : dummy;
-            int st = a->fn(in + i * a->in_size, a->in_size, o, a->out_size, &osz);
-            if (j->status)
-                j->status[i] = st;
-            if (st) {
-                if (!nfail)
-                    first = i;
-                nfail++;
-            }
-        }
-        if (nfail) {
-            atomic_fetch_add_explicit(&j->failed, nfail, memory_order_relaxed);
-            size_t cur = atomic_load_explicit(&j->first_failed, memory_order_relaxed);
-            while (first < cur && !atomic_compare_exchange_weak_explicit(
-                                      &j->first_failed, &cur, first, memory_order_relaxed,
-                                      memory_order_relaxed))
-                ;
-        }
-        atomic_fetch_add_explicit(&j->done, hi - lo, memory_order_release);
-        if (j->pub) {
-            size_t k = atomic_fetch_add_explicit(&j->npub_claim, 1, memory_order_relaxed);
-            atomic_store_explicit(&j->pub[k], (uint32_t)(c + 1), memory_order_release);
-            atomic_fetch_add_explicit(&j->published, 1, memory_order_seq_cst);
-            if (atomic_load_explicit(&j->sleeping, memory_order_seq_cst))
-                exec__futex_wake(&j->published, 1);
-        }
-    }
-    return 0;
-}
-
-static bool all_terminal(struct exec_future *const *fs, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!exec__st_terminal(atomic_load_explicit(&fs[i]->state, memory_order_acquire)))
-            return false;
-    return true;
-}
-
-/* Deliver one finished chunk to the unordered callback. */
-static void deliver(const struct mapjob *j, size_t c)
-{
-    const struct exec__map_args *a = j->a;
-    size_t lo = c * j->chunk, hi = lo + j->chunk < a->n ? lo + j->chunk : a->n;
-    unsigned char *outb = a->out;
-    for (size_t i = lo; i < hi; i++)
-        a->on_item(i, j->status[i], outb ? outb + i * a->out_size : NULL, a->user_data);
-}
-
-static int tp_map(void *impl, const struct exec__map_args *a)
+static int tp_map_start(void *impl, struct exec__map *m)
 {
     struct tp *tp = impl;
-    exec_map_opts_t *o = a->opts;
-    struct mapjob j;
-    memset(&j, 0, sizeof j);
-    j.a = a;
-    j.tp = tp;
-    size_t W = (size_t)tp->nslots;
-    j.chunk = o->chunk_size;
-    if (!j.chunk) {
-        /* Eight chunks per worker: enough to balance uneven items, few enough that the
-         * per-chunk cost vanishes. */
-        size_t target = W * 8;
-        j.chunk = (a->n + target - 1) / target;
+    struct slot *wake_list[64];
+    int nwake = 0;
+    pthread_mutex_lock(&tp->lock);
+    if (atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
+        pthread_mutex_unlock(&tp->lock);
+        return EXEC_ESHUTDOWN;
     }
-    j.nchunks = (a->n + j.chunk - 1) / j.chunk;
-    if (j.nchunks > UINT32_MAX - 1)
+    exec__list_push_back(&tp->maps, &m->link);
+    struct slot *s;
+    while ((size_t)nwake < m->nchunks && nwake < 64 && (s = idle_pop(tp)))
+        wake_list[nwake++] = s;
+    pthread_mutex_unlock(&tp->lock);
+    for (int i = 0; i < nwake; i++)
+        wake(wake_list[i]);
+    return EXEC_OK;
+}
+
+static void tp_map_end(void *impl, struct exec__map *m)
+{
+    struct tp *tp = impl;
+    pthread_mutex_lock(&tp->lock);
+    if (!exec__list_unlinked(&m->link))
+        exec__list_remove(&m->link);
+    pthread_mutex_unlock(&tp->lock);
+}
+
+/* A worker runs exec_map(): run one task or chunk here instead of sleeping. */
+static bool tp_help(void *impl)
+{
+    struct tp *tp = impl;
+    if (!is_my_worker(tp))
+        return false; /* the timer thread (a deadline callback): nothing to run */
+    struct slot *s = tls_slot;
+    struct work w;
+    pthread_mutex_lock(&tp->lock);
+    bool got = take_work(tp, s, &w);
+    pthread_mutex_unlock(&tp->lock);
+    if (got)
+        do_work(s, &w, false);
+    return got;
+}
+
+/* Threads know none of the process backend's fields: setting one is a mistake worth
+ * reporting, not ignoring. */
+static int tp_check_config(exec_config_t *c)
+{
+    if (c->start_method || c->kill_grace_ms || c->max_rss_per_child || c->max_age_ms ||
+        c->recycle_jitter_pct || c->crash_limit || c->crash_window_ms || c->initializer ||
+        c->init_arg || c->init_arg_size)
         return EXEC_EINVAL;
-    atomic_init(&j.first_failed, a->n);
-    j.status = o->status;
-    if (a->on_item) {
-        if (!j.status) {
-            j.status = malloc(a->n * sizeof *j.status);
-            if (!j.status)
-                return EXEC_ENOMEM;
-        }
-        j.pub = calloc(j.nchunks, sizeof *j.pub);
-        if (!j.pub) {
-            if (j.status != o->status)
-                free(j.status);
-            return EXEC_ENOMEM;
-        }
-    }
-
-    size_t nrun = W < j.nchunks ? W : j.nchunks;
-    exec_future_t *stack_runners[64];
-    exec_future_t **runners = stack_runners;
-    if (nrun > 64) {
-        runners = malloc(nrun * sizeof *runners);
-        if (!runners) {
-            nrun = 64;
-            runners = stack_runners;
-        }
-    }
-    struct mapjob *jp = &j;
-    int r = EXEC_OK;
-    size_t started = 0;
-    for (; started < nrun; started++) {
-        r = exec__submit(tp->core, map_runner, &jp, sizeof jp, 0, 0, EXEC__F_INTERNAL,
-                         &runners[started]);
-        if (r)
-            break;
-    }
-    if (started == 0)
-        goto out;
-    r = EXEC_OK;
-
-    uint32_t interval = o->progress_interval_ms ? o->progress_interval_ms : 100;
-    uint64_t next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
-    size_t consumed = 0;
-    bool worker = is_my_worker(tp);
-    for (;;) {
-        bool finished = all_terminal(runners, (int)started);
-        if (j.pub) {
-            while (consumed < j.nchunks) {
-                uint32_t v = atomic_load_explicit(&j.pub[consumed], memory_order_acquire);
-                if (!v)
-                    break;
-                deliver(&j, v - 1);
-                consumed++;
-            }
-        }
-        if (finished)
-            break;
-        if (o->progress && exec__now_ns() >= next_progress) {
-            o->progress(atomic_load_explicit(&j.done, memory_order_acquire), a->n,
-                        o->progress_data);
-            next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
-        }
-        uint64_t slice = o->progress ? next_progress : 0;
-        if (worker) {
-            /* Run queued work (our runners among it) instead of sleeping. */
-            uint64_t d = exec__now_ns() + 1000000u;
-            if (slice && slice < d)
-                d = slice;
-            for (size_t i = 0; i < started; i++)
-                if (!exec__st_terminal(atomic_load(&runners[i]->state))) {
-                    (void)tp_wait(tp, runners[i], j.pub ? d : slice);
-                    break;
-                }
-        } else if (j.pub) {
-            uint32_t seen = atomic_load_explicit(&j.published, memory_order_seq_cst);
-            atomic_store_explicit(&j.sleeping, 1, memory_order_seq_cst);
-            if (seen == atomic_load_explicit(&j.published, memory_order_seq_cst) &&
-                !all_terminal(runners, (int)started)) {
-                /* Runners publish before they return, so a finished runner has woken us
-                 * or left `published` changed; bound the sleep anyway for the final
-                 * terminal transition, which does not touch `published`. */
-                uint64_t d = exec__now_ns() + 2000000u;
-                if (slice && slice < d)
-                    d = slice;
-                exec__futex_wait(&j.published, seen, d);
-            }
-            atomic_store_explicit(&j.sleeping, 0, memory_order_relaxed);
-        } else {
-            int left = -1;
-            if (slice) {
-                uint64_t now = exec__now_ns();
-                left = slice > now ? (int)((slice - now) / 1000000u) + 1 : 1;
-            }
-            (void)exec_future_wait_all(runners, started, left);
-        }
-    }
-
-    /* Chunks never claimed (shutdown cancelled runners or stopped them): their items did
-     * not run. */
-    size_t claimed = atomic_load(&j.next);
-    if (claimed > j.nchunks)
-        claimed = j.nchunks;
-    size_t not_run = 0;
-    if (claimed < j.nchunks) {
-        size_t lo = claimed * j.chunk;
-        not_run = a->n - lo;
-        unsigned char *outb = a->out;
-        for (size_t i = lo; i < a->n; i++) {
-            if (j.status)
-                j.status[i] = EXEC_ECANCELLED;
-            if (a->on_item)
-                a->on_item(i, EXEC_ECANCELLED, outb ? outb + i * a->out_size : NULL,
-                           a->user_data);
-        }
-        r = EXEC_ECANCELLED;
-    }
-    o->failed = atomic_load(&j.failed) + not_run;
-    o->first_failed = atomic_load(&j.first_failed);
-    if (not_run && o->first_failed == a->n)
-        o->first_failed = claimed * j.chunk;
-    if (r == EXEC_OK && o->failed)
-        r = EXEC_ETASK;
-    if (o->progress && !not_run)
-        o->progress(a->n, a->n, o->progress_data);
-    atomic_fetch_add_explicit(&tp->core->cnt.map_items, a->n - not_run, memory_order_relaxed);
-    for (size_t i = 0; i < started; i++)
-        exec_future_release(runners[i]);
-out:
-    if (runners != stack_runners)
-        free(runners);
-    if (j.status && j.status != o->status)
-        free(j.status);
-    free(j.pub);
-    return r;
+    return EXEC_OK;
 }
 
 const struct exec__backend_ops exec__thread_ops = {
-    .version = 1,
+    .version = EXEC__OPS_VERSION,
     .name = "threads",
+    .check_config = tp_check_config,
     .create = tp_create,
     .submit = tp_submit,
-    .map = tp_map,
     .cancel = tp_cancel,
     .shutdown = tp_shutdown,
     .stats = tp_stats,
@@ -1130,4 +986,7 @@ const struct exec__backend_ops exec__thread_ops = {
     .forget = tp_forget,
     .in_task = tp_in_task,
     .wait = tp_wait,
+    .map_start = tp_map_start,
+    .map_end = tp_map_end,
+    .help = tp_help,
 };
