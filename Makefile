@@ -207,7 +207,7 @@ test: $(RUNNER) check-symbols examples
 	$(call msg,RUN,$(RUNNER))
 	$(Q)$(RUN_CMD)
 
-run-tests: $(RUNNER)
+run-tests: $(RUNNER) $(STATIC)
 	$(call msg,RUN,$(RUNNER))
 	$(Q)$(RUN_CMD)
 
@@ -215,6 +215,7 @@ check-symbols: $(SHARED) $(STATIC)
 	$(call msg,NM,$<)
 	$(Q)NM=$(call quote,$(NM)) sh tests/tooling/check-symbols.sh $(SHARED) $(STATIC)
 	$(Q)sh tests/tooling/check-layers.sh src
+	$(Q)sh tests/tooling/check-sizes.sh src
 
 # --- sanitizers and valgrind ------------------------------------------------------------------
 # Each sanitizer gets its own tree under $(BUILD) (library + runner), built with DEBUG=1, and

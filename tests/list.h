@@ -26,6 +26,7 @@
     X(tooling_readme_example, 0)                                                           \
     X(tooling_no_test_hooks, 0)                                                            \
     X(tooling_layers, 0)                                                                   \
+    X(tooling_sizes, 0)                                                                    \
     /* tests/test_budget.c */                                                              \
     X(budget_null_out, THREADS_ONLY)                                                       \
     X(budget_fills_struct, THREADS_ONLY)                                                   \

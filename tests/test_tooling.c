@@ -324,6 +324,27 @@ TEST(tooling_no_test_hooks)
     ASSERT_NE(check_symbols(log, fmt(path, "%s/libexecutor-test.a", EXEC_BUILD_DIR)), 0);
 }
 
+/* No file of src/ over 800 lines, no function over 100; the checker catches both. */
+TEST(tooling_sizes)
+{
+    const char *dir = test_tmpdir();
+    char log[4096], cmd[4096];
+    fmt(log, "%s/log", dir);
+    SH_OK(log, fmt(cmd, "sh '%s/tests/tooling/check-sizes.sh' '%s/src'", EXEC_SRC_DIR,
+                   EXEC_SRC_DIR));
+    SH_OK(log, fmt(cmd, "mkdir -p '%s/src/core' && { echo 'int f(void)'; echo '{'; "
+                        "i=0; while [ $i -lt 100 ]; do echo '    (void)0;'; i=$((i+1)); done; "
+                        "echo '}'; } > '%s/src/core/long.c'", dir, dir));
+    ASSERT_NE(sh(log, fmt(cmd, "sh '%s/tests/tooling/check-sizes.sh' '%s/src'", EXEC_SRC_DIR,
+                          dir)),
+              0);
+    SH_OK(log, fmt(cmd, "rm -f '%s/src/core/long.c' && i=0; while [ $i -lt 801 ]; do "
+                        "echo '/* */'; i=$((i+1)); done > '%s/src/core/big.c'", dir, dir));
+    ASSERT_NE(sh(log, fmt(cmd, "sh '%s/tests/tooling/check-sizes.sh' '%s/src'", EXEC_SRC_DIR,
+                          dir)),
+              0);
+}
+
 /* The include arrows between the parts of src/ hold (docs/internals.md), and the checker
  * catches a core file that includes a backend, and a backend that includes another. */
 TEST(tooling_layers)

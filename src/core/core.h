@@ -59,6 +59,16 @@ struct exec {
     _Atomic uint32_t map_word, map_sleepers;
 };
 
+/* Whether the @n bytes at @p are all zero (reserved fields). */
+static inline bool exec__all_zero(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i])
+            return false;
+    return true;
+}
+
 /* Whether @core was inherited by a child of fork() (its workers do not exist here). */
 static inline bool exec__core_forked(const struct exec *core)
 {

@@ -10,15 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool all_zero(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i])
-            return false;
-    return true;
-}
-
 /* Check a user config and produce the final one with every default filled in: the common
  * fields here, the backend's own by its check_config operation. */
 static int check_config(const exec_config_t *in, exec_config_t *out,
@@ -29,7 +20,7 @@ static int check_config(const exec_config_t *in, exec_config_t *out,
         c = *in;
     else
         memset(&c, 0, sizeof c);
-    if (!all_zero(c.reserved, sizeof c.reserved))
+    if (!exec__all_zero(c.reserved, sizeof c.reserved))
         return EXEC_EINVAL;
     if (c.workers < 0 || c.workers > EXEC_WORKERS_MAX)
         return EXEC_EINVAL;
@@ -188,7 +179,7 @@ EXEC_API int exec_submit_ex(exec_t *ex, exec_task_fn *fn, const void *arg, size_
     uint32_t timeout = ex->cfg.timeout_ms, flags = 0;
     exec_cq_t *cq = NULL;
     if (opts) {
-        if (opts->flags & ~EXEC_SUBMIT_TRY || !all_zero(opts->reserved, sizeof opts->reserved))
+        if (opts->flags & ~EXEC_SUBMIT_TRY || !exec__all_zero(opts->reserved, sizeof opts->reserved))
             return EXEC_EINVAL;
         flags = opts->flags;
         if (opts->timeout_ms == EXEC_NO_TIMEOUT)

@@ -198,20 +198,11 @@ void exec__maps_cancel(struct exec *core)
 /* The driver                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-static bool all_zero(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i])
-            return false;
-    return true;
-}
-
 static int check_call(struct exec *core, const struct exec__map_call *a, exec_map_opts_t *o)
 {
     if (!a->fn || !a->in || a->n == 0 || a->in_size == 0 || (!a->out && a->out_size))
         return EXEC_EINVAL;
-    if (!all_zero(o->reserved, sizeof o->reserved))
+    if (!exec__all_zero(o->reserved, sizeof o->reserved))
         return EXEC_EINVAL;
     if (a->n > SIZE_MAX / a->in_size || (a->out_size && a->n > SIZE_MAX / a->out_size))
         return EXEC_EINVAL;

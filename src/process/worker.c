@@ -4,8 +4,8 @@
  *
  * The worker consumes requests from its request ring in order. It never releases request
  * bytes itself: the parent reuses them only after it has read the matching completion, so
- * the parent may still look at the state word of any request it has not seen complete. It takes an entry with a CAS
- * of the entry's state word QUEUED -> RUNNING; if the parent took the entry back first
+ * the parent may still look at the state word of any request it has not seen complete. It
+ * takes an entry with a CAS of the entry's state word QUEUED -> RUNNING; if the parent took the entry back first
  * (cancelled, or stolen to run on an idle worker), it answers SKIP. The task reads its
  * argument in place in the ring (zero copy) and writes its result into a private buffer of
  * max_result_size bytes followed by an inaccessible guard page, so a task that overruns its

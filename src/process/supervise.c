@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * process/supervise.c - the supervisor thread of a process pool: it drains completion rings
+ * and ends futures, reads zygote events and worker exits, watches starts and deadlines,
+ * recycles, refills rings, winds down at shutdown, and sleeps when nothing happens. See
+ * process/pool.h for the whole design.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/fault.h"
+#include "process/pool.h"
+
+static struct inst *find_inst(struct pp *pp, int slot, uint32_t gen)
+{
+    if (slot < 0 || slot >= pp->nslots)
+        return NULL;
+    for (int r = 0; r < 2; r++) {
+        struct inst *in = &pp->slots[slot].in[r];
+        if (in->st != I_FREE && in->gen == gen)
+            return in;
+    }
+    return NULL;
+}
+
+/* Zygote events, or exits of our own workers (lock held). @force: the supervisor just woke
+ * from poll(), which may have seen the socket or a pidfd ready. */
+static bool read_events(struct pp *pp, bool force)
+{
+    bool any = false;
+    if (pp->forkserver) {
+        if (pp->zygote_dead)
+            return false;
+        uint32_t zev = atomic_load_explicit(&pp->hub->zevents, memory_order_acquire);
+        if (!force && zev == pp->zev_seen)
+            return false;
+        pp->zev_seen = zev;
+        for (;;) {
+            struct exec__zmsg m;
+            int r = exec__zrecv(pp->ctl, &m, true);
+            if (r == 0)
+                break;
+            any = true;
+            if (r < 0) {
+                /* The zygote is gone: so are its workers (PDEATHSIG); nothing can spawn. */
+                pp->zygote_dead = true;
+                FOR_EACH_INST(pp, in) {
+                    if (in->st != I_FREE)
+                        in->exited = true;
+                }
+                break;
+            }
+            struct inst *in = find_inst(pp, m.slot, m.gen);
+            if (!in)
+                continue;
+            switch (m.op) {
+            case EXEC__Z_SPAWNED:
+                in->pid = m.pid;
+                if (in->st == I_SPAWNING)
+                    in->st = I_LIVE;
+                pp->spawn_streak = 0;
+                if (in->pending_sig)
+                    exec__pp_send_signal(pp, in, in->pending_sig);
+                break;
+            case EXEC__Z_SPAWNFAIL:
+                exec__pp_spawn_failed(pp, in, m.arg);
+                break;
+            case EXEC__Z_EXITED:
+                in->exited = true;
+                in->status_known = true;
+                in->wstatus = m.arg;
+                break;
+            default:
+                break;
+            }
+        }
+        return any;
+    }
+    /* Fork method: our own children, by pid only (never waitpid(-1): not ours to reap).
+     * Their pidfds are polled without waiting here (sleep_once() waits on them), at most
+     * once a millisecond, so a death is seen even while completions keep the supervisor
+     * busy. */
+    uint64_t now = exec__now_ns();
+    if (!force && now - pp->pidfd_polled_at < 1000000u)
+        return false;
+    pp->pidfd_polled_at = now;
+    int n = 0;
+    FOR_EACH_INST(pp, in) {
+        if (in->st != I_FREE && !in->exited && in->pid && in->pidfd >= 0) {
+            pp->pfd[n].fd = in->pidfd;
+            pp->pfd[n].events = POLLIN;
+            pp->pfd[n].revents = 0;
+            pp->pfd_inst[n++] = in;
+        }
+    }
+    if (n && poll(pp->pfd, (nfds_t)n, 0) > 0)
+        for (int i = 0; i < n; i++)
+            if (pp->pfd[i].revents)
+                pp->pfd_inst[i]->polled = true;
+    FOR_EACH_INST(pp, in) {
+        if (in->st == I_FREE || in->exited || !in->pid)
+            continue;
+        if (in->pidfd >= 0 && !in->polled)
+            continue;
+        in->polled = false;
+        int st = 0;
+        pid_t r = waitpid(in->pid, &st, WNOHANG);
+        if (r == in->pid) {
+            in->exited = in->status_known = true;
+            in->wstatus = st;
+            any = true;
+        } else if (r < 0 && errno == ECHILD) {
+            /* SIGCHLD is SIG_IGN (auto-reaped) or someone else reaped it. */
+            in->exited = true;
+            any = true;
+        }
+    }
+    return any;
+}
+
+static void finish_done(struct exec_future *f, const struct exec__cmp *c, const struct inst *in)
+{
+    if (!exec__future_claim(f, 1u << EXEC_STATE_QUEUED | 1u << EXEC_STATE_RUNNING))
+        return;
+    exec_state_t end = EXEC_STATE_DONE;
+    f->fault.worker_pid = inst_pid(in);
+    f->fault.worker_id = in->slot;
+    f->fault.code = c->code;
+    if (c->code == EXEC_ETASK) {
+        f->fault.task_status = c->status;
+        end = EXEC_STATE_FAILED;
+    } else if (c->code != EXEC_OK) {
+        end = EXEC_STATE_FAILED;
+    } else if (exec__future_set_result(f, c + 1, (size_t)c->size) != 0) {
+        f->fault.code = EXEC_ENOMEM;
+        end = EXEC_STATE_FAILED;
+    }
+    exec__future_drop_arg(f);
+    exec__future_finish(f, end);
+}
+
+static int reason_of(uint32_t flags)
+{
+    return flags & EXEC__CF_TASKS ? R_TASKS : flags & EXEC__CF_MEMORY ? R_MEMORY : R_AGE;
+}
+
+/* The worker announced it exits: no more requests to it; take back what it will not run. */
+static void note_retire(struct pp *pp, struct inst *in, int reason)
+{
+    if (in->st == I_SPAWNING || in->st == I_LIVE || in->st == I_RETIRING) {
+        in->st = I_RETIRING;
+        if (in->reason == R_NONE || in->reason == R_TASKS)
+            in->reason = reason == R_TASKS && in->reason == R_TASKS ? R_TASKS : reason;
+    }
+    exec__pp_steal(pp, in, 0);
+}
+
+/* Read completions of @in. Returns whether there were any. */
+static bool drain(struct pp *pp, struct inst *in)
+{
+    struct exec__msg *msgs[DRAIN_BATCH];
+    struct ent ents[DRAIN_BATCH];
+    uint32_t n = 0;
+    struct exec__msg *m;
+    while (n < DRAIN_BATCH && (m = exec__rq_peek(&in->cq))) {
+        msgs[n++] = m;
+        exec__rq_next(&in->cq, m);
+    }
+    if (!n)
+        return false;
+    struct exec__list broken_list;
+    exec__list_init(&broken_list);
+    pthread_mutex_lock(&pp->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct exec__cmp *c = (const struct exec__cmp *)msgs[i];
+        memset(&ents[i], 0, sizeof ents[i]);
+        if (c->h.kind == EXEC__CMP_DONE || c->h.kind == EXEC__CMP_SKIP) {
+            EXEC__ASSERT(in->fn && fifo_at(in, 0)->seq == c->h.seq);
+            ents[i] = *fifo_at(in, 0);
+            if (ents[i].req->h.size >= DISCARD_MIN) /* the worker is done with it */
+                exec__shm_discard(ents[i].req, ents[i].req->h.size);
+            in->fhead = (in->fhead + 1) & (DEPTH - 1);
+            in->fn--;
+            in->rq.lim = ents[i].end; /* its request bytes are free again */
+            if (ents[i].f)
+                FP(ents[i].f)->where = LOC_NONE;
+            if (c->flags)
+                note_retire(pp, in, reason_of(c->flags));
+        } else if (c->h.kind == EXEC__CMP_RETIRE) {
+            note_retire(pp, in, reason_of(c->flags));
+        } else if (c->h.kind == EXEC__CMP_INITFAIL) {
+            in->reason = R_INIT;
+            in->st = I_RETIRING;
+            exec__pp_steal(pp, in, 0);
+            if (!pp->broken)
+                exec__pp_go_broken(pp, EXEC_EBROKEN, c->status, 0, &broken_list);
+        }
+    }
+    exec__pp_refill(pp);
+    pthread_mutex_unlock(&pp->lock);
+
+    for (uint32_t i = 0; i < n; i++) {
+        const struct exec__cmp *c = (const struct exec__cmp *)msgs[i];
+        struct ent *e = &ents[i];
+        if (c->h.kind != EXEC__CMP_DONE)
+            continue;
+        if (e->f) {
+            finish_done(e->f, c, in);
+            exec_future_release(e->f);
+        } else if (e->map) {
+            size_t count = e->hi - e->lo;
+            const unsigned char *res = (const unsigned char *)(c + 1);
+            const int32_t *st = NULL;
+            if (c->nfailed)
+                st = (const int32_t *)(res + exec__ring_round(count * e->map->out_size));
+            exec__pp_chunk_results(e->map, e, res, st, count);
+        }
+    }
+    /* Pages of very large messages go back to the system: a ring sized for 256 MiB messages
+     * must not keep them resident after one went through. */
+    for (uint32_t i = 0; i < n; i++)
+        if (msgs[i]->size >= DISCARD_MIN)
+            exec__shm_discard(msgs[i], msgs[i]->size);
+    exec__rq_release(&in->cq);
+    exec__pp_fins_flush(pp);
+    exec__pp_end_list(&broken_list, EXEC_EBROKEN, pp->broken_status, 0);
+    return true;
+}
+
+/* Deadlines, RUNNING marks, kill escalation, work stealing (lock held). Returns the next
+ * time something is due (0 = nothing). */
+static uint64_t timers(struct pp *pp, uint64_t now)
+{
+    uint64_t next = 0;
+#define DUE(t) (next = (!next || (t) < next) ? (t) : next)
+    struct inst *idle = NULL;
+    bool starving = false;
+    FOR_EACH_INST(pp, in) {
+        if (in->st == I_FREE || in->exited)
+            continue;
+        if (in->st == I_KILLING && in->kill_at) {
+            if (now >= in->kill_at) {
+                /* Again every 100 ms until it is gone: a request to the zygote is sent
+                 * without blocking and could, in theory, be dropped. */
+                exec__pp_send_signal(pp, in, SIGKILL);
+                in->kill_at = now + 100000000u;
+                DUE(in->kill_at);
+            } else {
+                DUE(in->kill_at);
+            }
+        }
+        if (!in->fn) {
+            if (inst_takes_work(in))
+                idle = in;
+            continue;
+        }
+        uint64_t cs = atomic_load_explicit(&in->rg->cur_seq, memory_order_acquire);
+        if (cs != in->seen_seq) {
+            in->seen_seq = cs;
+            struct ent *e = fifo_find(in, cs);
+            if (e && e->f) {
+                uint32_t st = atomic_load_explicit(&e->f->state, memory_order_relaxed);
+                while ((st & EXEC__ST_MASK) == EXEC_STATE_QUEUED &&
+                       !atomic_compare_exchange_weak_explicit(
+                           &e->f->state, &st, (st & ~EXEC__ST_MASK) | EXEC_STATE_RUNNING,
+                           memory_order_relaxed, memory_order_relaxed))
+                    ;
+                if (e->f->timeout_ms) {
+                    in->deadline_seq = cs;
+                    in->deadline_ns =
+                        atomic_load_explicit(&in->rg->cur_start_ns, memory_order_relaxed) +
+                        (uint64_t)e->f->timeout_ms * 1000000u;
+                }
+            }
+        }
+        if (in->deadline_ns && in->st != I_KILLING) {
+            if (atomic_load_explicit(&in->rg->done_seq, memory_order_acquire) >=
+                in->deadline_seq) {
+                in->deadline_ns = 0;
+            } else if (now >= in->deadline_ns) {
+                struct ent *e = fifo_find(in, in->deadline_seq);
+                if (e && e->f) {
+                    exec__pp_fin_add(pp, e->f, EXEC_ETIMEDOUT, EXEC_STATE_FAILED, false, in);
+                    pp->fins[pp->nfins - 1].sig = SIGTERM;
+                }
+                in->deadline_ns = 0;
+                exec__pp_begin_kill(pp, in, R_TIMEOUT);
+            } else {
+                DUE(in->deadline_ns);
+            }
+        }
+        if (in->seen_seq < in->seq) {
+            DUE(now + TICK_NS); /* a start we have not seen yet */
+            uint64_t t0 = atomic_load_explicit(&in->rg->cur_start_ns, memory_order_relaxed);
+            uint64_t done = atomic_load_explicit(&in->rg->done_seq, memory_order_relaxed);
+            if (in->fn > 1 && in->st != I_KILLING &&
+                ((done < cs && t0 && now - t0 >= STEAL_AFTER_NS) ||
+                 (in->st == I_SPAWNING && now - in->spawn_ns >= STEAL_AFTER_NS)))
+                starving = true;
+        }
+    }
+#undef DUE
+    if (idle && starving && exec__list_empty(&pp->queue) && exec__list_empty(&pp->maps)) {
+        /* Head-of-line blocking: a worker sits on a long task with requests queued behind
+         * it while another worker is idle. Take the queued ones back; refill spreads them. */
+        FOR_EACH_INST(pp, in) {
+            /* Not from a worker whose quota of tasks is all sent: it must run exactly
+             * max_tasks_per_child, the last one flagged. From the others the stolen
+             * requests give their quota back. */
+            if (in != idle && (in->st == I_LIVE || in->st == I_SPAWNING) && in->fn > 1 &&
+                !in->exited) {
+                uint64_t t0 = atomic_load_explicit(&in->rg->cur_start_ns,
+                                                   memory_order_relaxed);
+                uint64_t done = atomic_load_explicit(&in->rg->done_seq,
+                                                     memory_order_relaxed);
+                uint64_t cs = in->seen_seq;
+                if ((done < cs && t0 && now - t0 >= STEAL_AFTER_NS) ||
+                    (in->st == I_SPAWNING && now - in->spawn_ns >= STEAL_AFTER_NS))
+                    in->dispatched -= exec__pp_steal(pp, in, 0);
+            }
+        }
+    }
+    if (pp->spawn_retry_at > now && (next == 0 || pp->spawn_retry_at < next))
+        next = pp->spawn_retry_at;
+    return next;
+}
+
+/* Ask every worker to exit once no work is left after a shutdown; true when all are gone. */
+static bool wind_down(struct pp *pp)
+{
+    if (!pp->shut || exec__pp_work_left(pp))
+        return false;
+    bool all_free = true;
+    FOR_EACH_INST(pp, in) {
+        if (in->st != I_FREE && !in->spawn_sent)
+            exec__pp_settle(pp, in, false); /* prepared, never started: nothing to stop */
+        if (in->st == I_FREE)
+            continue;
+        all_free = false;
+        if (in->exit_sent || in->exited || in->st == I_KILLING)
+            continue;
+        struct exec__req *rq = exec__pp_req_begin(in, 0, EXEC__REQ_EXIT);
+        if (!rq)
+            continue; /* cannot happen: the ring is empty */
+        in->dirty = true;
+        in->exit_sent = true;
+        if (in->reason == R_NONE)
+            in->reason = R_SHUTDOWN;
+        if (in->st == I_LIVE || in->st == I_SPAWNING)
+            in->st = I_RETIRING;
+        exec__pp_flush(in);
+    }
+    return all_free;
+}
+
+static void sleep_once(struct pp *pp, uint64_t due)
+{
+    int n = 0;
+    pp->pfd[n].fd = pp->bell[0];
+    pp->pfd[n].events = POLLIN;
+    pp->pfd_inst[n++] = NULL;
+    if (pp->forkserver && !pp->zygote_dead) {
+        pp->pfd[n].fd = pp->ctl;
+        pp->pfd[n].events = POLLIN;
+        pp->pfd_inst[n++] = NULL;
+    }
+    bool need_tick = false;
+    pthread_mutex_lock(&pp->lock);
+    FOR_EACH_INST(pp, in) {
+        if (in->st == I_FREE || in->exited || pp->forkserver || !in->pid)
+            continue;
+        if (in->pidfd < 0) {
+            need_tick = true;
+            continue;
+        }
+        pp->pfd[n].fd = in->pidfd;
+        pp->pfd[n].events = POLLIN;
+        pp->pfd_inst[n++] = in;
+    }
+    pthread_mutex_unlock(&pp->lock);
+
+    /* Announce the sleep, then look again (seq_cst both: see kick() and exec__hub_ring()). */
+    atomic_store_explicit(&pp->hub->sleeping, 1, memory_order_seq_cst);
+    bool ready = atomic_exchange_explicit(&pp->kick, 0, memory_order_seq_cst);
+    for (int s = 0; s < pp->nslots && !ready; s++)
+        for (int r = 0; r < 2; r++) {
+            struct inst *in = &pp->slots[s].in[r];
+            if (in->used &&
+                atomic_load_explicit(&in->rg->cmp.tail, memory_order_seq_cst) != in->cq.pos)
+                ready = true;
+        }
+    if (!ready) {
+        int timeout = -1;
+        uint64_t now = exec__now_ns();
+        if (need_tick && (!due || due > now + 10000000u))
+            due = now + 10000000u;
+        if (due)
+            timeout = due > now ? (int)((due - now + 999999u) / 1000000u) : 0;
+        int r = poll(pp->pfd, (nfds_t)n, timeout);
+        if (r > 0)
+            for (int i = 0; i < n; i++)
+                if (pp->pfd_inst[i] && pp->pfd[i].revents)
+                    pp->pfd_inst[i]->polled = true;
+    }
+    atomic_store_explicit(&pp->hub->sleeping, 0, memory_order_relaxed);
+    exec__event_drain(pp->bell[0]);
+    pp->woke = true;
+    if (need_tick)
+        FOR_EACH_INST(pp, in)
+            in->polled = true;
+}
+
+/* After activity, poll the completion rings and the kick flag for a while (yielding the CPU
+ * between looks) before sleeping: a completion or a submission that comes soon then costs
+ * no wake-up. A submit-wait loop thus pays one wake-up per round trip (the waiter's), not
+ * three. An idle pool spins once, then sleeps until something happens. */
+static bool spin(struct pp *pp)
+{
+    uint64_t until = exec__now_ns() + SUP_SPIN_NS;
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(&pp->kick, memory_order_relaxed) &&
+            atomic_exchange_explicit(&pp->kick, 0, memory_order_relaxed))
+            return true;
+        FOR_EACH_INST(pp, in) {
+            if (in->used &&
+                atomic_load_explicit(&in->rg->cmp.tail, memory_order_relaxed) !=
+                    in->cq.pos)
+                return true;
+        }
+        if (i & 7) {
+            exec__cpu_relax();
+            continue;
+        }
+        if (exec__now_ns() >= until)
+            return false;
+        exec__yield();
+    }
+}
+
+void *exec__pp_sup_main(void *arg)
+{
+    struct pp *pp = arg;
+    /* A done-callback that waits on a future of this executor reaches pp_wait (EDEADLK)
+     * instead of sleeping forever on the thread that would have to finish it. */
+    exec__tls_core = pp->core;
+    for (;;) {
+        bool busy = false;
+        struct exec__list failed;
+        exec__list_init(&failed);
+        int fail_code = 0;
+
+        pthread_mutex_lock(&pp->lock);
+        busy |= read_events(pp, pp->woke);
+        pp->woke = false;
+        pthread_mutex_unlock(&pp->lock);
+
+        FOR_EACH_INST(pp, in) {
+            if (in->used)
+                while (drain(pp, in))
+                    busy = true;
+        }
+
+        uint64_t now = exec__now_ns();
+        pthread_mutex_lock(&pp->lock);
+        FOR_EACH_INST(pp, in) {
+            if (in->st != I_FREE && in->exited &&
+                atomic_load_explicit(&in->rg->cmp.tail, memory_order_acquire) ==
+                    in->cq.pos) {
+                exec__pp_settle(pp, in, true);
+                busy = true;
+            }
+        }
+        if (pp->tripped && !pp->broken) {
+            exec__pp_go_broken(pp, EXEC_EBROKEN, 0, 0, &failed); /* crash-loop breaker */
+            fail_code = EXEC_EBROKEN;
+        } else if (pp->zygote_dead && !pp->broken) {
+            exec__pp_go_broken(pp, EXEC_EBROKEN, 0, 0, &failed);
+            fail_code = EXEC_EBROKEN;
+        } else if (pp->spawn_gave_up) {
+            /* Workers cannot be made (after SPAWN_FAIL_LIMIT tries with growing pauses):
+             * fail what waits rather than strand it. Later submits wait for the next try,
+             * at most about a second away, and fail the same way if it fails too. */
+            pp->spawn_gave_up = false;
+            exec__pp_q_take_all(pp, &failed);
+            fail_code = EXEC_ESYS;
+            exec__pp_maps_fail_pending(pp, EXEC_ESYS);
+        }
+        uint64_t due = timers(pp, now);
+        int nspawn = exec__pp_plan_spawns(pp, now);
+        if (exec__pp_refill(pp))
+            busy = true; /* timers() must see the new requests (their starts, deadlines) */
+        bool done = wind_down(pp);
+        int serr = pp->spawn_errno;
+        pthread_mutex_unlock(&pp->lock);
+
+        exec__pp_fins_flush(pp);
+        if (fail_code)
+            exec__pp_end_list(&failed, fail_code,
+                              fail_code == EXEC_EBROKEN ? pp->broken_status : 0,
+                              fail_code == EXEC_ESYS ? serr : 0);
+        for (int i = 0; i < nspawn; i++)
+            exec__pp_spawn_one(pp, pp->todo[i]);
+        if (nspawn)
+            busy = true;
+        if (done) {
+            exec__pp_stop_zygote(pp);
+            pthread_mutex_lock(&pp->lock);
+            pp->stopped = true;
+            pthread_cond_broadcast(&pp->cond);
+            pthread_mutex_unlock(&pp->lock);
+            return NULL;
+        }
+        if (!busy && !spin(pp))
+            sleep_once(pp, due);
+    }
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * threads/threads.h - the thread backend: what its files share. The parts:
+ *   pool.c   create, destroy, the operations table, the workers and the map chunks
+ *   queue.c  the submission stack, the ready FIFO and the idle stack
+ *   timer.c  deadlines: a heap of running tasks and the thread that watches it
+ * Nothing here is API; nothing outside src/threads/ includes it.
+ *
+ *
+ * Submitters push futures onto a lock-free stack; workers move it, in order, to a FIFO under
+ * one mutex, and N worker slots serve it. An idle worker parks on a futex word of its own; a submitter
+ * that finds an idle worker pops it from the idle stack and wakes exactly that one (no
+ * thundering herd, no lost wake-up: the pop happens under the queue lock). LIFO idle order
+ * keeps the most recently active, cache-warm worker busy.
+ *
+ * Waiting inside a worker. A task that waits on a future of its own pool does not sleep
+ * while the queue has work: it runs queued tasks (nested, on its own stack) until its
+ * future is done, and parks only when the queue is empty, listening both to the future and
+ * to new submissions. So a tree of tasks that wait on their children completes on any
+ * number of workers, including one.
+ *
+ * Deadlines. A timer thread, started when the first task with a timeout is submitted,
+ * keeps a min-heap of running tasks by deadline. At the deadline it wins the race to end the
+ * future (ETIMEDOUT); the task sees exec_task_should_stop() become true, and its eventual
+ * result is discarded. A thread cannot be killed safely; the process backend can.
+ *
+ * Recycling. With max_tasks_per_child a worker that has run N top-level tasks starts its
+ * replacement in the same slot and exits; the replacement joins it, so no thread is ever
+ * left unjoined, and shutdown joins whatever thread each slot has once no more can start.
+ *
+ * Lock order: tp->lock, then a future's lock (via listen/finish), then a cq's lock.
+ * tp->tlock (timer) is never held with tp->lock.
+ */
+#ifndef EXEC_THREADS_THREADS_H
+#define EXEC_THREADS_THREADS_H
+
+#include "core/backend.h"
+
+struct tp;
+
+#define NEST_KEEP 8
+
+struct slot {
+    struct tp *tp;
+    int id;
+    /* Under tp->lock: */
+    pthread_t thread;
+    bool has_thread;    /* a thread runs in this slot and has not been joined */
+    bool idle;          /* on the idle stack */
+    struct slot *idle_next;
+    pthread_t prev;     /* retired predecessor the current thread must join */
+    bool join_prev;
+    /* Futex word: 0 parked, 1 woken. Written by wakers, pairs with the parked load. */
+    _Atomic uint32_t park;
+    /* Owned by the slot's thread: */
+    uint32_t tasks;     /* top-level tasks run by the current thread */
+    void *scratch;      /* result buffer of top-level tasks, max_result_size bytes */
+    /* Result buffers of tasks run nested inside a waiting task, by nesting depth: kept for
+     * reuse up to NEST_KEEP levels, allocated per run deeper than that. */
+    int depth;
+    void *nest[NEST_KEEP];
+    /* Read by exec_stats, written by the slot's thread only. */
+    _Atomic uint64_t ran;
+    struct exec__counters cnt;
+} __attribute__((aligned(EXEC__CACHELINE)));
+
+struct tp {
+    struct exec *core;
+    size_t max_result;
+    uint32_t max_tasks;
+    size_t stack_size;
+    size_t queue_max;
+
+    /* Submission side, apart from the workers' lock. Submitters push onto `incoming`, a
+     * Treiber stack linked through f->next, with one CAS and no lock; a worker takes the
+     * whole stack with one CAS (so no ABA), reverses it and appends it to the ready FIFO:
+     * order is preserved. Bit 0 of `incoming` is CLOSED: shutdown sets it, and a push
+     * fails on it, so no push can land after shutdown has looked (see tp_submit). */
+    _Atomic uintptr_t incoming __attribute__((aligned(EXEC__CACHELINE)));
+    _Atomic int nidle;                /* workers on the idle stack; pairs with incoming */
+    /* Written by submitters only; on its own line so workers' CASes on `incoming` do not
+     * steal it on every push. */
+    _Atomic uint64_t pushed __attribute__((aligned(EXEC__CACHELINE))); /* all kinds */
+    _Atomic bool stopping;            /* written under lock, read anywhere */
+
+    /* Worker side. lock protects the ready FIFO, the running maps, the idle stack, slots'
+     * thread fields, alive and retired. */
+    pthread_mutex_t lock __attribute__((aligned(EXEC__CACHELINE)));
+    pthread_cond_t space; /* queue_max: room freed up, or shutdown */
+    struct exec_future *head, *tail;
+    struct exec__list maps; /* exec_map() jobs with chunks to claim (core/map.h) */
+    size_t space_waiters;
+    _Atomic uint64_t popped;       /* written under lock; read by submitters for queue_max */
+    _Atomic int64_t lazy_cancelled; /* cancelled while queued, not yet popped */
+    uint64_t started;               /* futures that went RUNNING */
+    struct slot *idle;
+    int alive;
+    uint64_t retired;
+
+    /* Timer: its own lock; heap of running futures ordered by deadline_ns. */
+    pthread_mutex_t tlock;
+    pthread_cond_t tcond; /* CLOCK_MONOTONIC */
+    struct exec_future **heap;
+    size_t hn, hcap;
+    bool timer_running, timer_stop;
+    pthread_t timer;
+
+    int nslots;
+    struct slot *slots;
+};
+
+#define CLOSED ((uintptr_t)1) /* futures are 16-byte aligned: bit 0 of `incoming` is free */
+
+/* queue.c (tp->lock held unless said) */
+bool exec__tp_q_push(struct tp *tp, struct exec_future *f);
+bool exec__tp_q_collect(struct tp *tp);
+bool exec__tp_q_nonempty(struct tp *tp);
+struct exec_future *exec__tp_q_pop(struct tp *tp, int worker_id);
+struct slot *exec__tp_idle_pop(struct tp *tp);
+bool exec__tp_idle_push(struct tp *tp, struct slot *s);
+void exec__tp_idle_remove(struct tp *tp, struct slot *s);
+void exec__tp_wake(struct slot *s);
+
+/* timer.c */
+int exec__tp_timer_ensure(struct tp *tp);
+void exec__tp_timer_add(struct tp *tp, struct exec_future *f);
+void exec__tp_timer_del(struct tp *tp, struct exec_future *f);
+/* Whether the calling thread is @tp's timer thread (running a deadline callback). */
+bool exec__tp_is_timer(const struct tp *tp);
+
+#endif /* EXEC_THREADS_THREADS_H */
