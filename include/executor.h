@@ -367,7 +367,10 @@ typedef struct exec_submit_opts {
  * @arg_size: 0..max_arg_size.
  * @f:        out: a new reference to the task's future (release it with
  *            exec_future_release()); NULL to fire and forget (the result is discarded).
- * Allocates at most once (only for an argument too big to sit inside the future).
+ * Allocates at most once (only for an argument too big to sit inside the future). On
+ * processes the argument is copied once, straight into a worker's shared-memory ring, when a
+ * ring has room; a task that must wait for one keeps its copy in the future until a ring has
+ * room (the caller's buffer is free as soon as this returns, so the wait needs a copy).
  * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or @fn, NULL @arg with @arg_size > 0);
  *         EXEC_ETOOBIG (@arg_size > max_arg_size); EXEC_ESHUTDOWN; EXEC_ENOMEM;
  *         EXEC_ESYS (threads: the timer thread for the first task with a timeout could not
@@ -452,12 +455,18 @@ typedef struct exec_map_opts {
  * @opts:     options or NULL; its output fields are written.
  * Blocks until every item ran (inside a worker of @ex it runs queued work while waiting).
  * Makes no allocation per item. Items keep running after one fails. Items count in
- * exec_stats_t.map_items, not in submitted/completed.
+ * exec_stats_t.map_items (those that ran), not in submitted/completed.
+ * Failures, the same on every backend: an item that ran keeps its status and result; an
+ * item that a cancelling exec_shutdown() caught before it ran gets EXEC_ECANCELLED; on
+ * processes, when a worker dies in the middle of a chunk, only the item it was running
+ * fails (EXEC_ECRASHED): the items it had finished keep their results and the ones it had
+ * not started run on another worker, once. opts->failed counts every failed item.
  * Return: EXEC_OK; EXEC_ETASK when an item returned non-zero (see opts->status,
- *         opts->first_failed); EXEC_ECANCELLED when a shutdown cancelled items; EXEC_EINVAL
+ *         opts->first_failed); when items failed otherwise, the gravest of their codes:
+ *         EXEC_ECRASHED, EXEC_EBROKEN, EXEC_ESYS, EXEC_ENOMEM, EXEC_ECANCELLED; EXEC_EINVAL
  *         (NULL @ex, @fn, @in; @n or @in_size 0; NULL @out with @out_size > 0; n * size
  *         overflows; reserved not zero); EXEC_ETOOBIG; EXEC_ESHUTDOWN; EXEC_ENOMEM;
- *         EXEC_ECRASHED (processes: a worker died; its chunk's items fail).
+ *         EXEC_EDEADLK (processes: from a done-callback, i.e. on the supervisor thread).
  * Thread-safety: any thread; several maps may run at once.
  */
 EXEC_API int exec_map(exec_t *ex, exec_task_fn *fn, const void *in, size_t in_size, void *out,
