@@ -822,7 +822,8 @@ static void check_names(const struct header *h, const char *file, const char *te
         id[n] = '\0';
         const char *at = p;
         p += n - 1;
-        if (at[n] == '*' || strncmp(id, "exec__", 6) == 0 || in_list(h->name, h->nnames, id))
+        if (at[n] == '*' || strncmp(id, "exec__", 6) == 0 || strncmp(id, "EXEC__", 6) == 0 ||
+            in_list(h->name, h->nnames, id))
             continue; /* a prefix ("exec_shm_*", "EXEC_E*"), an internal name, or known */
         if (lower && at[n] == '(' && in_list(h->cb, h->ncbs, id))
             continue;
