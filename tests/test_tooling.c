@@ -324,36 +324,46 @@ TEST(tooling_no_test_hooks)
     ASSERT_NE(check_symbols(log, fmt(path, "%s/libexecutor-test.a", EXEC_BUILD_DIR)), 0);
 }
 
+/* Run tests/tooling/@script on the tree @src (its src/ folder); its exit status. */
+static int run_check(const char *log, const char *script, const char *src)
+{
+    char cmd[4096];
+    return sh(log, fmt(cmd, "sh '%s/tests/tooling/%s' '%s/src'", EXEC_SRC_DIR, script, src));
+}
+
+/* Plant @file (relative to @dir/src, its folder made) with the output of shell @body. */
+static void plant(const char *log, const char *dir, const char *file, const char *body)
+{
+    char cmd[4096];
+    SH_OK(log, fmt(cmd, "rm -rf '%s/src' && mkdir -p \"$(dirname '%s/src/%s')\" && { %s; } > "
+                        "'%s/src/%s'",
+                   dir, dir, file, body, dir, file));
+}
+
 /* No file of src/ over 800 lines, no function over 100; the checker catches both. */
 TEST(tooling_sizes)
 {
     const char *dir = test_tmpdir();
-    char log[4096], cmd[4096];
+    char log[4096];
     fmt(log, "%s/log", dir);
-    SH_OK(log, fmt(cmd, "sh '%s/tests/tooling/check-sizes.sh' '%s/src'", EXEC_SRC_DIR,
-                   EXEC_SRC_DIR));
-    SH_OK(log, fmt(cmd, "mkdir -p '%s/src/core' && { echo 'int f(void)'; echo '{'; "
-                        "i=0; while [ $i -lt 100 ]; do echo '    (void)0;'; i=$((i+1)); done; "
-                        "echo '}'; } > '%s/src/core/long.c'", dir, dir));
-    ASSERT_NE(sh(log, fmt(cmd, "sh '%s/tests/tooling/check-sizes.sh' '%s/src'", EXEC_SRC_DIR,
-                          dir)),
-              0);
-    SH_OK(log, fmt(cmd, "rm -f '%s/src/core/long.c' && i=0; while [ $i -lt 801 ]; do "
-                        "echo '/* */'; i=$((i+1)); done > '%s/src/core/big.c'", dir, dir));
-    ASSERT_NE(sh(log, fmt(cmd, "sh '%s/tests/tooling/check-sizes.sh' '%s/src'", EXEC_SRC_DIR,
-                          dir)),
-              0);
+    ASSERT_EQ(run_check(log, "check-sizes.sh", EXEC_SRC_DIR), 0);
+    plant(log, dir, "core/long.c",
+          "echo 'int f(void)'; echo '{'; i=0; while [ $i -lt 100 ]; do echo '    (void)0;'; "
+          "i=$((i+1)); done; echo '}'");
+    ASSERT_NE(run_check(log, "check-sizes.sh", dir), 0);
+    plant(log, dir, "core/big.c", "i=0; while [ $i -lt 801 ]; do echo '/* */'; i=$((i+1)); done");
+    ASSERT_NE(run_check(log, "check-sizes.sh", dir), 0);
 }
 
 /* The include arrows between the parts of src/ hold (docs/internals.md), and the checker
- * catches a core file that includes a backend, and a backend that includes another. */
+ * catches a core file that includes a backend, a backend that includes another, and a
+ * platform file that includes the core. */
 TEST(tooling_layers)
 {
     const char *dir = test_tmpdir();
-    char log[4096], cmd[4096];
+    char log[4096], body[256];
     fmt(log, "%s/log", dir);
-    SH_OK(log, fmt(cmd, "sh '%s/tests/tooling/check-layers.sh' '%s/src'", EXEC_SRC_DIR,
-                   EXEC_SRC_DIR));
+    ASSERT_EQ(run_check(log, "check-layers.sh", EXEC_SRC_DIR), 0);
     static const char *const bad[][2] = {
         {"core/x.c", "threads/threads.h"},
         {"threads/x.c", "process/proto.h"},
@@ -361,13 +371,8 @@ TEST(tooling_layers)
         {"mpi/x.c", "threads/threads.h"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        SH_OK(log, fmt(cmd, "rm -rf '%s/src' && mkdir -p '%s/src/%.*s'", dir, dir,
-                       (int)(strchr(bad[i][0], '/') - bad[i][0]), bad[i][0]));
-        SH_OK(log, fmt(cmd, "printf '#include \"%s\"\\n' > '%s/src/%s'", bad[i][1], dir,
-                       bad[i][0]));
-        ASSERT_NE(sh(log, fmt(cmd, "sh '%s/tests/tooling/check-layers.sh' '%s/src'",
-                              EXEC_SRC_DIR, dir)),
-                  0);
+        plant(log, dir, bad[i][0], fmt(body, "echo '#include \"%s\"'", bad[i][1]));
+        ASSERT_NE(run_check(log, "check-layers.sh", dir), 0);
     }
 }
 

@@ -353,18 +353,9 @@ static bool terminal(const struct exec_future *f)
 
 /* How long a waiter keeps looking before it sleeps in the kernel. A wake-up costs a few
  * microseconds on each side; a result that arrives within this window is picked up without
- * one. sched_yield() every few probes hands the CPU to the worker when both share one (on
+ * one. exec__yield() every few probes hands the CPU to the worker when both share one (on
  * 2 CPUs the caller, the worker and the supervisor often do). */
 #define WAIT_SPIN_NS 20000u
-
-static void cpu_pause(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 /* Sleep on the state word until terminal or the deadline. */
 static int sleep_on(struct exec_future *f, uint64_t deadline)
@@ -379,9 +370,9 @@ static int sleep_on(struct exec_future *f, uint64_t deadline)
                 spin_end = now + WAIT_SPIN_NS;
             else if (now >= spin_end || (deadline && now >= deadline))
                 break;
-            sched_yield();
+            exec__yield();
         } else {
-            cpu_pause();
+            exec__cpu_relax();
         }
     }
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);

@@ -89,7 +89,8 @@ static struct {
     uint64_t trim_ns;
     uint64_t id_base; /* random, drawn again in a new process (see new_id) */
     uint64_t id_seq;
-    pid_t id_pid;
+    bool id_set;      /* id_base drawn in this process: id_gen is its fork generation */
+    unsigned id_gen;
 } maps = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static struct {
@@ -145,6 +146,7 @@ static int init_err;
 
 static void init(void)
 {
+    exec__fork_init();
     if (pthread_atfork(on_prepare, on_parent, on_child) != 0)
         init_err = EXEC_ENOMEM;
 }
@@ -226,11 +228,12 @@ static struct mapping **bucket_of(uint64_t id)
 
 static uint64_t new_id(void)
 {
-    pid_t me = getpid();
-    if (maps.id_pid != me) { /* first id of this process (a child of fork() included) */
+    /* First id of this process (a child of fork() included: the one fork check). */
+    if (!maps.id_set || exec__forked_since(maps.id_gen)) {
         maps.id_base = exec__shmsys_random64();
         maps.id_seq = 0;
-        maps.id_pid = me;
+        maps.id_gen = exec__fork_gen();
+        maps.id_set = true;
     }
     uint64_t id;
     do
