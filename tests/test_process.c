@@ -36,8 +36,8 @@
 #define BOUND_MS 10000 /* liveness bound of a wait */
 #define MAXIDX 20000
 
-/* Fault injection of the process backend (src/proc_sys.c): the next this-many worker spawns
- * fail with EAGAIN. Not API: only tests reach it. */
+/* Fault injection of the process backend (EXEC__FAULT_SPAWN, src/base/fault.h): the next
+ * this-many worker spawns fail with EAGAIN. Not API: only the test build has it. */
 #include "base/fault.h" /* the test build of the library has the hooks */
 
 struct shared {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * budget.c - the default worker count: exec_cpu_budget() and exec__online_cpus().
+ * core/budget.c - the default worker count: exec_cpu_budget() and exec__online_cpus().
  *
  * Three limits bound how many CPUs this process can really use:
  *   - the online CPUs of the machine (sysconf);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cq.c - completion queues. A future routed to a queue is appended when it finishes, so the
+ * core/cq.c - completion queues. A future routed to a queue is appended when it finishes, so the
  * queue yields futures in completion order (Python's as_completed). An event fd mirrors
  * "not empty" for poll/epoll loops: it is set when the queue goes from empty to non-empty
  * and drained when it becomes empty again, both under the queue lock, so the fd is readable

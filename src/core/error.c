@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * error.c - exec_strerror() and exec_errname(), both generated from EXEC_ERRNO_MAP so that a
+ * core/error.c - exec_strerror() and exec_errname(), both generated from EXEC_ERRNO_MAP so that a
  * code, its name and its message can never drift apart. Static strings only: these must be
  * callable from any thread, from signal-unsafe contexts and after an allocation failure.
  */

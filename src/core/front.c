@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * executor.c - the front: it checks every input, fills in configuration defaults, owns the
- * executor core (future allocator, counters) and forwards to the backend's operations. It
- * never looks inside a backend. Data flows one way: caller -> front -> backend -> worker ->
+ * core/front.c - the front: it checks every input, fills in the common configuration
+ * defaults (the backend's own come from its check_config operation), owns the executor core
+ * (future allocator, counters) and forwards to the backend's operations. It never looks
+ * inside a backend. Data flows one way: caller -> front -> backend -> worker ->
  * future -> caller.
  */
 #include "core/backend.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * future.c - the future object: allocation from the executor core, the state machine, waits
+ * core/future.c - the future object: allocation from the executor core, the state machine, waits
  * (one, any, all), done-callbacks and reference counting.
  *
  * The hot path (submit, run, finish, wait, release of a future nobody listens to) takes no

@@ -11,7 +11,7 @@
  * Processes. exec_create() maps one shared anonymous region (MAP_SHARED|MAP_ANONYMOUS: no
  * name, nothing in /dev/shm, inherited by every later fork) holding a doorbell word and, for
  * each worker slot, two "worker regions" of two rings each. With the forkserver start method
- * it then forks the zygote (forkserver.c), which forks every worker; with the fork method
+ * it then forks the zygote (zygote.c), which forks every worker; with the fork method
  * the supervisor thread forks workers itself (the child of a multi-threaded process may
  * inherit locks held by threads that do not exist in it; that is the documented risk of
  * EXEC_START_FORK). A slot owns two regions so that a worker's replacement can start on the

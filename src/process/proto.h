@@ -125,7 +125,7 @@ void exec__hub_ring(struct exec__hub *hub, int bell_fd);
 #define EXEC__WEXIT_SETUP 120
 
 /* ---------------------------------------------------------------------------------------- */
-/* forkserver.c: the zygote                                                                  */
+/* zygote.c: the forkserver                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
 /* Commands (parent -> zygote) and events (zygote -> parent), one datagram each. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ring.c - single-producer single-consumer message rings in shared memory (see ring.h).
+ * process/ring.c - single-producer single-consumer message rings in shared memory (see ring.h).
  *
  * Memory orders. The producer writes a message, then stores tail with release; the consumer
  * loads tail with acquire before reading the message. The consumer releases bytes by storing

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * worker.c - the child side of the process backend: the loop of one worker process.
+ * process/worker.c - the child side of the process backend: the loop of one worker process.
  *
  * The worker consumes requests from its request ring in order. It never releases request
  * bytes itself: the parent reuses them only after it has read the matching completion, so
@@ -67,7 +67,7 @@ _Noreturn static void leave(int code)
 
 /* Callers made what the supervisor must see visible with a seq_cst store first (a ring's
  * tail, the kick flag): that store and this load pair with the supervisor's seq_cst store of
- * `sleeping` and its re-reads (see sleep_once() in process_pool.c). */
+ * `sleeping` and its re-reads (see sleep_once() in process/supervise.c). */
 void exec__hub_ring(struct exec__hub *hub, int bell_fd)
 {
     if (atomic_load_explicit(&hub->sleeping, memory_order_seq_cst) &&

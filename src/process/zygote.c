@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * forkserver.c - the zygote: a single-threaded process forked once, when the executor is
+ * process/zygote.c - the zygote (forkserver): a single-threaded process forked once, when the executor is
  * created, that forks every worker on request.
  *
  * Why. fork() copies only the calling thread; every lock held by another thread at that

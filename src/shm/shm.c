@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shm.c - the shared-memory buffer helper (exec_shm_*, see executor.h).
+ * shm/shm.c - the shared-memory buffer helper (exec_shm_*, see executor.h).
  *
  * A buffer is a file of a RAM file system mapped MAP_SHARED: a POSIX shm object
  * (/dev/shm/<name>) for a named buffer, a memfd for an anonymous one. Creation reserves the

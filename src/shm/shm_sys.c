@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shm_sys.c - the system layer of the shared-memory buffer helper: memfd, space reservation,
+ * shm/shm_sys.c - the system layer of the shared-memory buffer helper: memfd, space reservation,
  * opening another process's memfd, identity checks of names and fds, and the guardian
  * process. Every platform #ifdef of the helper lives here; shm.c is plain POSIX.
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shm_sys.h - what shm.c (the shared-memory buffer helper) and shm_sys.c (its system layer:
+ * shm/shm_sys.h - what shm.c (the shared-memory buffer helper) and shm_sys.c (its system layer:
  * memfd, space reservation, peer fds, the guardian process) share. Nothing here is API.
  *
  * Conventions: the exec__shmsys_* functions return 0 or a positive errno value (or an fd >= 0
