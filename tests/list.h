@@ -57,6 +57,10 @@
     X(map_with_concurrent_submits, BOTH_BACKENDS)                                          \
     X(map_two_at_once, BOTH_BACKENDS)                                                      \
     X(map_stats_items, BOTH_BACKENDS)                                                      \
+    /* tests/test_seam.c */                                                                \
+    X(seam_third_backend, 0)                                                               \
+    X(seam_backend_checks_its_config, 0)                                                   \
+    X(seam_refuses_bad_tables, 0)                                                          \
     /* tests/test_map_faults.c */                                                          \
     X(map_cancel_keeps_ran, BOTH_BACKENDS)                                                 \
     X(process_map_crash_keeps_finished, PROCESSES_ONLY)                                    \

@@ -73,5 +73,9 @@ struct exec__backend_ops {
 
 /* The table of backend @b, or NULL when this build has none (core/registry.c). */
 const struct exec__backend_ops *exec__backend_find(exec_backend_t b);
+#ifdef EXEC_TEST_HOOKS
+/* Test build only: make every exec_create() use @ops (NULL: the real backends again). */
+void exec__test_backend_set(const struct exec__backend_ops *ops);
+#endif
 
 #endif /* EXEC_CORE_BACKEND_H */

@@ -8,8 +8,24 @@
 extern const struct exec__backend_ops exec__thread_ops;
 extern const struct exec__backend_ops exec__process_ops;
 
+#ifdef EXEC_TEST_HOOKS
+/* Test build only: a table that stands in for every backend while set (tests/test_seam.c
+ * drives the core with a backend of its own, written against core/backend.h alone). */
+static const struct exec__backend_ops *_Atomic test_ops;
+
+void exec__test_backend_set(const struct exec__backend_ops *ops)
+{
+    atomic_store(&test_ops, ops);
+}
+#endif
+
 const struct exec__backend_ops *exec__backend_find(exec_backend_t b)
 {
+#ifdef EXEC_TEST_HOOKS
+    const struct exec__backend_ops *t = atomic_load(&test_ops);
+    if (t)
+        return t;
+#endif
     switch (b) {
     case EXEC_BACKEND_THREADS:
         return &exec__thread_ops;

@@ -3,8 +3,8 @@
 #
 # check-symbols.sh LIB.so [LIB.a ...] - fail unless every symbol LIB.so exports is public API:
 # exec_ followed by a letter or digit (exec__* names are internal and must stay hidden), and
-# unless no library given carries a test-only hook (exec__fault_*, src/base/fault.h), hidden
-# or not. Uses $NM (default nm). Prints the offending symbols.
+# unless no library given carries a test-only hook (exec__fault_*, exec__test_*; see
+# src/base/fault.h), hidden or not. Uses $NM (default nm). Prints the offending symbols.
 set -eu
 
 lib=${1:?usage: check-symbols.sh LIB.so [LIB.a ...]}
@@ -12,7 +12,7 @@ lib=${1:?usage: check-symbols.sh LIB.so [LIB.a ...]}
 nm_tool=${NM:-nm}
 
 for l in "$@"; do
-    hooks=$("$nm_tool" -A "$l" 2>/dev/null | grep 'exec__fault' || true)
+    hooks=$("$nm_tool" -A "$l" 2>/dev/null | grep -E 'exec__(fault|test)_' || true)
     if [ -n "$hooks" ]; then
         echo "check-symbols: $l carries test-only hooks:" >&2
         printf '    %s\n' "$hooks" >&2
