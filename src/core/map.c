@@ -52,9 +52,10 @@ static void account(struct exec__map *m, size_t lo, size_t hi)
     size_t k = hi - lo;
     if (m->left) {
         size_t c = lo / m->chunk;
-        if (atomic_fetch_sub_explicit(&m->left[c], (uint32_t)k, memory_order_acq_rel) == k) {
-            size_t slot = atomic_fetch_add_explicit(&m->npub, 1, memory_order_relaxed);
-            atomic_store_explicit(&m->pub[slot], (uint32_t)(c + 1), memory_order_release);
+        if (atomic_fetch_sub_explicit(&m->left[c % m->nslots], (uint32_t)k,
+                                      memory_order_acq_rel) == k && m->pub) {
+            size_t k2 = atomic_fetch_add_explicit(&m->npub, 1, memory_order_relaxed);
+            atomic_store_explicit(&m->pub[k2 % m->nslots], c + 1, memory_order_release);
         }
     }
     atomic_fetch_add_explicit(&m->accounted, k, memory_order_seq_cst);
@@ -81,11 +82,15 @@ bool exec__map_claim(struct exec__map *m, size_t *lo, size_t *hi)
         if (got)
             return true;
     }
+    size_t avail = atomic_load_explicit(&m->avail, memory_order_acquire);
     size_t cur = atomic_load_explicit(&m->next, memory_order_relaxed);
     for (;;) {
-        if (cur >= m->n)
+        if (cur >= avail)
             return false;
-        size_t end = cur + m->chunk < m->n ? cur + m->chunk : m->n;
+        /* Never past the end of the chunk: a stream's producer publishes whole chunks but
+         * the last, and a chunk's slots are contiguous. */
+        size_t cend = (cur / m->chunk + 1) * m->chunk;
+        size_t end = cend < avail ? cend : avail;
         if (atomic_compare_exchange_weak_explicit(&m->next, &cur, end, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             *lo = cur;
@@ -99,7 +104,8 @@ bool exec__map_has_work(struct exec__map *m)
 {
     return !atomic_load_explicit(&m->cancelled, memory_order_acquire) &&
            (atomic_load_explicit(&m->nredo, memory_order_acquire) ||
-            atomic_load_explicit(&m->next, memory_order_acquire) < m->n);
+            atomic_load_explicit(&m->next, memory_order_acquire) <
+                atomic_load_explicit(&m->avail, memory_order_acquire));
 }
 
 void exec__map_ran(struct exec__map *m, size_t lo, size_t hi, size_t nfailed,
@@ -119,9 +125,10 @@ void exec__map_fail(struct exec__map *m, size_t lo, size_t hi, int code)
 {
     if (lo == hi)
         return;
-    if (m->status)
-        for (size_t i = lo; i < hi; i++)
-            m->status[i] = code;
+    int *st = exec__map_status(m, lo); /* [lo, hi) never crosses a chunk: contiguous */
+    if (st)
+        for (size_t i = 0; i < hi - lo; i++)
+            st[i] = code;
     atomic_fetch_add_explicit(&m->failed, hi - lo, memory_order_relaxed);
     atomic_min_size(&m->first_failed, lo);
     int w = atomic_load_explicit(&m->worst, memory_order_relaxed);
@@ -157,10 +164,11 @@ static void fail_free_ranges(struct exec__map *m, int code)
 {
     pthread_mutex_lock(&m->redo_lock);
     size_t n = atomic_exchange_explicit(&m->nredo, 0, memory_order_acq_rel);
-    size_t start = atomic_exchange_explicit(&m->next, m->n, memory_order_acq_rel);
+    size_t avail = atomic_load_explicit(&m->avail, memory_order_acquire);
+    size_t start = atomic_exchange_explicit(&m->next, avail, memory_order_acq_rel);
     pthread_mutex_unlock(&m->redo_lock);
     /* The stack's ranges are ours now: nobody pushes or pops without the lock. */
-    struct exec__map_range tail = {start < m->n ? start : m->n, m->n};
+    struct exec__map_range tail = {start < avail ? start : avail, avail};
     for (size_t i = 0; i < n; i++)
         exec__map_fail(m, m->redo[i].lo, m->redo[i].hi, code);
     /* Fail the tail chunk by chunk: a piece never crosses a chunk (unordered bookkeeping). */
@@ -178,19 +186,22 @@ void exec__map_fail_unclaimed(struct exec__map *m, int code)
     fail_free_ranges(m, code);
 }
 
+void exec__map_stop(struct exec__map *m, int code)
+{
+    pthread_mutex_lock(&m->redo_lock);
+    atomic_store_explicit(&m->cancelled, true, memory_order_release);
+    pthread_mutex_unlock(&m->redo_lock);
+    fail_free_ranges(m, code);
+}
+
 void exec__maps_cancel(struct exec *core)
 {
     pthread_mutex_lock(&core->map_lock);
+    /* A map cannot end and leave the list while we hold map_lock (its caller takes it to
+     * unlist), so touching it after its last item is accounted for is still safe. */
     for (struct exec__list *l = exec__list_first(&core->maps); l;
-         l = exec__list_next(&core->maps, l)) {
-        struct exec__map *m = EXEC__CONTAINER_OF(l, struct exec__map, active);
-        pthread_mutex_lock(&m->redo_lock);
-        atomic_store_explicit(&m->cancelled, true, memory_order_release);
-        pthread_mutex_unlock(&m->redo_lock);
-        /* The map cannot end and leave the list while we hold map_lock (its caller takes it
-         * to unlist), so touching it after its last item is accounted for is still safe. */
-        fail_free_ranges(m, EXEC_ECANCELLED);
-    }
+         l = exec__list_next(&core->maps, l))
+        exec__map_stop(EXEC__CONTAINER_OF(l, struct exec__map, active), EXEC_ECANCELLED);
     pthread_mutex_unlock(&core->map_lock);
 }
 
@@ -211,6 +222,18 @@ static int check_call(struct exec *core, const struct exec__map_call *a, exec_ma
     return EXEC_OK;
 }
 
+size_t exec__map_chunk_limit(struct exec *core, size_t chunk, size_t in_size,
+                             size_t out_size)
+{
+    size_t (*limit)(void *, size_t, size_t) = EXEC__OP(core->ops, chunk_max, 1);
+    if (limit) {
+        size_t max = limit(core->impl, in_size, out_size);
+        if (max && chunk > max)
+            chunk = max;
+    }
+    return chunk ? chunk : 1;
+}
+
 /* Chunk size: the caller's, or eight chunks per worker (enough to balance uneven items, few
  * enough that the per-chunk cost vanishes), within what the backend can run at once. */
 static size_t chunk_size(struct exec *core, const struct exec__map_call *a,
@@ -221,13 +244,7 @@ static size_t chunk_size(struct exec *core, const struct exec__map_call *a,
         size_t target = (size_t)core->cfg.workers * 8;
         chunk = (a->n + target - 1) / target;
     }
-    size_t (*limit)(void *, size_t, size_t) = EXEC__OP(core->ops, chunk_max, 1);
-    if (limit) {
-        size_t max = limit(core->impl, a->in_size, a->out_size);
-        if (max && chunk > max)
-            chunk = max;
-    }
-    return chunk ? chunk : 1;
+    return exec__map_chunk_limit(core, chunk, a->in_size, a->out_size);
 }
 
 static void job_free(struct exec__map *m, const exec_map_opts_t *o)
@@ -252,8 +269,11 @@ static int job_init(struct exec__map *m, struct exec *core, const struct exec__m
     m->out_size = a->out_size;
     m->n = a->n;
     m->status = o->status;
+    m->span = a->n;
+    atomic_init(&m->avail, a->n);
     m->chunk = chunk_size(core, a, o);
     m->nchunks = (a->n + m->chunk - 1) / m->chunk;
+    m->nslots = m->nchunks;
     if (m->nchunks > UINT32_MAX - 1 || m->chunk > UINT32_MAX)
         return EXEC_EINVAL;
     atomic_init(&m->first_failed, a->n);
@@ -285,7 +305,7 @@ static size_t deliver(const struct exec__map *m, const struct exec__map_call *a,
                       size_t consumed)
 {
     while (consumed < m->nchunks) {
-        uint32_t v = atomic_load_explicit(&m->pub[consumed], memory_order_acquire);
+        size_t v = atomic_load_explicit(&m->pub[consumed], memory_order_acquire);
         if (!v)
             break;
         size_t lo = (size_t)(v - 1) * m->chunk, hi = lo + m->chunk < m->n ? lo + m->chunk : m->n;
@@ -297,10 +317,8 @@ static size_t deliver(const struct exec__map *m, const struct exec__map_call *a,
     return consumed;
 }
 
-/* Wait for news of the map until @until (0 = none). A worker of the executor runs queued
- * work instead of sleeping (its own chunks may be waiting for it). */
-static void await(struct exec__map *m, size_t seen_accounted, uint32_t seen_word,
-                  bool helper, uint64_t until)
+void exec__map_await(struct exec__map *m, size_t seen_accounted, uint32_t seen_word,
+                     bool helper, uint64_t until)
 {
     struct exec *core = m->core;
     if (helper) {
@@ -335,18 +353,38 @@ static void drive(struct exec__map *m, const struct exec__map_call *a, exec_map_
                         o->progress_data);
             next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
         }
-        await(m, done, word, helper, o->progress ? next_progress : 0);
+        exec__map_await(m, done, word, helper, o->progress ? next_progress : 0);
     }
 }
 
-static void set_active(struct exec *core, struct exec__map *m, bool on)
+int exec__map_enter(struct exec *core, bool *helper)
 {
+    if (exec__core_forked(core) || atomic_load(&core->shut))
+        return EXEC_ESHUTDOWN;
+    if (!EXEC__OP(core->ops, map_start, 1))
+        return EXEC_ENOTSUP;
+    *helper = exec__core_in_task(core);
+    if (*helper && !EXEC__OP(core->ops, help, 1))
+        return EXEC_EDEADLK; /* the caller is the thread that would have to finish it */
+    return EXEC_OK;
+}
+
+int exec__map_register(struct exec__map *m)
+{
+    struct exec *core = m->core;
     pthread_mutex_lock(&core->map_lock);
-    if (on)
+    bool shut = atomic_load(&core->shut); /* exec__maps_cancel() runs after shut is set */
+    if (!shut)
         exec__list_push_back(&core->maps, &m->active);
-    else
-        exec__list_remove(&m->active);
     pthread_mutex_unlock(&core->map_lock);
+    return shut ? EXEC_ESHUTDOWN : EXEC_OK;
+}
+
+void exec__map_unregister(struct exec__map *m)
+{
+    pthread_mutex_lock(&m->core->map_lock);
+    exec__list_remove(&m->active);
+    pthread_mutex_unlock(&m->core->map_lock);
 }
 
 int exec__map_run(struct exec *core, const struct exec__map_call *a)
@@ -358,36 +396,28 @@ int exec__map_run(struct exec *core, const struct exec__map_call *a)
         return r;
     o->failed = 0;
     o->first_failed = a->n;
-    if (exec__core_forked(core) || atomic_load(&core->shut))
-        return EXEC_ESHUTDOWN;
-    if (!EXEC__OP(core->ops, map_start, 1))
-        return EXEC_ENOTSUP;
-    bool helper = exec__core_in_task(core);
-    if (helper && !EXEC__OP(core->ops, help, 1))
-        return EXEC_EDEADLK; /* the caller is the thread that would have to finish it */
-
+    bool helper;
+    r = exec__map_enter(core, &helper);
+    if (r)
+        return r;
     struct exec__map m;
     r = job_init(&m, core, a, o);
     if (r)
         return r;
-    pthread_mutex_lock(&core->map_lock);
-    bool shut = atomic_load(&core->shut); /* exec__maps_cancel() runs after shut is set */
-    if (!shut)
-        exec__list_push_back(&core->maps, &m.active);
-    pthread_mutex_unlock(&core->map_lock);
-    if (shut) {
+    r = exec__map_register(&m);
+    if (r) {
         job_free(&m, o);
-        return EXEC_ESHUTDOWN;
+        return r;
     }
     r = core->ops->map_start(core->impl, &m);
     if (r) {
-        set_active(core, &m, false);
+        exec__map_unregister(&m);
         job_free(&m, o);
         return r;
     }
     drive(&m, a, o, helper);
     core->ops->map_end(core->impl, &m);
-    set_active(core, &m, false);
+    exec__map_unregister(&m);
 
     size_t ran = atomic_load(&m.ran);
     o->failed = atomic_load(&m.failed);

@@ -15,8 +15,11 @@
  *     a chunk boundary. Each claimed range must then be accounted for exactly once, possibly
  *     in pieces, by exec__map_ran(), exec__map_fail() or exec__map_unclaim(). The call that
  *     accounts for the last item of the map is the last touch of @m allowed.
- *   - Results go to m->out + i * m->out_size and statuses to m->status[i] (when not NULL)
- *     before exec__map_ran() is called for item i.
+ *   - A claimed range is contiguous in memory: its arguments start at exec__map_in(m, lo),
+ *     its results go to exec__map_out(m, lo) (NULL when out_size is 0) and its statuses to
+ *     exec__map_status(m, lo) (NULL when nobody asked for them), one element per item,
+ *     written before the range is accounted for. (A streaming map keeps only a window of
+ *     items in memory: item i lives at slot i % span; a claim never wraps.)
  * One failure semantics on every backend: an item that ran keeps its status and result; an
  * item a shutdown cancelled before it ran is EXEC_ECANCELLED; an item whose worker died
  * under it is EXEC_ECRASHED; items a backend could not run (a broken pool) get its code.
@@ -41,15 +44,20 @@ struct exec__map_range {
 };
 
 struct exec__map {
-    /* The work; read-only for backends. */
+    /* The work; read-only for backends (use the accessors below for item memory). */
     exec_task_fn *fn;
-    const unsigned char *in;
     size_t in_size;
-    unsigned char *out; /* NULL when out_size is 0 */
     size_t out_size;
-    int *status;        /* per item, or NULL when nobody asked for statuses */
-    size_t n;
     size_t chunk;       /* items per chunk; a claim never crosses a multiple of it */
+
+    /* The driver's: item memory (span slots), the item count (SIZE_MAX while a stream's
+     * producer has not said it ended) and how many items may be claimed so far. */
+    const unsigned char *in;
+    unsigned char *out; /* NULL when out_size is 0 */
+    int *status;        /* per slot, or NULL */
+    size_t span;
+    size_t n;
+    _Atomic size_t avail;
 
     /* The backend's: a node it may use to list the map (under its own lock), and one word. */
     struct exec__list link;
@@ -58,7 +66,8 @@ struct exec__map {
     /* The driver's own (core/map.c). */
     struct exec *core;
     struct exec__list active;     /* in core->maps while running (core->map_lock) */
-    size_t nchunks;
+    size_t nchunks;               /* arrays: chunks in all */
+    size_t nslots;                /* chunk slots of left[] and pub[] (chunk c: c % nslots) */
     _Atomic size_t next;          /* first item never claimed */
     _Atomic bool cancelled;       /* a cancelling shutdown came: claim nothing more */
     pthread_mutex_t redo_lock;    /* protects redo[] and nredo's writes */
@@ -69,10 +78,27 @@ struct exec__map {
     _Atomic int worst;            /* the map-wide error code, see worse() */
     /* exec_map_unordered: items left per chunk, and chunks in completion order. */
     _Atomic uint32_t *left;
-    _Atomic uint32_t *pub;        /* chunk index + 1, in the order chunks completed */
+    _Atomic size_t *pub;          /* chunk index + 1, in the order chunks completed (a ring
+                                   * of nslots: at most nslots chunks are out at once) */
     _Atomic size_t npub;
     _Atomic size_t accounted;     /* items accounted for; the map ends at n (last touch) */
 };
+
+/* Where item @i's argument, result and status live (the start of a claimed range). */
+static inline const unsigned char *exec__map_in(const struct exec__map *m, size_t i)
+{
+    return m->in + (i % m->span) * m->in_size;
+}
+
+static inline unsigned char *exec__map_out(const struct exec__map *m, size_t i)
+{
+    return m->out ? m->out + (i % m->span) * m->out_size : NULL;
+}
+
+static inline int *exec__map_status(const struct exec__map *m, size_t i)
+{
+    return m->status ? m->status + i % m->span : NULL;
+}
 
 /* Claim the next range of items to run: [*lo, *hi). False when nothing is left to claim. */
 bool exec__map_claim(struct exec__map *m, size_t *lo, size_t *hi);
@@ -103,6 +129,22 @@ struct exec__map_call {
     exec_map_opts_t *opts; /* may be NULL */
 };
 int exec__map_run(struct exec *core, const struct exec__map_call *call);
+
+/* The driver's own pieces, shared by exec_map (map.c) and exec_map_stream (stream.c). */
+/* May @core run a map now? *helper: the caller is one of its workers (it must help). */
+int exec__map_enter(struct exec *core, bool *helper);
+/* Make @m reachable by exec__maps_cancel() (EXEC_ESHUTDOWN once shut), and unreachable. */
+int exec__map_register(struct exec__map *m);
+void exec__map_unregister(struct exec__map *m);
+/* @chunk, within what the backend can run at once (at least 1). */
+size_t exec__map_chunk_limit(struct exec *core, size_t chunk, size_t in_size,
+                             size_t out_size);
+/* Sleep until an accounting after @seen_word / @seen_accounted, or @until (0 = none); a
+ * helper runs queued work instead. */
+void exec__map_await(struct exec__map *m, size_t seen_accounted, uint32_t seen_word,
+                     bool helper, uint64_t until);
+/* Claim nothing more of @m; what nobody claimed yet fails with @code. */
+void exec__map_stop(struct exec__map *m, int code);
 /* A cancelling shutdown: every running map claims nothing more, and what it had not
  * claimed ends as EXEC_ECANCELLED. */
 void exec__maps_cancel(struct exec *core);

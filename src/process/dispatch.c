@@ -242,7 +242,7 @@ static bool dispatch_chunk(struct inst *in, struct exec__map *m, size_t lo, size
     rq->arg_size = m->in_size;
     rq->out_size = m->out_size;
     rq->count = hi - lo;
-    memcpy(rq + 1, m->in + lo * m->in_size, (hi - lo) * m->in_size);
+    memcpy(rq + 1, exec__map_in(m, lo), (hi - lo) * m->in_size);
     count_dispatch(in, rq);
     struct ent *e = ent_add(in, rq, EXEC__REQ_MAP);
     e->map = m;

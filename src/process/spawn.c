@@ -173,12 +173,14 @@ void exec__pp_chunk_results(struct exec__map *m, const struct ent *e, const unsi
                             const int32_t *st, size_t k)
 {
     size_t lo = e->lo, nfail = 0, first = SIZE_MAX;
-    if (m->out_size)
-        memcpy(m->out + lo * m->out_size, res, k * m->out_size);
+    unsigned char *out = exec__map_out(m, lo);
+    int *status = exec__map_status(m, lo);
+    if (out)
+        memcpy(out, res, k * m->out_size);
     for (size_t i = 0; i < k; i++) {
         int32_t v = st ? st[i] : 0;
-        if (m->status)
-            m->status[lo + i] = v;
+        if (status)
+            status[i] = v;
         if (v && !nfail++)
             first = lo + i;
     }

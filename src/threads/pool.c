@@ -112,15 +112,18 @@ static bool map_pop(struct tp *tp, struct exec__map **mp, size_t *lo, size_t *hi
 static void run_chunk(struct exec__map *m, size_t lo, size_t hi)
 {
     _Alignas(16) unsigned char dummy[16];
+    const unsigned char *in = exec__map_in(m, lo);
+    unsigned char *out = exec__map_out(m, lo);
+    int *status = exec__map_status(m, lo);
     size_t nfail = 0, first = hi;
-    for (size_t i = lo; i < hi; i++) {
+    for (size_t k = 0; k < hi - lo; k++) {
         size_t osz = m->out_size;
-        void *o = m->out ? m->out + i * m->out_size : dummy;
-        int st = m->fn(m->in + i * m->in_size, m->in_size, o, m->out_size, &osz);
-        if (m->status)
-            m->status[i] = st;
+        void *o = out ? out + k * m->out_size : dummy;
+        int st = m->fn(in + k * m->in_size, m->in_size, o, m->out_size, &osz);
+        if (status)
+            status[k] = st;
         if (st && !nfail++)
-            first = i;
+            first = lo + k;
     }
     exec__map_ran(m, lo, hi, nfail, first);
 }
