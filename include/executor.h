@@ -485,6 +485,102 @@ EXEC_API int exec_map_unordered(exec_t *ex, exec_task_fn *fn, const void *in, si
                                 void *out, size_t out_size, size_t n, exec_item_fn *on_item,
                                 void *user_data, exec_map_opts_t *opts);
 
+/**
+ * exec_producer_fn - the next input items of exec_map_stream(), called on the calling thread
+ * (in batches, like read(): no call per item).
+ * @items:     where to write up to @max items, @in_size bytes each, one after the other
+ *             (valid only during the call).
+ * @max:       how many items fit (at least 1).
+ * @in_size:   the element size given to exec_map_stream().
+ * @count:     out: how many items were written; 0 means the input ended.
+ * @user_data: as given to exec_map_stream().
+ * Return: 0; or a negative value (an EXEC_E* code of the caller's choice) to stop the map:
+ * the items already produced (those of this call too) still run and reach the consumer,
+ * then exec_map_stream() returns that value.
+ */
+typedef int exec_producer_fn(void *items, size_t max, size_t in_size, size_t *count,
+                             void *user_data);
+
+/**
+ * exec_consumer_fn - results of exec_map_stream(), called on the calling thread, in batches.
+ * @first:     the input position of the first item of the batch (0 for the first item
+ *             produced); the batch holds items @first .. @first + @count - 1.
+ * @count:     items in the batch (at least 1).
+ * @status:    @count statuses: 0, the task's non-zero return, or the code of an item that
+ *             did not run to its end (as in exec_map(): EXEC_ECANCELLED, EXEC_ECRASHED, ...).
+ * @results:   @count results of out_size bytes each, one after the other (NULL when
+ *             out_size is 0); valid only during the call.
+ * @user_data: as given to exec_map_stream().
+ * Return: 0 to go on; non-zero to stop the map: items not started are cancelled, running
+ * ones finish, nothing more is delivered, and exec_map_stream() returns EXEC_ECANCELLED.
+ */
+typedef int exec_consumer_fn(size_t first, size_t count, const int *status,
+                             const void *results, void *user_data);
+
+/** exec_stream_opts_t.flags: deliver results in completion order, not input order. */
+#define EXEC_STREAM_UNORDERED 1u
+
+/** exec_stream_opts_t - options of exec_map_stream(); `= {0}` means defaults. */
+typedef struct exec_stream_opts {
+    /** Items held in memory at once (produced and not yet consumed); 0 = 16384. Rounded up
+     *  to whole chunks. Memory is about window * (in_size + out_size + 4) bytes, whatever
+     *  the length of the input. */
+    size_t window;
+    /** Items per chunk; 0 = automatic (an eighth of the window per worker, capped as in
+     *  exec_map()). */
+    size_t chunk_size;
+    /** 0 or EXEC_STREAM_UNORDERED. */
+    unsigned flags;
+    /** Progress callback, or NULL: done so far and, once the producer said the input
+     *  ended, the total (0 before). Rate limited like exec_map()'s. */
+    exec_progress_fn *progress;
+    void *progress_data;
+    /** Least time between progress calls; 0 = 100 ms. */
+    uint32_t progress_interval_ms;
+    /** Must be zero. */
+    uint32_t reserved[6];
+    /* -- written by exec_map_stream() on return (also when it fails) -- */
+    /** Items produced (and handed to workers). */
+    size_t items;
+    /** Items that failed (non-zero status), as in exec_map_opts_t. */
+    size_t failed;
+    /** Index of the first failed item; items when none failed. */
+    size_t first_failed;
+} exec_stream_opts_t;
+
+/**
+ * exec_map_stream() - run @fn over items from @produce, handing results to @consume, with at
+ * most a window of items in memory (Python's Executor.map(buffersize=...)).
+ * @ex:        the executor; borrowed.
+ * @fn:        the task, called once per item as in exec_map().
+ * @in_size:   item size, 1..max_arg_size.
+ * @out_size:  result size, 0..max_result_size.
+ * @produce:   called on the calling thread whenever the window has room for a chunk; see
+ *             exec_producer_fn.
+ * @consume:   called on the calling thread with batches of results, each result once, in
+ *             input order (or completion order with EXEC_STREAM_UNORDERED, where a batch is
+ *             a chunk); see exec_consumer_fn.
+ * @user_data: passed to @produce and @consume.
+ * @opts:      options or NULL; its output fields are written.
+ * Blocks until the input ended and every result was consumed (inside a worker of @ex it runs
+ * queued work while waiting). Same task signature, chunking, per-item statuses and failure
+ * semantics as exec_map(); allocates its window once, nothing per item. Items count in
+ * exec_stats_t.map_items. A cancelling exec_shutdown() fails the items not started (they
+ * reach @consume as EXEC_ECANCELLED); a plain one lets the items produced so far finish and
+ * refuses new ones (they reach @consume as EXEC_ESHUTDOWN).
+ * Return: EXEC_OK; EXEC_ETASK when an item returned non-zero; the gravest code of items
+ *         that failed otherwise (as exec_map()); EXEC_ECANCELLED (the consumer stopped, or a
+ *         cancelling shutdown); EXEC_ESHUTDOWN; the producer's negative value; EXEC_EINVAL
+ *         (NULL @ex, @fn, @produce or @consume; @in_size 0; unknown flags; reserved not
+ *         zero; a window too large to address); EXEC_ETOOBIG; EXEC_ENOMEM; EXEC_ENOTSUP (a
+ *         backend without maps); EXEC_EDEADLK (processes: from a done-callback).
+ * Thread-safety: any thread; several maps may run at once. @produce and @consume are never
+ * called concurrently with each other.
+ */
+EXEC_API int exec_map_stream(exec_t *ex, exec_task_fn *fn, size_t in_size, size_t out_size,
+                             exec_producer_fn *produce, exec_consumer_fn *consume,
+                             void *user_data, exec_stream_opts_t *opts);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Futures                                                                                     */
 /* ------------------------------------------------------------------------------------------ */

@@ -57,6 +57,15 @@
     X(map_with_concurrent_submits, BOTH_BACKENDS)                                          \
     X(map_two_at_once, BOTH_BACKENDS)                                                      \
     X(map_stats_items, BOTH_BACKENDS)                                                      \
+    /* tests/test_stream.c */                                                              \
+    X(stream_in_order, BOTH_BACKENDS)                                                      \
+    X(stream_unordered, BOTH_BACKENDS)                                                     \
+    X(stream_memory_flat, BOTH_BACKENDS | SLOW)                                            \
+    X(stream_producer_fails, BOTH_BACKENDS)                                                \
+    X(stream_consumer_stops, BOTH_BACKENDS)                                                \
+    X(stream_shutdown_cancel, BOTH_BACKENDS)                                               \
+    X(process_stream_crash, PROCESSES_ONLY)                                                \
+    X(stream_bad_input, BOTH_BACKENDS)                                                     \
     /* tests/test_seam.c */                                                                \
     X(seam_third_backend, 0)                                                               \
     X(seam_backend_checks_its_config, 0)                                                   \
@@ -253,6 +262,7 @@
     X(tooling_example_10_sizing, 0)                                                        \
     X(tooling_example_11_nested, 0)                                                        \
     X(tooling_example_12_progress, 0)                                                      \
+    X(tooling_example_13_word_count, PROCESSES_ONLY)                                       \
     X(tooling_example_demo, PROCESSES_ONLY | SLOW)                                         \
     /* tests/test_alloc.c */                                                               \
     X(alloc_map_no_per_item, BOTH_BACKENDS)                                                \

@@ -139,6 +139,12 @@ static const struct example examples[] = {
      .binary = "12_progress",
      .expect = {"mapped 4000000 items: success, 0 failed\n"},
      .absent = {"\r"}},
+    /* A generated file of 400,000 lines counted line by line through a window. */
+    {.id = "13_word_count",
+     .binary = "13_word_count",
+     .expect = {"400000 lines, 3599965 words\n", "expected 3599965 words: ok\n"},
+     .absent = {"WRONG"},
+     .processes = true},
     /* `make demo`'s program: the three classic tables, serial vs threads vs processes. */
     {.id = "demo",
      .binary = "demo",
@@ -403,4 +409,5 @@ EXAMPLE_TEST(09_leaky)
 EXAMPLE_TEST(10_sizing)
 EXAMPLE_TEST(11_nested)
 EXAMPLE_TEST(12_progress)
+EXAMPLE_TEST(13_word_count)
 EXAMPLE_TEST(demo)

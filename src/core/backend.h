@@ -60,7 +60,8 @@ struct exec__backend_ops {
      * is terminal, EXEC_ETIMEDOUT at @deadline_ns (0 = never), EXEC_EDEADLK if it cannot. */
     int (*wait)(void *impl, struct exec_future *f, uint64_t deadline_ns);
     /* exec_map (core/map.h): make @m findable by the workers, which then claim and run its
-     * chunks; forget it again (called once every item is accounted for). */
+     * chunks (called again when a streaming map has new items: listing a listed map is a
+     * no-op); forget it again (called once every item is accounted for). */
     int (*map_start)(void *impl, struct exec__map *m);
     void (*map_end)(void *impl, struct exec__map *m);
     /* The most items of these sizes one chunk may hold (0 = no limit). */

@@ -236,6 +236,16 @@ EXEC_API int exec_map_unordered(exec_t *ex, exec_task_fn *fn, const void *in, si
     return exec__map_run(ex, &a);
 }
 
+EXEC_API int exec_map_stream(exec_t *ex, exec_task_fn *fn, size_t in_size, size_t out_size,
+                             exec_producer_fn *produce, exec_consumer_fn *consume,
+                             void *user_data, exec_stream_opts_t *opts)
+{
+    if (!ex)
+        return EXEC_EINVAL;
+    struct exec__stream_call a = {fn, in_size, out_size, produce, consume, user_data, opts};
+    return exec__map_stream(ex, &a);
+}
+
 EXEC_API int exec_stats(exec_t *ex, exec_stats_t *st)
 {
     if (!ex || !st)

@@ -26,6 +26,9 @@
 
 #include "core/backend.h"
 
+/* How long a map's caller polls for news before it sleeps in the kernel. */
+#define MAP_SPIN_NS 20000u
+
 /* Which map-wide error wins when items failed in several ways. */
 static int worse(int a, int b)
 {
@@ -327,6 +330,22 @@ void exec__map_await(struct exec__map *m, size_t seen_accounted, uint32_t seen_w
             return;
         uint64_t slice = exec__now_ns() + 1000000u;
         until = until && until < slice ? until : slice;
+    } else {
+        /* Look for a while before sleeping: a chunk that ends soon then costs no wake-up
+         * (a streaming map waits once per chunk). Yield often: on a small machine the
+         * workers need this CPU. */
+        uint64_t spin_end = exec__now_ns() + MAP_SPIN_NS;
+        for (unsigned i = 1;; i++) {
+            if (atomic_load_explicit(&core->map_word, memory_order_acquire) != seen_word)
+                return;
+            if (i % 8 == 0) {
+                if (exec__now_ns() >= spin_end)
+                    break;
+                exec__yield();
+            } else {
+                exec__cpu_relax();
+            }
+        }
     }
     atomic_fetch_add_explicit(&core->map_sleepers, 1, memory_order_seq_cst);
     if (seen_word == atomic_load_explicit(&core->map_word, memory_order_seq_cst) &&

@@ -130,6 +130,17 @@ struct exec__map_call {
 };
 int exec__map_run(struct exec *core, const struct exec__map_call *call);
 
+/* For the front: exec_map_stream() (core/stream.c). */
+struct exec__stream_call {
+    exec_task_fn *fn;
+    size_t in_size, out_size;
+    exec_producer_fn *produce;
+    exec_consumer_fn *consume;
+    void *user_data;
+    exec_stream_opts_t *opts; /* may be NULL */
+};
+int exec__map_stream(struct exec *core, const struct exec__stream_call *call);
+
 /* The driver's own pieces, shared by exec_map (map.c) and exec_map_stream (stream.c). */
 /* May @core run a map now? *helper: the caller is one of its workers (it must help). */
 int exec__map_enter(struct exec *core, bool *helper);

@@ -538,9 +538,10 @@ static int tp_map_start(void *impl, struct exec__map *m)
         pthread_mutex_unlock(&tp->lock);
         return EXEC_ESHUTDOWN;
     }
-    exec__list_push_back(&tp->maps, &m->link);
+    if (exec__list_unlinked(&m->link)) /* a stream offers its map again for new items */
+        exec__list_push_back(&tp->maps, &m->link);
     struct slot *s;
-    while ((size_t)nwake < m->nchunks && nwake < 64 && (s = exec__tp_idle_pop(tp)))
+    while ((size_t)nwake < m->nslots && nwake < 64 && (s = exec__tp_idle_pop(tp)))
         wake_list[nwake++] = s;
     pthread_mutex_unlock(&tp->lock);
     for (int i = 0; i < nwake; i++)
