@@ -292,8 +292,10 @@ pc_path = $(patsubst $(PREFIX)%,$${prefix}%,$(1))
 under_prefix = $(filter $(PREFIX)/%,$(1))
 cmake_rel    = $(patsubst $(PREFIX)/%,%,$(CMAKEDIR))
 cmake_up     = $(subst $(space),,$(foreach d,$(subst /, ,$(cmake_rel)),/..))
-cmake_prefix = $(if $(call under_prefix,$(CMAKEDIR)),$${CMAKE_CURRENT_LIST_DIR}$(cmake_up),$(PREFIX))
-cmake_path   = $(if $(call under_prefix,$(1)),$${_executor_prefix}/$(patsubst $(PREFIX)/%,%,$(1)),$(1))
+cmake_here   = $${CMAKE_CURRENT_LIST_DIR}$(cmake_up)
+cmake_prefix = $(if $(call under_prefix,$(CMAKEDIR)),$(cmake_here),$(PREFIX))
+cmake_sub    = $${_executor_prefix}/$(patsubst $(PREFIX)/%,%,$(1))
+cmake_path   = $(if $(call under_prefix,$(1)),$(call cmake_sub,$(1)),$(1))
 # The pointer size of the libraries: the version file refuses consumers of another one.
 sizeof_void_p = $(shell $(CC) $(PIC_CFLAGS) -dM -E -x c /dev/null 2>/dev/null | \
     sed -n 's/^.define __SIZEOF_POINTER__ \([0-9]*\)$$/\1/p')
