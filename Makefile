@@ -8,8 +8,8 @@
 # /ubsan. Output is quiet unless V=1. Changing CC or the flags rebuilds what they affect.
 #
 # Variables: CC, CFLAGS (appended), CPPFLAGS, LDFLAGS, OPT (default -g -O2), DEBUG=1 (adds
-# -DEXEC_DEBUG: internal assertions), PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR, TESTS (test
-# name prefixes for `make test`), RUN_ARGS (more runner options), V=1.
+# -DEXEC_DEBUG: internal assertions), PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR, PKGCONFIGDIR,
+# CMAKEDIR, TESTS (test name prefixes for `make test`), RUN_ARGS (more runner options), V=1.
 
 .DEFAULT_GOAL := all
 .SUFFIXES:
@@ -21,6 +21,7 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR   ?= $(LIBDIR)/cmake/executor
 DESTDIR    ?=
 
 NM         ?= nm
@@ -85,6 +86,7 @@ SHARED     := $(BUILD)/$(SHARED_REAL)
 SHARED_LINKS := $(BUILD)/$(SONAME) $(BUILD)/libexecutor.so
 RUNNER     := $(BUILD)/tests/run
 PCFILE     := $(BUILD)/executor.pc
+CMAKE_FILES := $(BUILD)/executor-config.cmake $(BUILD)/executor-config-version.cmake
 
 # ---------------------------------------------------------------------------------------------
 # Quiet output
@@ -286,30 +288,58 @@ valgrind: $(RUNNER)
 # pkg-config paths are written relative to ${prefix} when they lie under it.
 pc_path = $(patsubst $(PREFIX)%,$${prefix}%,$(1))
 
+# The CMake package finds the prefix from its own place: CMAKEDIR's depth below PREFIX in /..
+# (${CMAKE_CURRENT_LIST_DIR}/../../.. for lib/cmake/executor), and the other paths under it,
+# so the installed tree also works from a DESTDIR stage or after a move. A CMAKEDIR outside
+# PREFIX gets the absolute PREFIX, a LIBDIR or INCLUDEDIR outside it its absolute path.
+under_prefix = $(filter $(PREFIX)/%,$(1))
+cmake_rel    = $(patsubst $(PREFIX)/%,%,$(CMAKEDIR))
+cmake_up     = $(subst $(space),,$(foreach d,$(subst /, ,$(cmake_rel)),/..))
+cmake_here   = $${CMAKE_CURRENT_LIST_DIR}$(cmake_up)
+cmake_prefix = $(if $(call under_prefix,$(CMAKEDIR)),$(cmake_here),$(PREFIX))
+cmake_sub    = $${_executor_prefix}/$(patsubst $(PREFIX)/%,%,$(1))
+cmake_path   = $(if $(call under_prefix,$(1)),$(call cmake_sub,$(1)),$(1))
+# The pointer size of the libraries: the version file refuses consumers of another one.
+sizeof_void_p = $(shell $(CC) $(PIC_CFLAGS) -dM -E -x c /dev/null 2>/dev/null | \
+    sed -n 's/^.define __SIZEOF_POINTER__ \([0-9]*\)$$/\1/p')
+CMAKE_SED     = -e 's|@PREFIX@|$(cmake_prefix)|g' -e 's|@CMAKEDIR_REL@|$(cmake_rel)|g' \
+    -e 's|@LIBDIR@|$(call cmake_path,$(LIBDIR))|g' \
+    -e 's|@INCLUDEDIR@|$(call cmake_path,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
+    -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+    -e 's|@SHARED_REAL@|$(SHARED_REAL)|g' -e 's|@SIZEOF_VOID_P@|$(sizeof_void_p)|g'
+
 install: $(STATIC) $(SHARED) $(SHARED_LINKS)
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
 	@mkdir -p $(BUILD)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|g' \
 	    -e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    src/executor.pc.in > $(PCFILE)
-	$(Q)$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	$(Q)for f in $(notdir $(CMAKE_FILES)); do \
+	    sed $(CMAKE_SED) src/$$f.in > $(BUILD)/$$f || exit 1; \
+	done
+	$(Q)$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(CMAKEDIR)
 	$(Q)$(INSTALL) -m 644 include/executor.h $(DESTDIR)$(INCLUDEDIR)/executor.h
 	$(Q)$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libexecutor.a
 	$(Q)$(INSTALL) -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/$(SHARED_REAL)
 	$(Q)ln -sf $(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libexecutor.so
 	$(Q)$(INSTALL) -m 644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/executor.pc
+	$(Q)$(INSTALL) -m 644 $(CMAKE_FILES) $(DESTDIR)$(CMAKEDIR)/
 ifneq ($(MAN3),)
 	$(Q)$(INSTALL) -d $(DESTDIR)$(MANDIR)/man3
 	$(Q)$(INSTALL) -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
 endif
 
+# The CMake package's folder goes too when nothing else is left in it.
 uninstall:
 	$(call msg,UNINST,$(DESTDIR)$(PREFIX))
 	$(Q)rm -f $(DESTDIR)$(INCLUDEDIR)/executor.h $(DESTDIR)$(LIBDIR)/libexecutor.a \
 	    $(DESTDIR)$(LIBDIR)/$(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libexecutor.so $(DESTDIR)$(PKGCONFIGDIR)/executor.pc \
+	    $(addprefix $(DESTDIR)$(CMAKEDIR)/,$(notdir $(CMAKE_FILES))) \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
+	$(Q)if [ -d $(DESTDIR)$(CMAKEDIR) ]; then rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || :; fi
 
 # --- misc -------------------------------------------------------------------------------------
 
@@ -332,7 +362,9 @@ help:
 	@echo '  check-symbols  the shared library exports exec_* symbols only'
 	@echo '  asan ubsan tsan  the suite under a sanitizer, in $(BUILD)/<san>/'
 	@echo '  valgrind       the suite under valgrind memcheck'
-	@echo '  install uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)'
+	@echo '  install uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR): header, libraries, man pages,'
+	@echo '                 pkg-config file (PKGCONFIGDIR) and CMake package executor::executor'
+	@echo '                 (CMAKEDIR=$(CMAKEDIR))'
 	@echo '  clean          remove $(BUILD)'
 
 FORCE:

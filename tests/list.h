@@ -27,6 +27,8 @@
     X(tooling_no_test_hooks, 0)                                                            \
     X(tooling_layers, 0)                                                                   \
     X(tooling_sizes, 0)                                                                    \
+    /* tests/test_cmake.c */                                                               \
+    X(tooling_cmake_package, SLOW)                                                         \
     /* tests/test_budget.c */                                                              \
     X(budget_null_out, THREADS_ONLY)                                                       \
     X(budget_fills_struct, THREADS_ONLY)                                                   \
