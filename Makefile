@@ -278,7 +278,7 @@ VALGRIND_FLAGS := -q --leak-check=no --error-exitcode=99 --trace-children=yes \
 VALGRIND_ARGS ?= $(SAN_ARGS) -x stress_ -x process_recycle_under_malloc_storm \
                  -x stream_memory_flat
 
-valgrind: $(RUNNER)
+valgrind: $(RUNNER) $(STATIC)
 	$(call msg,VALGRIND,$(RUNNER))
 	$(Q)EXEC_TEST_TIMEOUT_SCALE=10 $(VALGRIND) $(VALGRIND_FLAGS) $(RUNNER) $(VALGRIND_ARGS) \
 	    $(RUN_ARGS) $(TESTS)
