@@ -68,7 +68,7 @@ SHARED_REAL := libexecutor.so.$(VERSION_MAJOR).$(VERSION_MINOR)
 LIB_SRCS   := $(sort $(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 PIC_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
-TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c tests/alloc_hook.c tests/gate.c
+TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c tests/alloc_hook.c tests/gate.c tests/tasks.c
 TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard tests/bench/*.c)))

@@ -12,6 +12,7 @@
  */
 #include "harness.h"
 #include "gate.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,72 +28,10 @@
 #include <unistd.h>
 
 #define BOUND_MS 5000
-#define BAD_CALL 97
-#define READ_FAILED 98 /* a gate could not be opened or read */
-#define SENTINEL ((void *)(uintptr_t)0x5e17)
 
 /* ---------------------------------------------------------------------------------------- */
-/* Gates                                                                                     */
+/* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-/* Gates (tests/gate.h) block tasks deterministically on both backends. */
-
-/* ---------------------------------------------------------------------------------------- */
-/* Tasks and helpers                                                                         */
-/* ---------------------------------------------------------------------------------------- */
-
-static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    if (arg_size > out_cap || *out_size != 0)
-        return BAD_CALL;
-    if (arg_size)
-        memcpy(out, arg, arg_size);
-    *out_size = arg_size;
-    return 0;
-}
-
-static int return_status(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int32_t st;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
-    if (arg_size != sizeof st)
-        return BAD_CALL;
-    memcpy(&st, arg, sizeof st);
-    return st;
-}
-
-struct block_arg {
-    int64_t value;
-    char gate[GATE_PATH];
-};
-
-/* Waits at its gate, then returns value (int64). */
-static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    struct block_arg a;
-    if (arg_size != sizeof a || out_cap < sizeof a.value)
-        return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
-    if (task_gate_wait(a.gate) != 0)
-        return READ_FAILED;
-    memcpy(out, &a.value, sizeof a.value);
-    *out_size = sizeof a.value;
-    return 0;
-}
-
-static exec_t *make_workers(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
 
 static exec_cq_t *make_cq(void)
 {
@@ -100,24 +39,6 @@ static exec_cq_t *make_cq(void)
     ASSERT_OK(exec_cq_create(&cq));
     ASSERT_NOT_NULL(cq);
     return cq;
-}
-
-static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
-{
-    struct block_arg a = {.value = value};
-    gate_path(a.gate, g);
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
-{
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, echo, &value, sizeof value, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
 }
 
 /* Whether @fd is readable within @ms. */
@@ -132,19 +53,6 @@ static bool readable_within(int fd, int ms)
     return r == 1 && (p.revents & POLLIN);
 }
 
-/* The int64 result of a DONE future. */
-static int64_t result_i64(const exec_future_t *f)
-{
-    ASSERT_EQ(exec_future_state(f), EXEC_STATE_DONE);
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
-    ASSERT_EQ(size, sizeof(int64_t));
-    int64_t v;
-    memcpy(&v, data, sizeof v);
-    return v;
-}
-
 /* Pop within the bound; fails the test on a timeout. */
 static exec_future_t *pop(exec_cq_t *cq)
 {
@@ -153,7 +61,6 @@ static exec_future_t *pop(exec_cq_t *cq)
     ASSERT_NOT_NULL(f);
     return f;
 }
-
 
 /* ---------------------------------------------------------------------------------------- */
 /* The queue alone                                                                           */
@@ -375,7 +282,7 @@ TEST(cq_submit_route)
 
     int64_t v = 21;
     exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f));
     ASSERT_NOT_NULL(f);
     exec_future_t *got = pop(cq);
     ASSERT_TRUE(got == f);
@@ -386,14 +293,14 @@ TEST(cq_submit_route)
 
     /* Fire and forget: the queue's reference is the only one, and pop hands it over. */
     v = 22;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, NULL));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, NULL));
     got = pop(cq);
     ASSERT_EQ(result_i64(got), 22);
     exec_future_release(got);
 
     /* A task error. */
     int32_t st = 42;
-    ASSERT_OK(exec_submit_ex(ex, return_status, &st, sizeof st, &o, &f));
+    ASSERT_OK(exec_submit_ex(ex, task_status, &st, sizeof st, &o, &f));
     got = pop(cq);
     ASSERT_TRUE(got == f);
     ASSERT_ERR(exec_future_result(got, NULL, NULL), EXEC_ETASK);
@@ -404,10 +311,10 @@ TEST(cq_submit_route)
     struct block_arg ba = {.value = 1};
     gate_path(ba.gate, &g);
     exec_future_t *blocker = NULL;
-    ASSERT_OK(exec_submit(ex, block, &ba, sizeof ba, &blocker));
+    ASSERT_OK(exec_submit(ex, task_block, &ba, sizeof ba, &blocker));
     WAIT_STATE(blocker, EXEC_STATE_RUNNING);
     v = 23;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f));
     ASSERT_OK(exec_future_cancel(f, 0));
     got = pop(cq);
     ASSERT_TRUE(got == f);
@@ -503,12 +410,12 @@ TEST(cq_destroy_with_futures)
     exec_future_t *done1 = submit_echo_i64(ex, 1);
     ASSERT_OK(exec_cq_add(cq, done1));
     int64_t v = 2;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, NULL)); /* only the queue holds it */
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, NULL)); /* only the queue holds it */
     exec_future_t *pending = submit_block(ex, &g, 3);
     ASSERT_OK(exec_cq_add(cq, pending));
     struct block_arg ba = {.value = 4};
     gate_path(ba.gate, &g);
-    ASSERT_OK(exec_submit_ex(ex, block, &ba, sizeof ba, &o, NULL)); /* pending, forgotten */
+    ASSERT_OK(exec_submit_ex(ex, task_block, &ba, sizeof ba, &o, NULL)); /* pending, forgotten */
     ASSERT_OK(exec_future_wait(done1, BOUND_MS));
     /* Let the fire-and-forget echo reach the queue too (two inside, two pending). */
     uint64_t end = test_now_ms() + BOUND_MS;
@@ -548,7 +455,7 @@ TEST(cq_epoll_loop)
     exec_submit_opts_t o = {0};
     o.cq = cq;
     for (int64_t i = 0; i < N; i++)
-        ASSERT_OK(exec_submit_ex(ex, echo, &i, sizeof i, &o, NULL));
+        ASSERT_OK(exec_submit_ex(ex, task_echo, &i, sizeof i, &o, NULL));
 
     bool seen[N] = {false};
     int got = 0;

@@ -7,11 +7,12 @@
  * and exec_version().
  *
  * Tasks see only their argument and result bytes. A task that must block waits at a gate, a
- * FIFO whose path travels in its argument bytes (see "Gates"); a task that must prove it ran
+ * FIFO whose path travels in its argument bytes (tests/gate.h); a task that must prove it ran
  * writes a byte to one. Tests marked THREADS_ONLY in tests/list.h say why in their comment.
  */
 #include "harness.h"
 #include "gate.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,67 +29,9 @@
 /* Liveness bound of every wait in this file: generous, never a speed claim. */
 #define BOUND_MS 5000
 
-/* Statuses a task returns when something around it went wrong (never a test's own code). */
-#define BAD_CALL 97    /* the executor broke the task calling convention */
-#define READ_FAILED 98 /* a gate could not be opened, read or written */
-
-/* An invalid pointer value that out-parameters start with, to see that failures leave them
- * alone (or set them to NULL, which DESIGN.md also allows). */
-#define SENTINEL ((void *)(uintptr_t)0x5e17)
-
-/* ---------------------------------------------------------------------------------------- */
-/* Gates                                                                                     */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Gates (tests/gate.h) block tasks deterministically on both backends. */
-
 /* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
-
-/* Echo: the argument bytes are the result bytes. */
-static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    if (arg_size > out_cap || *out_size != 0)
-        return BAD_CALL;
-    if (arg_size)
-        memcpy(out, arg, arg_size);
-    *out_size = arg_size;
-    return 0;
-}
-
-/* Returns the int32 in its argument as its status (and no result). */
-static int return_status(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int32_t st;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
-    if (arg_size != sizeof st)
-        return BAD_CALL;
-    memcpy(&st, arg, sizeof st);
-    return st;
-}
-
-/* Waits at its gate, then returns value as an int64 result. */
-struct block_arg {
-    int64_t value;
-    char gate[GATE_PATH];
-};
-
-static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    struct block_arg a;
-    if (arg_size != sizeof a || out_cap < sizeof a.value)
-        return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
-    if (task_gate_wait(a.gate) != 0)
-        return READ_FAILED;
-    memcpy(out, &a.value, sizeof a.value);
-    *out_size = sizeof a.value;
-    return 0;
-}
 
 /* Writes one byte (the argument's tag) to a gate: proof, across processes too, that it ran. */
 struct signal_arg {
@@ -158,42 +101,6 @@ static int fill_out(const void *arg, size_t arg_size, void *out, size_t out_cap,
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-static exec_t *make_exec(const exec_config_t *cfg)
-{
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-static exec_t *make_workers(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    return make_exec(&cfg);
-}
-
-static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
-{
-    struct block_arg a = {.value = value};
-    gate_path(a.gate, g);
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
-{
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, echo, &value, sizeof value, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-
 
 /* Poll exec_stats() until @field >= @want. */
 #define WAIT_STAT(ex, field, want)                                                         \
@@ -428,7 +335,7 @@ TEST(executor_create_process_fields_on_threads)
     c.crash_window_ms = 1000;
     ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
     c = base;
-    c.initializer = echo;
+    c.initializer = task_echo;
     ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
     c = base;
     c.init_arg = init_bytes;
@@ -457,7 +364,7 @@ TEST(executor_create_process_field_ranges)
     c.recycle_jitter_pct = 101;
     ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
     c = base;
-    c.initializer = echo;
+    c.initializer = task_echo;
     c.init_arg = NULL;
     c.init_arg_size = 4; /* NULL bytes with a size */
     ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
@@ -474,9 +381,9 @@ TEST(executor_create_smallest_limits)
     cfg.queue_max = 1;
     exec_t *ex = make_exec(&cfg);
     exec_future_t *f = NULL;
-    ASSERT_ERR(exec_submit(ex, echo, "ab", 2, &f), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit(ex, task_echo, "ab", 2, &f), EXEC_ETOOBIG);
     ASSERT_NULL(f);
-    ASSERT_OK(exec_submit(ex, echo, "z", 1, &f));
+    ASSERT_OK(exec_submit(ex, task_echo, "z", 1, &f));
     ASSERT_OK(exec_future_wait(f, BOUND_MS));
     const void *data;
     size_t size;
@@ -499,21 +406,21 @@ TEST(executor_submit_invalid)
     int64_t v = 1;
     exec_future_t *f = SENTINEL;
 
-    ASSERT_ERR(exec_submit(NULL, echo, &v, sizeof v, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit(NULL, task_echo, &v, sizeof v, &f), EXEC_EINVAL);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
     f = SENTINEL;
     ASSERT_ERR(exec_submit(ex, NULL, &v, sizeof v, &f), EXEC_EINVAL);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
     f = SENTINEL;
-    ASSERT_ERR(exec_submit(ex, echo, NULL, 8, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit(ex, task_echo, NULL, 8, &f), EXEC_EINVAL);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
-    ASSERT_ERR(exec_submit(ex, echo, NULL, 1, NULL), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit(ex, task_echo, NULL, 1, NULL), EXEC_EINVAL);
 
     exec_submit_opts_t o = {0};
     f = SENTINEL;
-    ASSERT_ERR(exec_submit_ex(NULL, echo, &v, sizeof v, &o, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit_ex(NULL, task_echo, &v, sizeof v, &o, &f), EXEC_EINVAL);
     ASSERT_ERR(exec_submit_ex(ex, NULL, &v, sizeof v, &o, &f), EXEC_EINVAL);
-    ASSERT_ERR(exec_submit_ex(ex, echo, NULL, 8, &o, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, NULL, 8, &o, &f), EXEC_EINVAL);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
 
     /* Unknown flags. */
@@ -522,7 +429,7 @@ TEST(executor_submit_invalid)
         o = (exec_submit_opts_t){0};
         o.flags = bad_flags[i];
         f = SENTINEL;
-        int rc = exec_submit_ex(ex, echo, &v, sizeof v, &o, &f);
+        int rc = exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f);
         if (rc != EXEC_EINVAL)
             TEST_FAIL("flags %#x: %s, want EXEC_EINVAL", bad_flags[i], exec_errname(rc));
         ASSERT_TRUE(f == SENTINEL || f == NULL);
@@ -532,7 +439,7 @@ TEST(executor_submit_invalid)
         o = (exec_submit_opts_t){0};
         o.reserved[k] = 1;
         f = SENTINEL;
-        int rc = exec_submit_ex(ex, echo, &v, sizeof v, &o, &f);
+        int rc = exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f);
         if (rc != EXEC_EINVAL)
             TEST_FAIL("opts.reserved[%zu] = 1: %s, want EXEC_EINVAL", k, exec_errname(rc));
         ASSERT_TRUE(f == SENTINEL || f == NULL);
@@ -613,15 +520,15 @@ TEST(executor_submit_too_big)
         buf[i] = (unsigned char)(255 - i);
 
     exec_future_t *f = SENTINEL;
-    ASSERT_ERR(exec_submit(ex, echo, buf, 101, &f), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit(ex, task_echo, buf, 101, &f), EXEC_ETOOBIG);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
-    ASSERT_ERR(exec_submit(ex, echo, buf, 200, NULL), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit(ex, task_echo, buf, 200, NULL), EXEC_ETOOBIG);
     exec_submit_opts_t o = {0};
     f = SENTINEL;
-    ASSERT_ERR(exec_submit_ex(ex, echo, buf, 101, &o, &f), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, buf, 101, &o, &f), EXEC_ETOOBIG);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
 
-    ASSERT_OK(exec_submit(ex, echo, buf, 100, &f));
+    ASSERT_OK(exec_submit(ex, task_echo, buf, 100, &f));
     ASSERT_OK(exec_future_wait(f, BOUND_MS));
     const void *data;
     size_t size;
@@ -685,7 +592,7 @@ TEST(executor_submit_copies_arg)
         ASSERT_NOT_NULL(want[k]);
         for (size_t i = 0; i < n; i++)
             want[k][i] = a[i] = (unsigned char)(i * 13 + k + 1);
-        ASSERT_OK(exec_submit(ex, echo, a, n, &f[k]));
+        ASSERT_OK(exec_submit(ex, task_echo, a, n, &f[k]));
         memset(a, 0xee, n);
         free(a);
         ASSERT_EQ(exec_future_state(f[k]), EXEC_STATE_QUEUED);
@@ -758,12 +665,12 @@ TEST(executor_submit_try_full)
     o.flags = EXEC_SUBMIT_TRY;
     int64_t v = 4;
     exec_future_t *d = SENTINEL;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d), EXEC_EAGAIN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d), EXEC_EAGAIN);
     ASSERT_TRUE(d == SENTINEL || d == NULL);
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, NULL), EXEC_EAGAIN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, NULL), EXEC_EAGAIN);
     /* Bad input is still EXEC_EINVAL on a full queue. */
     o.flags = EXEC_SUBMIT_TRY | 2u;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d), EXEC_EINVAL);
     o.flags = EXEC_SUBMIT_TRY;
 
     exec_stats_t st;
@@ -776,7 +683,7 @@ TEST(executor_submit_try_full)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d));
     ASSERT_RESULT_I64(d, 4);
     exec_future_release(a);
     exec_future_release(b);
@@ -795,7 +702,7 @@ static void *bg_submit_echo(void *p)
 {
     struct bg *b = p;
     struct bg_submit *s = (struct bg_submit *)b;
-    b->rc = exec_submit(b->ex, echo, &s->value, sizeof s->value, &b->f);
+    b->rc = exec_submit(b->ex, task_echo, &s->value, sizeof s->value, &b->f);
     atomic_store(&b->done, true);
     return NULL;
 }
@@ -826,7 +733,7 @@ TEST(executor_submit_blocks_when_full)
     /* Meanwhile a try-submit is refused. */
     exec_submit_opts_t o = {0};
     o.flags = EXEC_SUBMIT_TRY;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &s.value, sizeof s.value, &o, NULL), EXEC_EAGAIN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &s.value, sizeof s.value, &o, NULL), EXEC_EAGAIN);
     ASSERT_FALSE(done(&s.b));
 
     /* a ends, b takes the worker (and blocks on the gate): the queue has room for c. */
@@ -863,7 +770,7 @@ static int submit_many_inside(const void *arg, size_t arg_size, void *out, size_
     int32_t ok = 0;
     for (int32_t i = 0; i < a.n; i++) {
         int64_t v = i;
-        ok += exec_submit(a.ex, echo, &v, sizeof v, NULL) == EXEC_OK;
+        ok += exec_submit(a.ex, task_echo, &v, sizeof v, NULL) == EXEC_OK;
     }
     memcpy(out, &ok, sizeof ok);
     *out_size = sizeof ok;
@@ -913,21 +820,21 @@ TEST(executor_submit_after_shutdown)
 
     int64_t v = 5;
     exec_future_t *f = SENTINEL;
-    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, &f), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, &v, sizeof v, &f), EXEC_ESHUTDOWN);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
-    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
     exec_submit_opts_t o = {0};
     f = SENTINEL;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
     o.flags = EXEC_SUBMIT_TRY;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
 
     ASSERT_OK(exec_shutdown(ex, 0));
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_NOWAIT));
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL));
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL | EXEC_SHUTDOWN_NOWAIT));
-    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
 
     exec_stats_t st;
     ASSERT_OK(exec_stats(ex, &st));
@@ -974,7 +881,7 @@ TEST(executor_shutdown_drains)
     uint64_t end = test_now_ms() + BOUND_MS;
     int64_t v = 0;
     int rc;
-    while ((rc = exec_submit(ex, echo, &v, sizeof v, NULL)) == EXEC_OK) {
+    while ((rc = exec_submit(ex, task_echo, &v, sizeof v, NULL)) == EXEC_OK) {
         ASSERT_LT(test_now_ms(), end);
         test_sleep_ms(1);
     }
@@ -1055,7 +962,7 @@ TEST(executor_shutdown_cancel)
     ASSERT_EQ(st.failed, 0);
     ASSERT_EQ(st.queued, 0);
     ASSERT_EQ(st.running, 0);
-    ASSERT_ERR(exec_submit(ex, echo, &sa, sizeof sa, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, &sa, sizeof sa, NULL), EXEC_ESHUTDOWN);
     exec_future_release(a);
     exec_future_release(b);
     exec_future_release(c);
@@ -1075,7 +982,7 @@ TEST(executor_shutdown_nowait)
     exec_future_t *b = submit_echo_i64(ex, 2);
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_NOWAIT));
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING); /* could not have finished */
-    ASSERT_ERR(exec_submit(ex, echo, "12345678", 8, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, "12345678", 8, NULL), EXEC_ESHUTDOWN);
     gate_release(&g, 1);
     ASSERT_OK(exec_destroy(ex));
     /* Not cancelled: NOWAIT alone runs the queued task. */
@@ -1215,7 +1122,7 @@ TEST(executor_shutdown_nowait_in_task)
     ASSERT_EQ(size, sizeof rc);
     memcpy(&rc, data, sizeof rc);
     ASSERT_OK(rc);
-    ASSERT_ERR(exec_submit(ex, echo, "x", 1, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, "x", 1, NULL), EXEC_ESHUTDOWN);
     exec_future_release(f);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -1251,7 +1158,7 @@ TEST(executor_stats_counts)
         fs[n++] = submit_echo_i64(ex, i);
     for (int i = 0; i < 3; i++) {
         int32_t status = 7 + i;
-        ASSERT_OK(exec_submit(ex, return_status, &status, sizeof status, &fs[n]));
+        ASSERT_OK(exec_submit(ex, task_status, &status, sizeof status, &fs[n]));
         n++;
     }
     ASSERT_OK(exec_future_wait_all(fs, n, BOUND_MS));

@@ -5,7 +5,7 @@
  * reference counting, and per-task deadlines with the cooperative stop flag.
  *
  * Tasks see only their argument and result bytes. A task that must block waits at a gate, a
- * FIFO whose path travels in its argument bytes (see "Gates"); a task that must report
+ * FIFO whose path travels in its argument bytes (tests/gate.h); a task that must report
  * something the future cannot carry (it ran at all; it saw its stop flag after its result
  * was discarded) writes a byte to a gate.
  * Done-callbacks always run in the calling process (in the thread that finished the future),
@@ -13,6 +13,7 @@
  */
 #include "harness.h"
 #include "gate.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,11 +34,6 @@
  * missing stop shows up as a failed wait, yet far below the runner's alarm. */
 #define LOOP_MAX_MS 8000
 
-#define BAD_CALL 97    /* the executor broke the task calling convention */
-#define READ_FAILED 98 /* a gate could not be opened, read or written */
-
-#define SENTINEL ((void *)(uintptr_t)0x5e17)
-
 /* atomic_load() as a function, so that assertion messages show a readable expression. */
 static int load(atomic_int *a)
 {
@@ -45,60 +41,8 @@ static int load(atomic_int *a)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Gates                                                                                     */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Gates (tests/gate.h) block tasks deterministically on both backends. */
-
-/* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
-
-static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    if (arg_size > out_cap || *out_size != 0)
-        return BAD_CALL;
-    if (arg_size)
-        memcpy(out, arg, arg_size);
-    *out_size = arg_size;
-    return 0;
-}
-
-/* Writes 8 result bytes, then returns the int32 of its argument as its status. */
-static int return_status(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int32_t st;
-    if (arg_size != sizeof st || out_cap < 8)
-        return BAD_CALL;
-    memcpy(&st, arg, sizeof st);
-    memcpy(out, "garbage!", 8);
-    *out_size = 8;
-    return st;
-}
-
-/* Waits at gate, then (if out is not empty) writes tag to out; result: value (int64). */
-struct block_arg {
-    int64_t value;
-    char gate[GATE_PATH];
-    char out[GATE_PATH];
-    char tag;
-};
-
-static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    struct block_arg a;
-    if (arg_size != sizeof a || out_cap < sizeof a.value)
-        return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
-    if (task_gate_wait(a.gate) != 0)
-        return READ_FAILED;
-    if (a.out[0] && task_gate_post(a.out, a.tag) != 0)
-        return READ_FAILED;
-    memcpy(out, &a.value, sizeof a.value);
-    *out_size = sizeof a.value;
-    return 0;
-}
 
 /* Loops until exec_task_should_stop() (or LOOP_MAX_MS), then writes 'S' (stopped) or 'N'
  * (never asked) to the gate out. */
@@ -163,61 +107,6 @@ static int poll_gate_watch_stop(const void *arg, size_t arg_size, void *out, siz
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-static exec_t *make_exec(const exec_config_t *cfg)
-{
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-static exec_t *make_workers(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    return make_exec(&cfg);
-}
-
-/* A task blocked on @g; when released it writes @tag to @out (if not NULL), returns @value. */
-static exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value,
-                                       const struct gate *out, char tag)
-{
-    struct block_arg a;
-    memset(&a, 0, sizeof a);
-    gate_path(a.gate, g);
-    if (out)
-        gate_path(a.out, out);
-    a.value = value;
-    a.tag = tag;
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
-{
-    return submit_block_tag(ex, g, value, NULL, 0);
-}
-
-static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
-{
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, echo, &value, sizeof value, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-static exec_future_t *submit_status(exec_t *ex, int32_t status)
-{
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, return_status, &status, sizeof status, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-
 /* Poll an atomic counter until it reaches @want (callbacks may run just after a wait
  * returns: the contract does not order them with waiters). */
 #define WAIT_COUNT(counter, want) wait_count_((counter), (want), __FILE__, __LINE__)
@@ -231,7 +120,6 @@ static void wait_count_(atomic_int *c, int want, const char *file, int line)
         test_sleep_ms(1);
     }
 }
-
 
 /* The fault fields every backend fills the same way for a task that ran on a worker. */
 static void check_ran_on_worker(const exec_fault_t *ft, int workers)
@@ -469,7 +357,7 @@ TEST(future_result_bytes)
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t n = sizes[k];
         exec_future_t *f = NULL;
-        ASSERT_OK(exec_submit(ex, echo, buf, n, &f));
+        ASSERT_OK(exec_submit(ex, task_echo, buf, n, &f));
         ASSERT_OK(exec_future_wait(f, BOUND_MS));
         ASSERT_EQ(exec_future_state(f), EXEC_STATE_DONE);
         const void *data = SENTINEL;
@@ -1093,7 +981,7 @@ TEST(future_timeout_counts_from_start)
     o.timeout_ms = 100;
     int64_t v = 2;
     exec_future_t *b = NULL;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &b));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &b));
     ASSERT_ERR(exec_future_wait(b, 300), EXEC_ETIMEDOUT); /* queued 3x its limit */
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
     gate_release(&g, 1);

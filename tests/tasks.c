@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/* tasks.c - see tasks.h. */
+#include "tasks.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tasks                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+int task_echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    if (arg_size > out_cap || *out_size != 0)
+        return BAD_CALL;
+    if (arg_size)
+        memcpy(out, arg, arg_size);
+    *out_size = arg_size;
+    return 0;
+}
+
+int task_status(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    int32_t st;
+    if (arg_size != sizeof st || out_cap < 8)
+        return BAD_CALL;
+    memcpy(&st, arg, sizeof st);
+    memcpy(out, "garbage!", 8);
+    *out_size = 8;
+    return st;
+}
+
+int task_block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    struct block_arg a;
+    if (arg_size != sizeof a || out_cap < sizeof a.value)
+        return BAD_CALL;
+    memcpy(&a, arg, sizeof a);
+    if (task_gate_wait(a.gate) != 0)
+        return READ_FAILED;
+    if (a.out[0] && task_gate_post(a.out, a.tag) != 0)
+        return READ_FAILED;
+    memcpy(out, &a.value, sizeof a.value);
+    *out_size = sizeof a.value;
+    return 0;
+}
+
+int task_triple(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    int64_t x;
+    if (arg_size != sizeof x || out_cap != sizeof x || *out_size != sizeof x)
+        return BAD_CALL;
+    memcpy(&x, arg, sizeof x);
+    x = x * 3 + 1;
+    memcpy(out, &x, sizeof x);
+    return 0;
+}
+
+int task_triple_submit(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size)
+{
+    int64_t x;
+    if (arg_size != sizeof x || *out_size != 0)
+        return BAD_CALL;
+    memcpy(&x, arg, sizeof x);
+    return task_put_i64(out, out_cap, out_size, x * 3 + 1);
+}
+
+int task_noop(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
+{
+    (void)arg, (void)arg_size, (void)out, (void)out_cap, (void)out_size;
+    return 0;
+}
+
+int task_block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size)
+{
+    int fd;
+    char c;
+    if (arg_size != sizeof fd)
+        return BAD_CALL;
+    memcpy(&fd, arg, sizeof fd);
+    if (read_retry(fd, &c, 1) != 1)
+        return READ_FAILED;
+    return task_put_i64(out, out_cap, out_size, gettid());
+}
+
+int task_put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v)
+{
+    if (out_cap < sizeof v)
+        return BAD_CALL;
+    memcpy(out, &v, sizeof v);
+    *out_size = sizeof v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Helpers                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+exec_t *make_exec(const exec_config_t *cfg)
+{
+    exec_t *ex = NULL;
+    ASSERT_OK(exec_create(&ex, cfg));
+    ASSERT_NOT_NULL(ex);
+    return ex;
+}
+
+exec_t *make_workers(int workers)
+{
+    exec_config_t cfg;
+    test_config(&cfg);
+    cfg.workers = workers;
+    return make_exec(&cfg);
+}
+
+/* Submit @fn(@arg) and return its future. */
+static exec_future_t *submit_ok(exec_t *ex, exec_task_fn *fn, const void *arg, size_t size)
+{
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, fn, arg, size, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
+{
+    return submit_ok(ex, task_echo, &value, sizeof value);
+}
+
+exec_future_t *submit_status(exec_t *ex, int32_t status)
+{
+    return submit_ok(ex, task_status, &status, sizeof status);
+}
+
+exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value,
+                                const struct gate *out, char tag)
+{
+    struct block_arg a;
+    memset(&a, 0, sizeof a);
+    gate_path(a.gate, g);
+    if (out)
+        gate_path(a.out, out);
+    a.value = value;
+    a.tag = tag;
+    return submit_ok(ex, task_block, &a, sizeof a);
+}
+
+exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
+{
+    return submit_block_tag(ex, g, value, NULL, 0);
+}
+
+int64_t result_i64(const exec_future_t *f)
+{
+    ASSERT_EQ(exec_future_state(f), EXEC_STATE_DONE);
+    const void *data = NULL;
+    size_t size = 0;
+    ASSERT_OK(exec_future_result(f, &data, &size));
+    ASSERT_EQ(size, sizeof(int64_t));
+    ASSERT_NOT_NULL(data);
+    int64_t v;
+    memcpy(&v, data, sizeof v);
+    return v;
+}
+
+int64_t wait_i64(exec_future_t *f)
+{
+    ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
+    return result_i64(f);
+}

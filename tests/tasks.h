@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tasks.h - the task functions and small helpers that several test files share: one copy
+ * of each, so that every file checks the task calling convention the same (strictest) way.
+ *
+ * Tasks see only their argument and result bytes, so each one here is valid on both
+ * backends unless its comment says THREADS_ONLY. A task that finds the calling convention
+ * broken returns BAD_CALL; one whose gate or pipe fails returns READ_FAILED. No test
+ * expects either status: they only turn a broken call into a failed future.
+ *
+ * The helpers build executors for the backend of the running test (test_backend) and fail
+ * the test (harness.h) on any unexpected error.
+ */
+#ifndef EXEC_TEST_TASKS_H
+#define EXEC_TEST_TASKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "executor.h"
+#include "gate.h"
+
+/* Statuses a task returns when something around it went wrong (never a test's own code). */
+#define BAD_CALL 97    /* the executor broke the task calling convention */
+#define READ_FAILED 98 /* a gate or pipe could not be opened, read or written */
+
+/* An invalid pointer value that out-parameters start with, to see that failures leave them
+ * alone (or set them to NULL, which DESIGN.md also allows). */
+#define SENTINEL ((void *)(uintptr_t)0x5e17)
+
+/* --- tasks ------------------------------------------------------------------------------ */
+
+/* Echo: the argument bytes are the result bytes (*out_size must start at 0). */
+int task_echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size);
+
+/* Writes 8 result bytes, then returns the int32 of its argument as its status (the bytes
+ * of a failed task must be discarded). */
+int task_status(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size);
+
+/* Waits at gate, then (if out is not empty) writes tag to out; result: value (int64). */
+struct block_arg {
+    int64_t value;
+    char gate[GATE_PATH];
+    char out[GATE_PATH];
+    char tag;
+};
+int task_block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size);
+
+/* int64 x -> int64 3x+1 as a map element: arg_size, out_cap and *out_size on entry are all
+ * 8 (the exec_map() calling convention). */
+int task_triple(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size);
+
+/* int64 x -> int64 3x+1 as a submitted task: out_cap is max_result_size (at least 8) and
+ * *out_size starts at 0 (the exec_submit() calling convention). */
+int task_triple_submit(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size);
+
+/* Does nothing, successfully. */
+int task_noop(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size);
+
+/* THREADS_ONLY (a pipe fd in the argument): blocks until one byte can be read from the
+ * pipe; result: the worker thread's tid (int64). */
+int task_block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size);
+
+/* In a task: @v as an 8-byte result; 0, or BAD_CALL if @out_cap is too small. */
+int task_put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v);
+
+/* --- helpers of the test side ---------------------------------------------------------- */
+
+/* exec_create() that must succeed. */
+exec_t *make_exec(const exec_config_t *cfg);
+/* An executor for test_backend with @workers workers (0: the default count). */
+exec_t *make_workers(int workers);
+
+/* Submit that must succeed: task_echo of an int64, task_status of @status, task_block. */
+exec_future_t *submit_echo_i64(exec_t *ex, int64_t value);
+exec_future_t *submit_status(exec_t *ex, int32_t status);
+exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value);
+/* A task blocked on @g; when released it writes @tag to @out (if not NULL), returns @value. */
+exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value,
+                                const struct gate *out, char tag);
+
+/* The int64 result of a future that must already be DONE (no waiting). */
+int64_t result_i64(const exec_future_t *f);
+/* Wait for @f (without a bound: the runner's alarm catches a hang), then result_i64(). */
+int64_t wait_i64(exec_future_t *f);
+
+#endif /* EXEC_TEST_TASKS_H */
