@@ -24,6 +24,7 @@
 #include "harness.h"
 
 #include "alloc_hook.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -42,8 +43,6 @@
 /* A fault loop longer than this means the call allocates without end. */
 #define MAX_ROUNDS 2000
 
-#define SENTINEL ((void *)(uintptr_t)0x5e17)
-
 static int bound_ms(void)
 {
     return BOUND_MS * test_timeout_scale();
@@ -56,26 +55,7 @@ static int bound_ms(void)
 /* Copies the first (up to) 8 argument bytes to the result. */
 static int echo8(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
 {
-    size_t n = arg_size < 8 ? arg_size : 8;
-    if (n > out_cap)
-        return 97;
-    if (n)
-        memcpy(out, arg, n);
-    *out_size = n;
-    return 0;
-}
-
-/* int64 x -> 3x + 1 (map element). */
-static int triple(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    int64_t x;
-    if (arg_size != sizeof x || out_cap != sizeof x)
-        return 97;
-    memcpy(&x, arg, sizeof x);
-    x = 3 * x + 1;
-    memcpy(out, &x, sizeof x);
-    *out_size = sizeof x;
-    return 0;
+    return task_echo(arg, arg_size < 8 ? arg_size : 8, out, out_cap, out_size);
 }
 
 static uint64_t mono_ns(void)
@@ -120,7 +100,7 @@ static void gate_open_map(void)
     atomic_store(gate, 0);
 }
 
-static void gate_release(uint32_t gen)
+static void gate_advance(uint32_t gen)
 {
     atomic_store(gate, gen);
 }
@@ -145,17 +125,6 @@ static int gated(const void *arg, size_t arg_size, void *out, size_t out_cap, si
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-static exec_t *make(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
 
 static exec_future_t *submit_u32(exec_t *ex, exec_task_fn *fn, uint32_t v)
 {
@@ -278,10 +247,10 @@ static uint64_t map_calls(exec_t *ex, bool unordered, size_t n, int64_t *in, int
     struct items it = {0, 0, 0};
     uint64_t before = alloc_hook_calls(AH_MALLOC);
     if (unordered)
-        ASSERT_OK(exec_map_unordered(ex, triple, in, sizeof *in, out, sizeof *out, n, on_item,
+        ASSERT_OK(exec_map_unordered(ex, task_triple, in, sizeof *in, out, sizeof *out, n, on_item,
                                      &it, NULL));
     else
-        ASSERT_OK(exec_map(ex, triple, in, sizeof *in, out, sizeof *out, n, NULL));
+        ASSERT_OK(exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, n, NULL));
     uint64_t calls = alloc_hook_calls(AH_MALLOC) - before;
     for (size_t i = 0; i < n; i += n / 97 + 1)
         ASSERT_EQ(out[i], 3 * (int64_t)i + 1);
@@ -301,7 +270,7 @@ static void map_accounting(bool unordered)
     int64_t *out = malloc(LARGE * sizeof *out);
     ASSERT_NOT_NULL(in);
     ASSERT_NOT_NULL(out);
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     alloc_hook_start();
     (void)map_calls(ex, unordered, SMALL, in, out); /* warm-up: the runners' slab */
     long live = alloc_hook_live();
@@ -345,7 +314,7 @@ static void submit_accounting(size_t arg_size)
     unsigned char arg[1000];
     for (size_t i = 0; i < sizeof arg; i++)
         arg[i] = (unsigned char)(i * 7 + 1);
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     alloc_hook_start();
     for (int i = 0; i < 100; i++) { /* warm-up: slabs, rings, lazily made buffers */
         exec_future_t *f = NULL;
@@ -483,7 +452,7 @@ static void submit_loop(size_t arg_size, int via)
         round_begin(&rd);
         /* A fresh executor each round: its future free list is empty, so the submit has to
          * grow a slab. */
-        exec_t *ex = make(2);
+        exec_t *ex = make_workers(2);
         exec_cq_t *cq = NULL;
         if (via == VIA_CQ || via == VIA_CQ_FORGET)
             ASSERT_OK(exec_cq_create(&cq));
@@ -587,7 +556,7 @@ static void map_loop(bool unordered, bool with_status, int workers)
             break;
         struct round rd;
         round_begin(&rd);
-        exec_t *ex = make(workers);
+        exec_t *ex = make_workers(workers);
         memset(out, 0xa5, sizeof out);
         memset(status, 0x5a, sizeof status);
         exec_map_opts_t opts;
@@ -596,9 +565,9 @@ static void map_loop(bool unordered, bool with_status, int workers)
             opts.status = status;
         struct items it = {0, 0, 0};
         alloc_hook_fail_nth(AH_MALLOC, n);
-        int r = unordered ? exec_map_unordered(ex, triple, in, sizeof *in, out, sizeof *out, N,
+        int r = unordered ? exec_map_unordered(ex, task_triple, in, sizeof *in, out, sizeof *out, N,
                                                on_item, &it, &opts)
-                          : exec_map(ex, triple, in, sizeof *in, out, sizeof *out, N, &opts);
+                          : exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, N, &opts);
         uint64_t hit = alloc_hook_disarm(AH_MALLOC);
         expect_code(what, n, r, EXEC_ENOMEM, EXEC_ENOMEM);
         if (r == EXEC_OK) {
@@ -665,7 +634,7 @@ static void count_cb(exec_future_t *f, void *user_data)
 TEST(alloc_fail_on_done)
 {
     gate_open_map();
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     alloc_hook_start();
     exec_future_t *warm = submit_u32(ex, echo8, 1); /* the slab, outside the rounds */
     wait_done(warm);
@@ -689,7 +658,7 @@ TEST(alloc_fail_on_done)
         ASSERT_EQ(exec_future_state(f) <= EXEC_STATE_RUNNING, 1); /* still gated */
         for (int k = 0; k < 3; k++)
             expect_code(what, n, r[k], EXEC_ENOMEM, EXEC_ENOMEM);
-        gate_release((uint32_t)n);
+        gate_advance((uint32_t)n);
         wait_done(f);
         /* On a terminal future a new callback runs here, after every earlier one returned:
          * once it ran, all the callbacks that will ever run have run. */
@@ -717,7 +686,7 @@ TEST(alloc_fail_wait_any)
 {
     enum { NF = 20 };
     gate_open_map();
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     alloc_hook_start();
     exec_future_t *fs[NF];
     for (int i = 0; i < NF; i++)
@@ -740,7 +709,7 @@ TEST(alloc_fail_wait_any)
             break;
     }
     check_rounds(what, n, 1);
-    gate_release(1);
+    gate_advance(1);
     int r = exec_future_wait_any(fs, NF, bound_ms());
     ASSERT_GE(r, 0);
     ASSERT_OK(exec_future_wait_all(fs, NF, bound_ms()));
@@ -956,8 +925,7 @@ TEST(alloc_fail_all_under_load)
     test_config(&cfg);
     cfg.workers = 2;
     cfg.timeout_ms = 60000;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_exec(&cfg);
     alloc_hook_start();
     exec_future_t **fs = calloc(NT + EXTRA, sizeof *fs);
     ASSERT_NOT_NULL(fs);
@@ -1061,7 +1029,7 @@ TEST(alloc_fail_nested_wait)
             break;
         struct round rd;
         round_begin(&rd);
-        exec_t *ex = make(1);
+        exec_t *ex = make_workers(1);
         exec_future_t *f = SENTINEL;
         alloc_hook_fail_nth(AH_MALLOC, n);
         int r = exec_submit(ex, parent_task, &ex, sizeof ex, &f);
@@ -1120,8 +1088,7 @@ TEST(alloc_thread_retire_fails)
     test_config(&cfg);
     cfg.workers = 2;
     cfg.max_tasks_per_child = 1;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_exec(&cfg);
     alloc_hook_start();
     int threads = test_count_threads();
     exec_stats_t st0, st1, st2;
@@ -1174,7 +1141,7 @@ TEST(alloc_thread_retire_fails)
  * timeout): the submit starts it. If it cannot, the submit fails and keeps nothing. */
 TEST(alloc_thread_timer_fails)
 {
-    exec_t *ex = make(1);
+    exec_t *ex = make_workers(1);
     exec_future_t *warm = submit_u32(ex, echo8, 1); /* the future slab */
     wait_done(warm);
     exec_future_release(warm);
@@ -1253,8 +1220,7 @@ TEST(alloc_fork_spawn_fails)
     cfg.start_method = EXEC_START_FORK;
     alloc_hook_start();
     alloc_hook_fail_all(AH_FORK);
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_exec(&cfg);
     exec_future_t *f = submit_u32(ex, echo8, 9);
     ASSERT_OK(exec_future_wait(f, bound_ms()));
     ASSERT_EQ(exec_future_state(f), EXEC_STATE_FAILED);
@@ -1294,11 +1260,7 @@ static int sleep_300ms(const void *arg, size_t arg_size, void *out, size_t cap, 
 
 TEST(alloc_timer_heap_nomem)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(1);
     exec_submit_opts_t o = {.timeout_ms = 50};
     /* Warm up: the future slab and the timer thread exist; the heap has not grown yet. */
     exec_future_t *f = NULL;

@@ -15,6 +15,7 @@
  * deadline), the test checks that bound plus a margin and prints nothing else about speed.
  */
 #include "harness.h"
+#include "tasks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -74,9 +75,7 @@ static exec_t *make(int workers, exec_config_t *cfg_in)
         memset(&cfg, 0, sizeof cfg);
     cfg.backend = EXEC_BACKEND_PROCESSES;
     cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    return ex;
+    return make_exec(&cfg);
 }
 
 static uint64_t stat_of(exec_t *ex, size_t offset)
@@ -111,17 +110,6 @@ static void wait_ok(exec_future_t *f)
  * Not NULL (UBSan would stop at a NULL load before the fault) and volatile (a known bad
  * pointer may be compiled into a trap instruction). */
 static int *volatile nowhere = (int *)(uintptr_t)64;
-
-/* Echo: the argument back. */
-static int t_echo(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
-{
-    if (n > cap)
-        return 97;
-    if (n)
-        memcpy(out, arg, n);
-    *osz = n;
-    return 0;
-}
 
 /* Index task: arg is an int index; counts the run, records and returns the worker's pid. */
 static int t_index(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
@@ -1059,7 +1047,7 @@ static void orphan_case(exec_start_method_t method)
             int64_t v = 5;
             exec_future_t *f;
             const void *res;
-            if (exec_submit(a.ex, t_echo, &v, sizeof v, &f) == 0 &&
+            if (exec_submit(a.ex, task_echo, &v, sizeof v, &f) == 0 &&
                 exec_future_wait(f, BOUND_MS) == 0 && exec_future_result(f, &res, NULL) == 0 &&
                 *(const int64_t *)res == 5)
                 ok = 1;
@@ -1329,7 +1317,7 @@ TEST(process_largest_messages)
     for (int i = 0; i < N; i++) {
         for (int j = 0; j < SZ; j++)
             buf[j] = (unsigned char)(i * 31 + j * 7);
-        ASSERT_OK(exec_submit(ex, t_echo, buf, SZ, &fs[i]));
+        ASSERT_OK(exec_submit(ex, task_echo, buf, SZ, &fs[i]));
     }
     for (int i = 0; i < N; i++) {
         wait_ok(fs[i]);
@@ -1344,12 +1332,12 @@ TEST(process_largest_messages)
         exec_future_release(fs[i]);
     }
     exec_future_t *f = NULL;
-    ASSERT_ERR(exec_submit(ex, t_echo, buf, SZ + 1, &f), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit(ex, task_echo, buf, SZ + 1, &f), EXEC_ETOOBIG);
     ASSERT_OK(exec_destroy(ex));
 
     /* Default limits: exactly 64 KiB each way works. */
     ex = make(2, NULL);
-    ASSERT_OK(exec_submit(ex, t_echo, buf, EXEC_DEFAULT_MAX_ARG_SIZE, &f));
+    ASSERT_OK(exec_submit(ex, task_echo, buf, EXEC_DEFAULT_MAX_ARG_SIZE, &f));
     wait_ok(f);
     size_t n;
     ASSERT_OK(exec_future_result(f, NULL, &n));
@@ -1475,11 +1463,7 @@ static int t_read_global(const void *arg, size_t n, void *out, size_t cap, size_
 TEST(backend_globals_snapshot)
 {
     g_value = 1;
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(1);
     g_value = 2; /* written after exec_create */
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, t_read_global, NULL, 0, &f));
@@ -1505,12 +1489,6 @@ struct nested_arg {
     exec_t *ex;
 };
 
-static int t_noop(const void *arg, size_t n, void *out, size_t cap, size_t *len)
-{
-    (void)arg, (void)n, (void)out, (void)cap, (void)len;
-    return 0;
-}
-
 /* Submits to the executor whose pointer it was given; returns the three codes. */
 static int t_use_parent_executor(const void *arg, size_t n, void *out, size_t cap, size_t *len)
 {
@@ -1519,12 +1497,12 @@ static int t_use_parent_executor(const void *arg, size_t n, void *out, size_t ca
     memcpy(&a, arg, sizeof a);
     exec_future_t *f = NULL;
     int32_t rc[2];
-    rc[0] = exec_submit(a.ex, t_noop, NULL, 0, &f);
+    rc[0] = exec_submit(a.ex, task_noop, NULL, 0, &f);
     if (rc[0] == EXEC_OK) {
         rc[1] = exec_future_wait(f, 10000);
         exec_future_release(f);
     } else {
-        rc[1] = exec_map(a.ex, t_noop, &rc, 1, NULL, 0, 1, NULL);
+        rc[1] = exec_map(a.ex, task_noop, &rc, 1, NULL, 0, 1, NULL);
     }
     memcpy(out, rc, sizeof rc);
     *len = sizeof rc;
@@ -1535,11 +1513,7 @@ static int t_use_parent_executor(const void *arg, size_t n, void *out, size_t ca
  * copy of it, and submitting or mapping there returns EXEC_ESHUTDOWN (never a hang). */
 TEST(backend_nested_submit)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(2);
     struct nested_arg a = {ex};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, t_use_parent_executor, &a, sizeof a, &f));

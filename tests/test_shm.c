@@ -22,6 +22,7 @@
  * Names used here start with "exec-" so that the runner's /dev/shm hygiene check sees them.
  */
 #include "harness.h"
+#include "tasks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -354,16 +355,6 @@ static void job_for(struct job *j, const exec_shm_t *s, uint64_t lo, uint64_t hi
     j->hi = hi;
     j->seed = seed;
     j->flags = flags;
-}
-
-static exec_t *make_exec(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    return ex;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -752,7 +743,7 @@ static void sum_through_tasks(exec_t *ex, const exec_shm_t *s, uint64_t seed, un
 
 TEST(shm_ref_named_in_task)
 {
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     exec_shm_t *s = NULL;
     ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, 0)); /* after the pool: real mapping */
     fill(exec_shm_ptr(s), WORDS, 11);
@@ -767,7 +758,7 @@ TEST(shm_ref_named_in_task)
 
 TEST(shm_ref_anonymous_in_task)
 {
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     exec_shm_t *s = NULL;
     ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, EXEC_SHM_ANONYMOUS));
     fill(exec_shm_ptr(s), WORDS, 3);
@@ -787,7 +778,7 @@ TEST(shm_buffer_before_executor)
     ASSERT_OK(exec_shm_create(&a, NULL, WORDS * 8, EXEC_SHM_ANONYMOUS));
     fill(exec_shm_ptr(n), WORDS, 8);
     fill(exec_shm_ptr(a), WORDS, 9);
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     sum_through_tasks(ex, n, 8, 0);
     sum_through_tasks(ex, a, 9, 0);
     sum_through_tasks(ex, a, 9, EXEC_SHM_RDONLY);
@@ -798,7 +789,7 @@ TEST(shm_buffer_before_executor)
 
 TEST(shm_task_writes_parent_reads)
 {
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     for (int anon = 0; anon < 2; anon++) {
         exec_shm_t *s = NULL;
         ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, anon ? EXEC_SHM_ANONYMOUS : 0));
@@ -823,7 +814,7 @@ TEST(shm_task_writes_parent_reads)
 
 TEST(shm_map_cached_per_worker)
 {
-    exec_t *ex = make_exec(1);
+    exec_t *ex = make_workers(1);
     for (int anon = 0; anon < 2; anon++) {
         exec_shm_t *s = NULL;
         ASSERT_OK(exec_shm_create(&s, NULL, 4096, anon ? EXEC_SHM_ANONYMOUS : 0));
@@ -858,7 +849,7 @@ TEST(shm_map_cached_per_worker)
 
 TEST(shm_unlink_while_task_maps)
 {
-    exec_t *ex = make_exec(1);
+    exec_t *ex = make_workers(1);
     exec_shm_t *s = NULL;
     ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, 0));
     char name[NAME_CAP];
@@ -905,7 +896,7 @@ TEST(shm_unlink_while_task_maps)
 
 TEST(shm_worker_crash_holding_mapping)
 {
-    exec_t *ex = make_exec(1);
+    exec_t *ex = make_workers(1);
     exec_shm_t *s = NULL;
     ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, 0));
     fill(exec_shm_ptr(s), WORDS, 0);
