@@ -2,7 +2,9 @@
 /* tasks.c - see tasks.h. */
 #include "tasks.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -170,4 +172,40 @@ int64_t wait_i64(exec_future_t *f)
 {
     ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
     return result_i64(f);
+}
+
+void expect_child_end_(pid_t pid, int want_sig, int timeout_ms, const char *file, int line)
+{
+    int status = 0;
+    pid_t r = 0;
+    for (int i = 0; i < timeout_ms && r == 0; i++) {
+        r = waitpid(pid, &status, WNOHANG);
+        if (r == 0)
+            test_sleep_ms(1);
+    }
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        test_fail_(file, line, "forked child %d did not end within %d ms (hang; killed)",
+                   (int)pid, timeout_ms);
+    }
+    if (r != pid)
+        test_fail_(file, line, "waitpid(%d): %d", (int)pid, (int)r);
+    if (want_sig == 0) {
+        if (WIFSIGNALED(status))
+            test_fail_(file, line, "forked child %d died of signal %d", (int)pid,
+                       WTERMSIG(status));
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            test_fail_(file, line,
+                       "forked child %d exited with status %d (its message is above on "
+                       "stderr)",
+                       (int)pid, WEXITSTATUS(status));
+    } else {
+        if (!WIFSIGNALED(status))
+            test_fail_(file, line, "forked child %d exited %d, want signal %d", (int)pid,
+                       WEXITSTATUS(status), want_sig);
+        if (WTERMSIG(status) != want_sig)
+            test_fail_(file, line, "forked child %d died of signal %d, want %d", (int)pid,
+                       WTERMSIG(status), want_sig);
+    }
 }

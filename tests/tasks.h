@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "executor.h"
 #include "gate.h"
@@ -85,5 +86,11 @@ exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value,
 int64_t result_i64(const exec_future_t *f);
 /* Wait for @f (without a bound: the runner's alarm catches a hang), then result_i64(). */
 int64_t wait_i64(exec_future_t *f);
+
+/* Reap the forked child @pid; fail unless it ends within @timeout_ms (it is killed after
+ * that) by exiting with status 0 (@want_sig 0) or by the signal @want_sig. */
+#define EXPECT_CHILD_END(pid, want_sig, timeout_ms)                                        \
+    expect_child_end_((pid), (want_sig), (timeout_ms), __FILE__, __LINE__)
+void expect_child_end_(pid_t pid, int want_sig, int timeout_ms, const char *file, int line);
 
 #endif /* EXEC_TEST_TASKS_H */

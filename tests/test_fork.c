@@ -29,31 +29,6 @@
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Reap @pid; fail unless it exits 0 within @timeout_ms (it is killed after that). */
-static void expect_clean_exit(pid_t pid, int timeout_ms)
-{
-    int status = 0;
-    pid_t r = 0;
-    for (int i = 0; i < timeout_ms && r == 0; i++) {
-        r = waitpid(pid, &status, WNOHANG);
-        if (r == 0)
-            test_sleep_ms(1);
-    }
-    if (r == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        TEST_FAIL("forked child %d did not exit within %d ms (hang; killed)", (int)pid,
-                  timeout_ms);
-    }
-    ASSERT_EQ(r, pid);
-    if (WIFSIGNALED(status))
-        TEST_FAIL("forked child %d died of signal %d", (int)pid, WTERMSIG(status));
-    ASSERT_TRUE(WIFEXITED(status));
-    if (WEXITSTATUS(status) != 0)
-        TEST_FAIL("forked child %d exited with status %d (its message is above on stderr)",
-                  (int)pid, WEXITSTATUS(status));
-}
-
 /* ThreadSanitizer cannot start threads in the child of a multi-threaded fork (it dies with
  * "starting new threads after multi-threaded fork is not supported"), so under it the
  * children skip the part that makes a new executor. */
@@ -150,7 +125,7 @@ TEST(fork_child_sees_shutdown)
         close(p[0]);
         _exit(0);
     }
-    expect_clean_exit(pid, 10000);
+    EXPECT_CHILD_END(pid, 0, 10000);
 
     /* The child's destroy did not touch the parent's pool: everything still runs. */
     ASSERT_EQ(exec_future_state(running[0]), EXEC_STATE_RUNNING);
@@ -265,7 +240,7 @@ TEST(fork_while_submitting)
             fresh_executor_works();
             _exit(0);
         }
-        expect_clean_exit(pid, 10000);
+        EXPECT_CHILD_END(pid, 0, 10000);
         size_t before = atomic_load(&b[k % THREADS].done);
         /* Let the threads move on a little between forks (bounded). */
         for (int ms = 0; ms < 1000 && atomic_load(&b[k % THREADS].done) < before + 16; ms++)
