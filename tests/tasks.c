@@ -110,11 +110,17 @@ exec_t *make_exec(const exec_config_t *cfg)
     return ex;
 }
 
-exec_t *make_workers(int workers)
+exec_config_t config_workers(int workers)
 {
     exec_config_t cfg;
     test_config(&cfg);
     cfg.workers = workers;
+    return cfg;
+}
+
+exec_t *make_workers(int workers)
+{
+    exec_config_t cfg = config_workers(workers);
     return make_exec(&cfg);
 }
 

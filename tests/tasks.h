@@ -69,6 +69,8 @@ int task_put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v);
 
 /* --- helpers of the test side ---------------------------------------------------------- */
 
+/* test_config() with @workers workers (0: the default count). */
+exec_config_t config_workers(int workers);
 /* exec_create() that must succeed. */
 exec_t *make_exec(const exec_config_t *cfg);
 /* An executor for test_backend with @workers workers (0: the default count). */

@@ -250,9 +250,7 @@ TEST(executor_create_zero_cfg)
 /* Every out-of-range field gives EXEC_EINVAL and no executor. */
 TEST(executor_create_invalid)
 {
-    exec_config_t base;
-    test_config(&base);
-    base.workers = 1;
+    exec_config_t base = config_workers(1);
     /* The base itself is valid, so every failure below is due to the one field changed. */
     exec_t *ex = make_exec(&base);
     ASSERT_OK(exec_destroy(ex));
@@ -353,9 +351,7 @@ TEST(executor_create_process_fields_on_threads)
  * the extra reason that any non-zero process field is). */
 TEST(executor_create_process_field_ranges)
 {
-    exec_config_t base;
-    test_config(&base);
-    base.workers = 1;
+    exec_config_t base = config_workers(1);
     exec_config_t c;
     c = base;
     c.start_method = (exec_start_method_t)2;
@@ -373,9 +369,7 @@ TEST(executor_create_process_field_ranges)
 /* The smallest valid sizes: 1-byte argument and result limits, a one-slot queue. */
 TEST(executor_create_smallest_limits)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
+    exec_config_t cfg = config_workers(1);
     cfg.max_arg_size = 1;
     cfg.max_result_size = 1;
     cfg.queue_max = 1;
@@ -457,9 +451,7 @@ TEST(executor_submit_invalid)
  * inline/heap boundary of argument storage. */
 TEST(executor_submit_calling_convention)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
+    exec_config_t cfg = config_workers(2);
     cfg.max_result_size = 4096;
     exec_t *ex = make_exec(&cfg);
     static const size_t sizes[] = {0, 1, 7, 8, 63, 64, 65, 100, 1000, 4096};
@@ -509,9 +501,7 @@ TEST(executor_submit_calling_convention)
 /* arg_size > max_arg_size: EXEC_ETOOBIG from both submit calls; exactly max_arg_size works. */
 TEST(executor_submit_too_big)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
+    exec_config_t cfg = config_workers(1);
     cfg.max_arg_size = 100;
     cfg.max_result_size = 100;
     exec_t *ex = make_exec(&cfg);
@@ -549,9 +539,7 @@ TEST(executor_result_max_size)
 {
     static const size_t limits[] = {3, 3000, 200000};
     for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
-        exec_config_t cfg;
-        test_config(&cfg);
-        cfg.workers = 1;
+        exec_config_t cfg = config_workers(1);
         cfg.max_result_size = limits[k];
         exec_t *ex = make_exec(&cfg);
         uint8_t seed = (uint8_t)(k + 5);
@@ -649,9 +637,7 @@ TEST(executor_submit_try_full)
 {
     struct gate g;
     gate_open(&g);
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
+    exec_config_t cfg = config_workers(1);
     cfg.queue_max = 2;
     exec_t *ex = make_exec(&cfg);
     exec_future_t *a = submit_block(ex, &g, 1);
@@ -712,9 +698,7 @@ TEST(executor_submit_blocks_when_full)
 {
     struct gate g;
     gate_open(&g);
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
+    exec_config_t cfg = config_workers(1);
     cfg.queue_max = 1;
     exec_t *ex = make_exec(&cfg);
     exec_future_t *a = submit_block(ex, &g, 1);
@@ -779,9 +763,7 @@ static int submit_many_inside(const void *arg, size_t arg_size, void *out, size_
 
 TEST(executor_submit_inside_task_unbounded)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
+    exec_config_t cfg = config_workers(1);
     cfg.queue_max = 1;
     exec_t *ex = make_exec(&cfg);
     struct inner_arg a = {.ex = ex, .n = 5};

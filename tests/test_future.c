@@ -872,9 +872,7 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
 {
     struct gate out;
     gate_open(&out);
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = n;
+    exec_config_t cfg = config_workers(n);
     cfg.timeout_ms = cfg_timeout_ms;
     exec_t *ex = make_exec(&cfg);
     exec_future_t *fs[4];
@@ -946,9 +944,7 @@ TEST(future_timeout_none_overrides)
 {
     struct gate g;
     gate_open(&g);
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
+    exec_config_t cfg = config_workers(1);
     cfg.timeout_ms = 100;
     exec_t *ex = make_exec(&cfg);
     exec_submit_opts_t o = {0};

@@ -158,9 +158,7 @@ static int count_in_thread(const void *arg, size_t arg_size, void *out, size_t o
 static void check_recycling(uint32_t max_tasks)
 {
     enum { M = 60, WORKERS = 2 };
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = WORKERS;
+    exec_config_t cfg = config_workers(WORKERS);
     cfg.max_tasks_per_child = max_tasks;
     exec_t *ex = make_exec(&cfg);
     exec_future_t *f[M];
