@@ -87,21 +87,72 @@ static int spread(const void *arg, size_t arg_size, void *out, size_t out_cap, s
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
+/* malloc() that must succeed. */
+static void *must_malloc(size_t size)
+{
+    void *p = malloc(size);
+    ASSERT_NOT_NULL(p);
+    return p;
+}
+
 static int64_t *iota64(size_t n, int64_t base)
 {
-    int64_t *a = malloc(n * sizeof *a);
-    ASSERT_NOT_NULL(a);
+    int64_t *a = must_malloc(n * sizeof *a);
     for (size_t i = 0; i < n; i++)
         a[i] = base + (int64_t)i;
     return a;
+}
+
+/* @n zeroed int64 results. */
+static int64_t *zeros64(size_t n)
+{
+    int64_t *a = calloc(n, sizeof *a);
+    ASSERT_NOT_NULL(a);
+    return a;
+}
+
+/* Set @n item statuses to -12345 (never a task's status). */
+static void reset_status(int *status, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        status[i] = -12345;
+}
+
+/* @n item statuses, reset_status(). */
+static int *new_status(size_t n)
+{
+    int *status = must_malloc(n * sizeof *status);
+    reset_status(status, n);
+    return status;
+}
+
+/* The start of most tests here: an executor with the default worker count, and @n items:
+ * *in = iota64(n, 0), then (each unless its pointer is NULL) *out = zeros64(n) and
+ * *status = new_status(n). */
+static exec_t *map_begin(size_t n, int64_t **in, int64_t **out, int **status)
+{
+    *in = iota64(n, 0);
+    if (out)
+        *out = zeros64(n);
+    if (status)
+        *status = new_status(n);
+    return make_workers(0);
+}
+
+/* The end of a test: free its arrays (any may be NULL), destroy its executor. */
+static void map_end(exec_t *ex, void *in, void *out, void *status)
+{
+    free(in);
+    free(out);
+    free(status);
+    ASSERT_OK(exec_destroy(ex));
 }
 
 /* Map triple over base..base+n-1 with @chunk and check every result in order. */
 static void map_triple_check(exec_t *ex, size_t n, size_t chunk, int64_t base)
 {
     int64_t *in = iota64(n, base);
-    int64_t *out = malloc(n * sizeof *out);
-    ASSERT_NOT_NULL(out);
+    int64_t *out = must_malloc(n * sizeof *out);
     memset(out, 0xa5, n * sizeof *out);
     exec_map_opts_t o = {0};
     o.chunk_size = chunk;
@@ -126,17 +177,14 @@ TEST(map_million_in_order)
     exec_t *ex = make_workers(0);
     size_t n = 1000000;
     int64_t *in = iota64(n, -500000);
-    int64_t *out = calloc(n, sizeof *out);
-    ASSERT_NOT_NULL(out);
+    int64_t *out = zeros64(n);
     ASSERT_OK(exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, n, NULL));
     for (size_t i = 0; i < n; i++)
         ASSERT_EQ(out[i], in[i] * 3 + 1);
     /* The input is borrowed: it is unchanged. */
     for (size_t i = 0; i < n; i++)
         ASSERT_EQ(in[i], (int64_t)i - 500000);
-    free(in);
-    free(out);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, NULL);
 }
 
 /* Sizes around the automatic chunking: one item, fewer items than workers, odd counts. */
@@ -169,10 +217,8 @@ TEST(map_in_out_sizes_differ)
 {
     exec_t *ex = make_workers(0);
     size_t n = 30011;
-    struct wide *in = malloc(n * sizeof *in);
-    int32_t *out = malloc(n * sizeof *out);
-    ASSERT_NOT_NULL(in);
-    ASSERT_NOT_NULL(out);
+    struct wide *in = must_malloc(n * sizeof *in);
+    int32_t *out = must_malloc(n * sizeof *out);
     for (size_t i = 0; i < n; i++)
         in[i] = (struct wide){(int64_t)i, 2 * (int64_t)i, 7};
     ASSERT_OK(exec_map(ex, sum3, in, sizeof *in, out, sizeof *out, n, NULL));
@@ -181,10 +227,8 @@ TEST(map_in_out_sizes_differ)
     free(in);
     free(out);
 
-    uint16_t *in2 = malloc(n * sizeof *in2);
-    int64_t(*out2)[2] = malloc(n * sizeof *out2);
-    ASSERT_NOT_NULL(in2);
-    ASSERT_NOT_NULL(out2);
+    uint16_t *in2 = must_malloc(n * sizeof *in2);
+    int64_t(*out2)[2] = must_malloc(n * sizeof *out2);
     for (size_t i = 0; i < n; i++)
         in2[i] = (uint16_t)(i * 13);
     ASSERT_OK(exec_map(ex, spread, in2, sizeof *in2, out2, 16, n, NULL));
@@ -192,21 +236,16 @@ TEST(map_in_out_sizes_differ)
         ASSERT_EQ(out2[i][0], (int64_t)in2[i]);
         ASSERT_EQ(out2[i][1], -(int64_t)in2[i]);
     }
-    free(in2);
-    free(out2);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in2, out2, NULL);
 }
 
 /* out_size 0 with out NULL: the items run (their statuses prove it), nothing is written. */
 TEST(map_no_result)
 {
-    exec_t *ex = make_workers(0);
     size_t n = 1000;
-    int64_t *in = iota64(n, 0);
-    int *status = malloc(n * sizeof *status);
-    ASSERT_NOT_NULL(status);
-    for (size_t i = 0; i < n; i++)
-        status[i] = -12345;
+    int64_t *in;
+    int *status;
+    exec_t *ex = map_begin(n, &in, NULL, &status);
     exec_map_opts_t o = {0};
     o.status = status;
     ASSERT_ERR(exec_map(ex, no_result, in, sizeof *in, NULL, 0, n, &o), EXEC_ETASK);
@@ -221,9 +260,7 @@ TEST(map_no_result)
 
     /* All succeed when no index is 3 mod 7. */
     ASSERT_OK(exec_map(ex, no_result, in, sizeof *in, NULL, 0, 3, NULL));
-    free(in);
-    free(status);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, NULL, status);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -233,17 +270,13 @@ TEST(map_no_result)
 /* Some items fail: EXEC_ETASK, the count, the first index, every status, the others computed. */
 TEST(map_item_failures)
 {
-    exec_t *ex = make_workers(0);
     size_t n = 100000;
-    int64_t *in = iota64(n, 0);
-    int64_t *out = calloc(n, sizeof *out);
-    int *status = malloc(n * sizeof *status);
-    ASSERT_NOT_NULL(out);
-    ASSERT_NOT_NULL(status);
+    int64_t *in, *out;
+    int *status;
+    exec_t *ex = map_begin(n, &in, &out, &status);
     static const size_t chunks[] = {0, 1, 7, 1000};
     for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
-        for (size_t i = 0; i < n; i++)
-            status[i] = -12345;
+        reset_status(status, n);
         memset(out, 0, n * sizeof *out);
         exec_map_opts_t o = {0};
         o.chunk_size = chunks[k];
@@ -282,24 +315,16 @@ TEST(map_item_failures)
     ASSERT_ERR(exec_map(ex, triple_or_fail, in + 3, sizeof *in, out, sizeof *out, n - 3, &o),
                EXEC_ETASK);
     ASSERT_EQ(o.first_failed, 0);
-    free(in);
-    free(out);
-    free(status);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, status);
 }
 
 /* Success writes failed = 0 and first_failed = n, and a status of 0 for every item. */
 TEST(map_success_summary)
 {
-    exec_t *ex = make_workers(0);
     size_t n = 4321;
-    int64_t *in = iota64(n, 0);
-    int64_t *out = calloc(n, sizeof *out);
-    int *status = malloc(n * sizeof *status);
-    ASSERT_NOT_NULL(out);
-    ASSERT_NOT_NULL(status);
-    for (size_t i = 0; i < n; i++)
-        status[i] = -12345;
+    int64_t *in, *out;
+    int *status;
+    exec_t *ex = map_begin(n, &in, &out, &status);
     exec_map_opts_t o = {0};
     o.status = status;
     o.failed = 99;
@@ -311,10 +336,7 @@ TEST(map_success_summary)
         ASSERT_EQ(status[i], 0);
         ASSERT_EQ(out[i], (int64_t)i * 3 + 1);
     }
-    free(in);
-    free(out);
-    free(status);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, status);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -350,11 +372,9 @@ static void on_progress(size_t done, size_t total, void *user_data)
 /* Progress is reported on the calling thread, never backwards, and ends at done == total. */
 TEST(map_progress)
 {
-    exec_t *ex = make_workers(0);
     size_t n = 1000000;
-    int64_t *in = iota64(n, 0);
-    int64_t *out = malloc(n * sizeof *out);
-    ASSERT_NOT_NULL(out);
+    int64_t *in, *out;
+    exec_t *ex = map_begin(n, &in, &out, NULL);
     static const uint32_t intervals[] = {1, 0};
     for (size_t k = 0; k < 2; k++) {
         struct progress p = {.caller = pthread_self(), .total = n};
@@ -373,9 +393,7 @@ TEST(map_progress)
         for (size_t i = 0; i < n; i += 997)
             ASSERT_EQ(out[i], (int64_t)i * 3 + 1);
     }
-    free(in);
-    free(out);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, NULL);
 }
 
 /* The rate limit: at most one call per interval plus the final one. The items are slow
@@ -383,11 +401,9 @@ TEST(map_progress)
  * times, and fast enough to finish within one interval on an idle machine. */
 TEST(map_progress_rate_limit)
 {
-    exec_t *ex = make_workers(0);
     size_t n = 5000;
-    int64_t *in = iota64(n, 0);
-    int64_t *out = malloc(n * sizeof *out);
-    ASSERT_NOT_NULL(out);
+    int64_t *in, *out;
+    exec_t *ex = map_begin(n, &in, &out, NULL);
     struct progress p = {.caller = pthread_self(), .total = n};
     exec_map_opts_t o = {0};
     o.progress = on_progress;
@@ -406,9 +422,7 @@ TEST(map_progress_rate_limit)
     ASSERT_EQ(p.other_thread, 0);
     for (size_t i = 0; i < n; i++)
         ASSERT_EQ(out[i], (int64_t)i * 3 + 1);
-    free(in);
-    free(out);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -457,13 +471,11 @@ static void on_item(size_t index, int status, const void *result, void *user_dat
 static void run_unordered(exec_t *ex, size_t n, size_t chunk)
 {
     int64_t *in = iota64(n, 0);
-    int64_t *out = calloc(n, sizeof *out);
-    int *status = malloc(n * sizeof *status);
+    int64_t *out = zeros64(n);
+    int *status = new_status(n);
     struct items it = {.caller = pthread_self(), .n = n, .out_size = sizeof *out};
     it.out = (const unsigned char *)out;
     it.seen = calloc(n, 1);
-    ASSERT_NOT_NULL(out);
-    ASSERT_NOT_NULL(status);
     ASSERT_NOT_NULL(it.seen);
     exec_map_opts_t o = {0};
     o.chunk_size = chunk;
@@ -693,16 +705,8 @@ struct mapper {
 static void *map_thread(void *arg)
 {
     struct mapper *m = arg;
-    int64_t *in = malloc(m->n * sizeof *in);
-    int64_t *out = malloc(m->n * sizeof *out);
-    if (!in || !out) {
-        m->ret = EXEC_ENOMEM;
-        free(in);
-        free(out);
-        return NULL;
-    }
-    for (size_t i = 0; i < m->n; i++)
-        in[i] = m->base + (int64_t)i;
+    int64_t *in = iota64(m->n, m->base);
+    int64_t *out = must_malloc(m->n * sizeof *out);
     exec_map_opts_t o = {0};
     o.chunk_size = m->chunk;
     m->ret = exec_map(m->ex, task_triple, in, sizeof *in, out, sizeof *out, m->n, &o);
