@@ -81,12 +81,19 @@ int task_block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_c
 {
     int fd;
     char c;
-    if (arg_size != sizeof fd)
+    if (!task_arg(&fd, sizeof fd, arg, arg_size))
         return BAD_CALL;
-    memcpy(&fd, arg, sizeof fd);
     if (read_retry(fd, &c, 1) != 1)
         return READ_FAILED;
     return task_put_i64(out, out_cap, out_size, gettid());
+}
+
+bool task_arg(void *dst, size_t size, const void *arg, size_t arg_size)
+{
+    if (arg_size != size)
+        return false;
+    memcpy(dst, arg, size);
+    return true;
 }
 
 int task_put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v)
@@ -96,6 +103,20 @@ int task_put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v)
     memcpy(out, &v, sizeof v);
     *out_size = sizeof v;
     return 0;
+}
+
+int task_wait_i64(exec_future_t *f, int timeout_ms, int64_t *v)
+{
+    const void *r = NULL;
+    size_t size = 0;
+    int e = exec_future_wait(f, timeout_ms);
+    if (e == EXEC_OK)
+        e = exec_future_result(f, &r, &size);
+    if (e == EXEC_OK && size != sizeof *v)
+        e = EXEC_EINVAL;
+    if (e == EXEC_OK)
+        memcpy(v, r, sizeof *v);
+    return e;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -159,6 +180,35 @@ exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value,
 exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
 {
     return submit_block_tag(ex, g, value, NULL, 0);
+}
+
+void pipe_open(int p[2])
+{
+    ASSERT_EQ(pipe(p), 0);
+}
+
+exec_future_t *submit_pipe_blocker(exec_t *ex, const int p[2])
+{
+    return submit_ok(ex, task_block_on_pipe, &p[0], sizeof p[0]);
+}
+
+void destroy_with_pipe(exec_t *ex, int p[2])
+{
+    ASSERT_OK(exec_destroy(ex));
+    ASSERT_EQ(close(p[0]), 0);
+    ASSERT_EQ(close(p[1]), 0);
+}
+
+void check_worker_tids(const int64_t *running, int n, int64_t queued)
+{
+    bool found = false;
+    for (int i = 0; i < n; i++) {
+        for (int j = i + 1; j < n; j++)
+            ASSERT_NE(running[i], running[j]);
+        ASSERT_NE(running[i], (int64_t)gettid());
+        found |= queued == running[i];
+    }
+    ASSERT_TRUE(found);
 }
 
 int64_t result_i64(const exec_future_t *f)

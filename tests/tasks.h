@@ -14,6 +14,7 @@
 #ifndef EXEC_TEST_TASKS_H
 #define EXEC_TEST_TASKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -64,8 +65,15 @@ int task_noop(const void *arg, size_t arg_size, void *out, size_t out_cap, size_
 int task_block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_cap,
                        size_t *out_size);
 
+/* In a task: copy the argument to @dst if it is exactly @size bytes; whether it was. */
+bool task_arg(void *dst, size_t size, const void *arg, size_t arg_size);
+
 /* In a task: @v as an 8-byte result; 0, or BAD_CALL if @out_cap is too small. */
 int task_put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v);
+/* In a task: wait for @f (at most @timeout_ms, or EXEC_WAIT_FOREVER), then copy its result
+ * to *v. Returns EXEC_OK, the code of the call that failed, or EXEC_EINVAL for a result
+ * that is not 8 bytes (*v is then untouched). Does not release @f. */
+int task_wait_i64(exec_future_t *f, int timeout_ms, int64_t *v);
 
 /* --- helpers of the test side ---------------------------------------------------------- */
 
@@ -83,6 +91,18 @@ exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value);
 /* A task blocked on @g; when released it writes @tag to @out (if not NULL), returns @value. */
 exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value,
                                 const struct gate *out, char tag);
+
+/* THREADS_ONLY: the pipe that task_block_on_pipe tasks read (p[0]; the test writes one byte
+ * to p[1] per task it lets go), a task blocked on it, and the end of a test that used one:
+ * destroy @ex, then close both ends. */
+void pipe_open(int p[2]);
+exec_future_t *submit_pipe_blocker(exec_t *ex, const int p[2]);
+void destroy_with_pipe(exec_t *ex, int p[2]);
+
+/* The tids that @n running task_block_on_pipe tasks returned differ from each other and
+ * from the test's thread, and @queued (the task that waited in the queue) ran on one of
+ * those same workers. */
+void check_worker_tids(const int64_t *running, int n, int64_t queued);
 
 /* The int64 result of a future that must already be DONE (no waiting). */
 int64_t result_i64(const exec_future_t *f);
