@@ -109,9 +109,8 @@ static int gated(const void *arg, size_t arg_size, void *out, size_t out_cap, si
 {
     (void)out, (void)out_cap, (void)out_size;
     uint32_t gen;
-    if (arg_size != sizeof gen)
-        return 97;
-    memcpy(&gen, arg, sizeof gen);
+    if (!task_arg(&gen, sizeof gen, arg, arg_size))
+        return BAD_CALL;
     uint64_t end = mono_ns() + (uint64_t)60000 * 1000000u; /* far past any test's alarm */
     while (atomic_load(gate) < gen) {
         if (mono_ns() > end)
@@ -1025,9 +1024,8 @@ static int parent_task(const void *arg, size_t arg_size, void *out, size_t out_c
 {
     (void)out, (void)out_cap, (void)out_size;
     exec_t *ex;
-    if (arg_size != sizeof ex)
-        return 97;
-    memcpy(&ex, arg, sizeof ex);
+    if (!task_arg(&ex, sizeof ex, arg, arg_size))
+        return BAD_CALL;
     unsigned char v[100];
     memset(v, 42, sizeof v);
     exec_future_t *child = NULL;

@@ -46,9 +46,8 @@ static int signal_ran(const void *arg, size_t arg_size, void *out, size_t out_ca
     (void)out;
     (void)out_cap;
     (void)out_size;
-    if (arg_size != sizeof a)
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
     return task_gate_post(a.gate, a.tag) == 0 ? 0 : READ_FAILED;
 }
 

@@ -57,9 +57,8 @@ static int loop_until_stop(const void *arg, size_t arg_size, void *out, size_t o
     (void)out;
     (void)out_cap;
     (void)out_size;
-    if (arg_size != sizeof a)
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
     uint64_t end = test_now_ms() + LOOP_MAX_MS;
     char tag = 'N';
     while (test_now_ms() < end) {
