@@ -78,13 +78,13 @@ TEST(fork_child_sees_shutdown)
 
     /* Two running tasks block both workers; a third waits in the queue. */
     int p[2];
-    ASSERT_EQ(pipe(p), 0);
+    pipe_open(p);
     exec_future_t *running[2], *queued;
     for (int i = 0; i < 2; i++)
-        ASSERT_OK(exec_submit(ex, task_block_on_pipe, &p[0], sizeof p[0], &running[i]));
+        running[i] = submit_pipe_blocker(ex, p);
     for (int i = 0; i < 2; i++)
         WAIT_STATE(running[i], EXEC_STATE_RUNNING);
-    ASSERT_OK(exec_submit(ex, task_block_on_pipe, &p[0], sizeof p[0], &queued));
+    queued = submit_pipe_blocker(ex, p);
     ASSERT_EQ(exec_future_state(queued), EXEC_STATE_QUEUED);
 
     fflush(NULL);
@@ -133,12 +133,8 @@ TEST(fork_child_sees_shutdown)
     ASSERT_EQ(write(p[1], "abc", 3), 3);
     /* Each blocked task ran to its end on a worker thread: two workers, the queued task on
      * one of them. */
-    int64_t tid0 = wait_i64(running[0]), tid1 = wait_i64(running[1]);
-    int64_t tid_q = wait_i64(queued);
-    ASSERT_NE(tid0, tid1);
-    ASSERT_NE(tid0, (int64_t)gettid());
-    ASSERT_NE(tid1, (int64_t)gettid());
-    ASSERT_TRUE(tid_q == tid0 || tid_q == tid1);
+    int64_t tid[2] = {wait_i64(running[0]), wait_i64(running[1])};
+    check_worker_tids(tid, 2, wait_i64(queued));
     ASSERT_EQ(wait_i64(done), 22);
     exec_future_t *f;
     ASSERT_OK(exec_submit(ex, task_triple_submit, &x, sizeof x, &f));
@@ -148,9 +144,7 @@ TEST(fork_child_sees_shutdown)
     exec_future_release(running[0]);
     exec_future_release(running[1]);
     exec_future_release(queued);
-    ASSERT_OK(exec_destroy(ex));
-    close(p[0]);
-    close(p[1]);
+    destroy_with_pipe(ex, p);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -23,9 +23,13 @@
 /* Nested submission                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-struct node {
-    exec_t *ex; /* the executor travels in the argument bytes */
-    int64_t depth;
+/* The argument of the tasks here that use an executor themselves (THREADS_ONLY: its address
+ * travels in the argument bytes) and a number n: a depth, the x of a triple, or the count of
+ * a nested map's items (base, base + 1, ...). */
+struct ex_arg {
+    exec_t *ex;
+    int64_t n;
+    int64_t base;
 };
 
 /* THREADS_ONLY (nested submission to the parent's executor): submit the child, wait on it,
@@ -33,39 +37,39 @@ struct node {
 static int chain(const void *arg, size_t arg_size, void *out, size_t out_cap,
                  size_t *out_size)
 {
-    struct node nd;
-    if (arg_size != sizeof nd)
+    struct ex_arg nd;
+    if (!task_arg(&nd, sizeof nd, arg, arg_size))
         return BAD_CALL;
-    memcpy(&nd, arg, sizeof nd);
-    if (nd.depth > 0) {
-        struct node child = {nd.ex, nd.depth - 1};
+    if (nd.n > 0) {
+        struct ex_arg child = {nd.ex, nd.n - 1, 0};
         exec_future_t *f;
         if (exec_submit(nd.ex, chain, &child, sizeof child, &f) != 0)
             return 10;
-        int e = exec_future_wait(f, EXEC_WAIT_FOREVER);
-        const void *r;
-        size_t size;
-        if (e == 0)
-            e = exec_future_result(f, &r, &size);
         int64_t v = -1;
-        if (e == 0 && size == sizeof v)
-            memcpy(&v, r, sizeof v);
+        (void)task_wait_i64(f, EXEC_WAIT_FOREVER, &v); /* v stays -1 on failure */
         exec_future_release(f);
-        if (v != nd.depth - 1)
+        if (v != nd.n - 1)
             return 11;
     }
-    return task_put_i64(out, out_cap, out_size, nd.depth);
+    return task_put_i64(out, out_cap, out_size, nd.n);
+}
+
+/* Run the nested task @fn with n = @n on @ex; returns its result. */
+static int64_t run_nested(exec_t *ex, exec_task_fn *fn, int64_t n)
+{
+    struct ex_arg root = {ex, n, 0};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, fn, &root, sizeof root, &f));
+    int64_t v = wait_i64(f);
+    exec_future_release(f);
+    return v;
 }
 
 /* A chain of 1,000 tasks, each waiting on the next, on two workers. */
 TEST(pool_recursive_chain)
 {
     exec_t *ex = make_workers(2);
-    struct node root = {ex, 1000};
-    exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, chain, &root, sizeof root, &f));
-    ASSERT_EQ(wait_i64(f), 1000);
-    exec_future_release(f);
+    ASSERT_EQ(run_nested(ex, chain, 1000), 1000);
     exec_stats_t st;
     ASSERT_OK(exec_stats(ex, &st));
     ASSERT_EQ(st.submitted, 1001);
@@ -78,28 +82,21 @@ TEST(pool_recursive_chain)
 static int fan_out(const void *arg, size_t arg_size, void *out, size_t out_cap,
                    size_t *out_size)
 {
-    struct node nd;
-    if (arg_size != sizeof nd)
+    struct ex_arg nd;
+    if (!task_arg(&nd, sizeof nd, arg, arg_size))
         return BAD_CALL;
-    memcpy(&nd, arg, sizeof nd);
     int64_t total = 1;
-    if (nd.depth > 0) {
-        struct node child = {nd.ex, nd.depth - 1};
+    if (nd.n > 0) {
+        struct ex_arg child = {nd.ex, nd.n - 1, 0};
         exec_future_t *f[2] = {NULL, NULL};
         int bad = 0;
         for (int i = 0; i < 2; i++)
             if (exec_submit(nd.ex, fan_out, &child, sizeof child, &f[i]) != 0)
                 bad = 1;
         for (int i = 0; i < 2 && !bad; i++) {
-            const void *r;
-            size_t size;
-            int e = exec_future_wait(f[i], EXEC_WAIT_FOREVER);
-            if (e == 0)
-                e = exec_future_result(f[i], &r, &size);
             int64_t v = 0;
-            if (e == 0 && size == sizeof v)
-                memcpy(&v, r, sizeof v);
-            if (v != ((int64_t)1 << nd.depth) - 1) /* a child's subtree: 2^depth - 1 nodes */
+            (void)task_wait_i64(f[i], EXEC_WAIT_FOREVER, &v); /* v stays 0 on failure */
+            if (v != ((int64_t)1 << nd.n) - 1) /* a child's subtree: 2^depth - 1 nodes */
                 bad = 1;
             total += v;
         }
@@ -115,11 +112,7 @@ static int fan_out(const void *arg, size_t arg_size, void *out, size_t out_cap,
 TEST(pool_fan_out_tree)
 {
     exec_t *ex = make_workers(2);
-    struct node root = {ex, 10};
-    exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, fan_out, &root, sizeof root, &f));
-    ASSERT_EQ(wait_i64(f), 2047);
-    exec_future_release(f);
+    ASSERT_EQ(run_nested(ex, fan_out, 10), 2047);
     ASSERT_OK(exec_destroy(ex));
 }
 
@@ -350,10 +343,10 @@ TEST(pool_worker_count)
     ASSERT_EQ(st.workers_alive, 3);
 
     int p[2];
-    ASSERT_EQ(pipe(p), 0);
+    pipe_open(p);
     exec_future_t *f[4];
     for (int i = 0; i < 4; i++)
-        ASSERT_OK(exec_submit(ex, task_block_on_pipe, &p[0], sizeof p[0], &f[i]));
+        f[i] = submit_pipe_blocker(ex, p);
     int running = 0;
     for (int t = 0; t < 5000 && running < 3; t++) {
         running = 0;
@@ -382,51 +375,30 @@ TEST(pool_worker_count)
         if (i != queued)
             tid[k++] = wait_i64(f[i]);
     tid[3] = wait_i64(f[queued]);
-    ASSERT_NE(tid[0], tid[1]);
-    ASSERT_NE(tid[0], tid[2]);
-    ASSERT_NE(tid[1], tid[2]);
-    for (int i = 0; i < 3; i++)
-        ASSERT_NE(tid[i], (int64_t)gettid());
-    ASSERT_EQ(tid[3] == tid[0] || tid[3] == tid[1] || tid[3] == tid[2], 1);
+    check_worker_tids(tid, 3, tid[3]);
     for (int i = 0; i < 4; i++)
         exec_future_release(f[i]);
-    ASSERT_OK(exec_destroy(ex));
-    close(p[0]);
-    close(p[1]);
+    destroy_with_pipe(ex, p);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Waiting and mapping from inside tasks                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
-struct forward {
-    exec_t *other;
-    int64_t x;
-};
-
 /* THREADS_ONLY (executor pointer in the argument): run triple on another executor and wait. */
 static int via_other(const void *arg, size_t arg_size, void *out, size_t out_cap,
                      size_t *out_size)
 {
-    struct forward fw;
-    if (arg_size != sizeof fw)
+    struct ex_arg fw; /* fw.ex: the other executor */
+    if (!task_arg(&fw, sizeof fw, arg, arg_size))
         return BAD_CALL;
-    memcpy(&fw, arg, sizeof fw);
     exec_future_t *f;
-    if (exec_submit(fw.other, task_triple_submit, &fw.x, sizeof fw.x, &f) != 0)
+    if (exec_submit(fw.ex, task_triple_submit, &fw.n, sizeof fw.n, &f) != 0)
         return 20;
-    const void *r;
-    size_t size;
-    int e = exec_future_wait(f, 10000);
-    if (e == 0)
-        e = exec_future_result(f, &r, &size);
     int64_t v = 0;
-    if (e == 0 && size == sizeof v)
-        memcpy(&v, r, sizeof v);
+    int e = task_wait_i64(f, 10000, &v);
     exec_future_release(f);
-    if (e != 0)
-        return 21;
-    return task_put_i64(out, out_cap, out_size, v);
+    return e ? 21 : task_put_i64(out, out_cap, out_size, v);
 }
 
 /* A task waits on a future of another executor. */
@@ -437,7 +409,7 @@ TEST(pool_wait_other_executor)
     enum { N = 50 };
     exec_future_t *f[N];
     for (int i = 0; i < N; i++) {
-        struct forward fw = {b, i};
+        struct ex_arg fw = {b, i, 0};
         ASSERT_OK(exec_submit(a, via_other, &fw, sizeof fw, &f[i]));
     }
     for (int i = 0; i < N; i++) {
@@ -448,21 +420,14 @@ TEST(pool_wait_other_executor)
     ASSERT_OK(exec_destroy(b));
 }
 
-struct nested_map {
-    exec_t *ex;
-    int64_t base;
-    int64_t n;
-};
-
 /* THREADS_ONLY (executor pointer in the argument): exec_map on our own executor; returns
  * the sum of the results. */
 static int map_inside(const void *arg, size_t arg_size, void *out, size_t out_cap,
                       size_t *out_size)
 {
-    struct nested_map nm;
-    if (arg_size != sizeof nm)
+    struct ex_arg nm;
+    if (!task_arg(&nm, sizeof nm, arg, arg_size))
         return BAD_CALL;
-    memcpy(&nm, arg, sizeof nm);
     int64_t *in = calloc((size_t)nm.n, sizeof *in);
     int64_t *res = malloc((size_t)nm.n * sizeof *res);
     if (!in || !res) {
@@ -481,9 +446,7 @@ static int map_inside(const void *arg, size_t arg_size, void *out, size_t out_ca
     }
     free(in);
     free(res);
-    if (e != 0)
-        return 32;
-    return task_put_i64(out, out_cap, out_size, sum);
+    return e ? 32 : task_put_i64(out, out_cap, out_size, sum);
 }
 
 /* exec_map called from inside tasks of the same executor completes, even with every worker
@@ -494,7 +457,7 @@ TEST(pool_nested_map)
     enum { K = 5 };
     exec_future_t *f[K];
     for (int i = 0; i < K; i++) {
-        struct nested_map nm = {ex, 1000 * i, 20000};
+        struct ex_arg nm = {ex, 20000, 1000 * i};
         ASSERT_OK(exec_submit(ex, map_inside, &nm, sizeof nm, &f[i]));
     }
     for (int i = 0; i < K; i++) {
@@ -528,9 +491,8 @@ TEST(pool_shutdown_runs_queued)
 {
     exec_t *ex = make_workers(1);
     int p[2];
-    ASSERT_EQ(pipe(p), 0);
-    exec_future_t *blocker;
-    ASSERT_OK(exec_submit(ex, task_block_on_pipe, &p[0], sizeof p[0], &blocker));
+    pipe_open(p);
+    exec_future_t *blocker = submit_pipe_blocker(ex, p);
     WAIT_STATE(blocker, EXEC_STATE_RUNNING);
     enum { N = 50 };
     exec_future_t *f[N];
@@ -571,7 +533,5 @@ TEST(pool_shutdown_runs_queued)
     ASSERT_EQ(st.queued, 0);
     ASSERT_EQ(st.running, 0);
     ASSERT_EQ(st.cancelled, 0);
-    ASSERT_OK(exec_destroy(ex));
-    close(p[0]);
-    close(p[1]);
+    destroy_with_pipe(ex, p);
 }
