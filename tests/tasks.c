@@ -3,6 +3,8 @@
 #include "tasks.h"
 
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -264,4 +266,15 @@ void expect_child_end_(pid_t pid, int want_sig, int timeout_ms, const char *file
             test_fail_(file, line, "forked child %d died of signal %d, want %d", (int)pid,
                        WTERMSIG(status), want_sig);
     }
+}
+
+char *fmt(char *buf, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(buf, 4096, f, ap);
+    va_end(ap);
+    if (n < 0 || n >= 4096)
+        TEST_FAIL("path or command too long: %.200s...", buf);
+    return buf;
 }

@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <glob.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tasks.h"
 
 #if !defined(EXEC_SRC_DIR) || !defined(EXEC_BUILD_DIR) || !defined(EXEC_TEST_CC) ||           \
     !defined(EXEC_TEST_SANFLAGS)
@@ -41,17 +41,6 @@ static void clean_make_env(void)
                                  "MAKE_TERMOUT", "MAKE_TERMERR", "GNUMAKEFLAGS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
-}
-
-__attribute__((format(printf, 2, 3))) static char *fmt(char *buf, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(buf, 4096, f, ap);
-    va_end(ap);
-    if (n < 0 || n >= 4096)
-        TEST_FAIL("command or path too long");
-    return buf;
 }
 
 /* Runs @cmd with sh, its output appended to @log; returns its exit status (-1 if it did not
