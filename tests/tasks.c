@@ -278,3 +278,14 @@ char *fmt(char *buf, const char *f, ...)
         TEST_FAIL("path or command too long: %.200s...", buf);
     return buf;
 }
+
+void check_version(void)
+{
+    ASSERT_EQ(exec_version(), EXEC_VERSION_NUMBER);
+    ASSERT_EQ(EXEC_VERSION_NUMBER,
+              EXEC_VERSION_MAJOR * 10000 + EXEC_VERSION_MINOR * 100 + EXEC_VERSION_PATCH);
+    char s[64];
+    snprintf(s, sizeof s, "%d.%d.%d", EXEC_VERSION_MAJOR, EXEC_VERSION_MINOR,
+             EXEC_VERSION_PATCH);
+    ASSERT_STR_EQ(EXEC_VERSION_STRING, s);
+}

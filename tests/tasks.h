@@ -115,6 +115,9 @@ int64_t wait_i64(exec_future_t *f);
     expect_child_end_((pid), (want_sig), (timeout_ms), __FILE__, __LINE__)
 void expect_child_end_(pid_t pid, int want_sig, int timeout_ms, const char *file, int line);
 
+/* exec_version() and the EXEC_VERSION_* macros agree with each other. */
+void check_version(void);
+
 /* snprintf() into @buf (4096 bytes), for paths and commands; fails the test if the text
  * does not fit. Returns @buf. */
 __attribute__((format(printf, 2, 3))) char *fmt(char *buf, const char *f, ...);
