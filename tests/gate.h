@@ -46,6 +46,10 @@ void gate_path(char dst[GATE_PATH], const struct gate *g);
 /* Poll the future's state until it is @st (bounded; the state is not expected to skip it). */
 #define WAIT_STATE(f, st) wait_state_((f), (st), __FILE__, __LINE__)
 void wait_state_(exec_future_t *f, int st, const char *file, int line);
+/* Wait for @f to end successfully with a result of exactly @size bytes and copy them to
+ * @dst; returns the result's address (for alignment checks). */
+#define WAIT_RESULT(f, dst, size) wait_result_((f), (dst), (size), __FILE__, __LINE__)
+const void *wait_result_(exec_future_t *f, void *dst, size_t size, const char *file, int line);
 /* Wait for @f to end successfully with the int64 result @want. */
 #define ASSERT_RESULT_I64(f, want) assert_result_i64_((f), (want), __FILE__, __LINE__)
 void assert_result_i64_(exec_future_t *f, int64_t want, const char *file, int line);
