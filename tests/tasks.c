@@ -98,13 +98,18 @@ bool task_arg(void *dst, size_t size, const void *arg, size_t arg_size)
     return true;
 }
 
+int task_put(void *out, size_t out_cap, size_t *out_size, const void *v, size_t n)
+{
+    if (out_cap < n)
+        return BAD_CALL;
+    memcpy(out, v, n);
+    *out_size = n;
+    return 0;
+}
+
 int task_put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v)
 {
-    if (out_cap < sizeof v)
-        return BAD_CALL;
-    memcpy(out, &v, sizeof v);
-    *out_size = sizeof v;
-    return 0;
+    return task_put(out, out_cap, out_size, &v, sizeof v);
 }
 
 int task_wait_i64(exec_future_t *f, int timeout_ms, int64_t *v)
@@ -145,6 +150,20 @@ exec_t *make_workers(int workers)
 {
     exec_config_t cfg = config_workers(workers);
     return make_exec(&cfg);
+}
+
+exec_t *make_with(int workers, exec_config_t cfg)
+{
+    cfg.backend = test_backend;
+    cfg.workers = workers;
+    return make_exec(&cfg);
+}
+
+exec_stats_t stats_of(exec_t *ex)
+{
+    exec_stats_t st;
+    ASSERT_OK(exec_stats(ex, &st));
+    return st;
 }
 
 /* Submit @fn(@arg) and return its future. */
@@ -211,6 +230,32 @@ void check_worker_tids(const int64_t *running, int n, int64_t queued)
         found |= queued == running[i];
     }
     ASSERT_TRUE(found);
+}
+
+exec_t *make_gated(struct gate *g, int workers)
+{
+    gate_open(g);
+    return make_workers(workers);
+}
+
+void destroy_gated(exec_t *ex, struct gate *g)
+{
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(g);
+}
+
+exec_future_t *submit_running_(exec_t *ex, const struct gate *g, int64_t value,
+                               const char *file, int line)
+{
+    exec_future_t *f = submit_block(ex, g, value);
+    wait_state_(f, EXEC_STATE_RUNNING, file, line);
+    return f;
+}
+
+void release_all_(exec_future_t *const *fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        exec_future_release(fs[i]);
 }
 
 int64_t result_i64(const exec_future_t *f)

@@ -68,7 +68,9 @@ int task_block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_c
 /* In a task: copy the argument to @dst if it is exactly @size bytes; whether it was. */
 bool task_arg(void *dst, size_t size, const void *arg, size_t arg_size);
 
-/* In a task: @v as an 8-byte result; 0, or BAD_CALL if @out_cap is too small. */
+/* In a task: the @n bytes at @v as the result (task_put), or @v as an 8-byte result; 0, or
+ * BAD_CALL if @out_cap is too small. */
+int task_put(void *out, size_t out_cap, size_t *out_size, const void *v, size_t n);
 int task_put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v);
 /* In a task: wait for @f (at most @timeout_ms, or EXEC_WAIT_FOREVER), then copy its result
  * to *v. Returns EXEC_OK, the code of the call that failed, or EXEC_EINVAL for a result
@@ -83,6 +85,13 @@ exec_config_t config_workers(int workers);
 exec_t *make_exec(const exec_config_t *cfg);
 /* An executor for test_backend with @workers workers (0: the default count). */
 exec_t *make_workers(int workers);
+
+/* An executor for test_backend with @workers workers and the other fields of @cfg: a
+ * compound literal of just the fields the test sets (its backend and workers are ignored). */
+exec_t *make_with(int workers, exec_config_t cfg);
+
+/* exec_stats() of @ex, which must succeed. */
+exec_stats_t stats_of(exec_t *ex);
 
 /* Submit that must succeed: task_echo of an int64, task_status of @status, task_block. */
 exec_future_t *submit_echo_i64(exec_t *ex, int64_t value);
@@ -103,6 +112,22 @@ void destroy_with_pipe(exec_t *ex, int p[2]);
  * from the test's thread, and @queued (the task that waited in the queue) ran on one of
  * those same workers. */
 void check_worker_tids(const int64_t *running, int n, int64_t queued);
+
+/* The usual start of a test with a gate: gate_open(@g), then make_workers(@workers); and
+ * its end: exec_destroy(@ex), which must succeed, then gate_close(@g). */
+exec_t *make_gated(struct gate *g, int workers);
+void destroy_gated(exec_t *ex, struct gate *g);
+
+/* submit_block(), then wait (WAIT_STATE) until the task runs: it holds a worker. */
+#define SUBMIT_RUNNING(ex, g, value) submit_running_((ex), (g), (value), __FILE__, __LINE__)
+exec_future_t *submit_running_(exec_t *ex, const struct gate *g, int64_t value,
+                               const char *file, int line);
+
+/* Release every future listed: RELEASE_ALL(a, b, c). */
+#define RELEASE_ALL(...)                                                                   \
+    release_all_((exec_future_t *[]){__VA_ARGS__},                                         \
+                 sizeof((exec_future_t *[]){__VA_ARGS__}) / sizeof(exec_future_t *))
+void release_all_(exec_future_t *const *fs, size_t n);
 
 /* The int64 result of a future that must already be DONE (no waiting). */
 int64_t result_i64(const exec_future_t *f);
