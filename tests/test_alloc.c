@@ -947,9 +947,7 @@ TEST(alloc_fail_shm_map)
 TEST(alloc_fail_all_under_load)
 {
     enum { NT = 1000, EXTRA = 200, TASK_US = 100 };
-    exec_config_t cfg = config_workers(2);
-    cfg.timeout_ms = 60000;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(2, (exec_config_t){.timeout_ms = 60000});
     alloc_hook_start();
     exec_future_t **fs = calloc(NT + EXTRA, sizeof *fs);
     ASSERT_NOT_NULL(fs);
@@ -1093,9 +1091,7 @@ TEST(alloc_thread_create_fails)
  * again after the next task): 100 tasks all complete. Then retirement resumes. */
 TEST(alloc_thread_retire_fails)
 {
-    exec_config_t cfg = config_workers(2);
-    cfg.max_tasks_per_child = 1;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(2, (exec_config_t){.max_tasks_per_child = 1});
     alloc_hook_start();
     int threads = test_count_threads();
     exec_stats_t st0, st1, st2;
@@ -1169,8 +1165,7 @@ TEST(alloc_thread_timer_fails)
     ASSERT_TRUE(f == SENTINEL);
     ASSERT_EQ(test_count_threads(), threads);
     ASSERT_EQ(alloc_hook_live(), live);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 1); /* the warm-up */
 
     ASSERT_OK(exec_submit_ex(ex, echo8, &v, sizeof v, &opts, &f)); /* healed */

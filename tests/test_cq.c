@@ -119,8 +119,7 @@ TEST(cq_pop_timeout)
 TEST(cq_fd_readiness)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_gated(&g, 2);
     exec_cq_t *cq = make_cq();
     int fd = exec_cq_fd(cq);
     exec_future_t *a = submit_block(ex, &g, 1);
@@ -147,12 +146,9 @@ TEST(cq_fd_readiness)
     exec_future_release(pop(cq));
     ASSERT_FALSE(readable_within(fd, 0));
 
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
+    RELEASE_ALL(a, b, c);
     exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* Completion order, not the order of adding: with one worker, tasks end in submission order
@@ -160,8 +156,7 @@ TEST(cq_fd_readiness)
 TEST(cq_order_one_worker)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_future_t *fs[4];
     fs[0] = submit_block(ex, &g, 0); /* holds the others back until all are added */
@@ -182,8 +177,7 @@ TEST(cq_order_one_worker)
     for (int i = 0; i < 4; i++)
         exec_future_release(fs[i]);
     exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* Tasks held by their own gates end in the order the test releases them (b, c, a); the
@@ -231,8 +225,7 @@ TEST(cq_add_finished)
     ASSERT_OK(exec_cq_pop(cq, 0, &got));
     ASSERT_TRUE(got == f);
     ASSERT_EQ(result_i64(got), 5);
-    exec_future_release(got);
-    exec_future_release(f);
+    RELEASE_ALL(got, f);
     exec_cq_destroy(cq);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -242,8 +235,7 @@ TEST(cq_add_finished)
 TEST(cq_add_invalid)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_cq_t *other = make_cq();
     exec_future_t *f = submit_block(ex, &g, 7);
@@ -265,8 +257,7 @@ TEST(cq_add_invalid)
     exec_future_release(f);
     exec_cq_destroy(cq);
     exec_cq_destroy(other);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* exec_submit_opts_t.cq routes the future as exec_cq_add() would: the same future comes
@@ -274,11 +265,9 @@ TEST(cq_add_invalid)
 TEST(cq_submit_route)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
-    exec_submit_opts_t o = {0};
-    o.cq = cq;
+    exec_submit_opts_t o = {.cq = cq};
 
     int64_t v = 21;
     exec_future_t *f = NULL;
@@ -288,8 +277,7 @@ TEST(cq_submit_route)
     ASSERT_TRUE(got == f);
     ASSERT_EQ(result_i64(got), 21);
     ASSERT_ERR(exec_cq_add(cq, f), EXEC_EINVAL);
-    exec_future_release(got);
-    exec_future_release(f);
+    RELEASE_ALL(got, f);
 
     /* Fire and forget: the queue's reference is the only one, and pop hands it over. */
     v = 22;
@@ -304,23 +292,17 @@ TEST(cq_submit_route)
     got = pop(cq);
     ASSERT_TRUE(got == f);
     ASSERT_ERR(exec_future_result(got, NULL, NULL), EXEC_ETASK);
-    exec_future_release(got);
-    exec_future_release(f);
+    RELEASE_ALL(got, f);
 
     /* A cancelled queued task. */
-    struct block_arg ba = {.value = 1};
-    gate_path(ba.gate, &g);
-    exec_future_t *blocker = NULL;
-    ASSERT_OK(exec_submit(ex, task_block, &ba, sizeof ba, &blocker));
-    WAIT_STATE(blocker, EXEC_STATE_RUNNING);
+    exec_future_t *blocker = SUBMIT_RUNNING(ex, &g, 1);
     v = 23;
     ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f));
     ASSERT_OK(exec_future_cancel(f, 0));
     got = pop(cq);
     ASSERT_TRUE(got == f);
     ASSERT_ERR(exec_future_result(got, NULL, NULL), EXEC_ECANCELLED);
-    exec_future_release(got);
-    exec_future_release(f);
+    RELEASE_ALL(got, f);
     gate_release(&g, 1);
     ASSERT_OK(exec_future_wait(blocker, BOUND_MS));
     exec_future_release(blocker);
@@ -328,8 +310,7 @@ TEST(cq_submit_route)
     exec_future_t *none = SENTINEL;
     ASSERT_ERR(exec_cq_pop(cq, 0, &none), EXEC_ETIMEDOUT);
     exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* pop hands over a reference of its own: the submit reference and the popped one are
@@ -338,22 +319,19 @@ TEST(cq_pop_reference)
 {
     exec_t *ex = make_workers(1);
     exec_cq_t *cq = make_cq();
-    exec_future_t *a = submit_echo_i64(ex, 1);
-    exec_future_t *b = submit_echo_i64(ex, 2);
-    ASSERT_OK(exec_cq_add(cq, a));
-    ASSERT_OK(exec_future_wait(a, BOUND_MS));
-    exec_future_t *pa = pop(cq);
-    ASSERT_TRUE(pa == a);
-    exec_future_release(a); /* the submit reference first */
-    ASSERT_EQ(result_i64(pa), 1);
-    exec_future_release(pa);
-
-    ASSERT_OK(exec_cq_add(cq, b));
-    exec_future_t *pb = pop(cq);
-    ASSERT_TRUE(pb == b);
-    exec_future_release(pb); /* the popped reference first */
-    ASSERT_EQ(result_i64(b), 2);
-    exec_future_release(b);
+    exec_future_t *fs[2] = {submit_echo_i64(ex, 1), submit_echo_i64(ex, 2)};
+    for (int k = 0; k < 2; k++) {
+        ASSERT_OK(exec_cq_add(cq, fs[k]));
+        if (k == 0)
+            ASSERT_OK(exec_future_wait(fs[0], BOUND_MS)); /* ends before the pop */
+        exec_future_t *p = pop(cq);
+        ASSERT_TRUE(p == fs[k]);
+        /* First the submit reference (k 0), then the popped one (k 1) goes first. */
+        exec_future_t *first = k == 0 ? fs[k] : p, *second = k == 0 ? p : fs[k];
+        exec_future_release(first);
+        ASSERT_EQ(result_i64(second), k + 1);
+        exec_future_release(second);
+    }
     exec_cq_destroy(cq);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -375,8 +353,7 @@ static void *pop_forever(void *p)
 TEST(cq_pop_blocking)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_future_t *f = submit_block(ex, &g, 4);
     ASSERT_OK(exec_cq_add(cq, f));
@@ -389,11 +366,9 @@ TEST(cq_pop_blocking)
     ASSERT_OK(pp.rc);
     ASSERT_TRUE(pp.f == f);
     ASSERT_EQ(result_i64(pp.f), 4);
-    exec_future_release(pp.f);
-    exec_future_release(f);
+    RELEASE_ALL(pp.f, f);
     exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* Destroying a queue with finished futures inside and pending ones routed to it: nothing
@@ -402,11 +377,9 @@ TEST(cq_pop_blocking)
 TEST(cq_destroy_with_futures)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_gated(&g, 2);
     exec_cq_t *cq = make_cq();
-    exec_submit_opts_t o = {0};
-    o.cq = cq;
+    exec_submit_opts_t o = {.cq = cq};
     exec_future_t *done1 = submit_echo_i64(ex, 1);
     ASSERT_OK(exec_cq_add(cq, done1));
     int64_t v = 2;
@@ -420,8 +393,7 @@ TEST(cq_destroy_with_futures)
     /* Let the fire-and-forget echo reach the queue too (two inside, two pending). */
     uint64_t end = test_now_ms() + BOUND_MS;
     for (;;) {
-        exec_stats_t st;
-        ASSERT_OK(exec_stats(ex, &st));
+        exec_stats_t st = stats_of(ex);
         if (st.completed >= 2)
             break;
         ASSERT_LT(test_now_ms(), end);
@@ -433,10 +405,8 @@ TEST(cq_destroy_with_futures)
     gate_release(&g, 2);
     ASSERT_OK(exec_future_wait(pending, BOUND_MS));
     ASSERT_EQ(result_i64(pending), 3);
-    exec_future_release(done1);
-    exec_future_release(pending);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(done1, pending);
+    destroy_gated(ex, &g);
 }
 
 /* An epoll loop: wait on the fd, drain with pop(0), until 100 routed fire-and-forget tasks
@@ -452,8 +422,7 @@ TEST(cq_epoll_loop)
     ev.data.u64 = 0xc0ffee;
     ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, exec_cq_fd(cq), &ev), 0);
 
-    exec_submit_opts_t o = {0};
-    o.cq = cq;
+    exec_submit_opts_t o = {.cq = cq};
     for (int64_t i = 0; i < N; i++)
         ASSERT_OK(exec_submit_ex(ex, task_echo, &i, sizeof i, &o, NULL));
 
@@ -485,8 +454,7 @@ TEST(cq_epoll_loop)
     }
     struct epoll_event out;
     ASSERT_EQ(epoll_wait(ep, &out, 1, 0), 0);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.completed, N);
     ASSERT_EQ(close(ep), 0);
     exec_cq_destroy(cq);

@@ -134,6 +134,21 @@ static int create_fails(const exec_config_t *cfg)
     return rc;
 }
 
+/* Each of the @n configs of @bad, with the backend (unless it sets one) and the worker
+ * count of @base, must make exec_create() fail with EXEC_EINVAL. */
+static void expect_invalid(const exec_config_t *base, const exec_config_t *bad, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        exec_config_t c = bad[i];
+        if (c.backend == EXEC_BACKEND_THREADS)
+            c.backend = base->backend;
+        c.workers = base->workers;
+        int rc = create_fails(&c);
+        if (rc != EXEC_EINVAL)
+            TEST_FAIL("bad config #%zu: %s, want EXEC_EINVAL", i, exec_errname(rc));
+    }
+}
+
 /* A thread that runs one call and records the result. */
 struct bg {
     pthread_t t;
@@ -188,8 +203,7 @@ TEST(executor_create_null_cfg)
     exec_cpu_budget_t b;
     ASSERT_OK(exec_cpu_budget(NULL, &b));
     WAIT_STAT(ex, workers_alive, (uint64_t)b.workers);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.workers_alive, b.workers);
     exec_future_release(f);
     ASSERT_OK(exec_destroy(ex));
@@ -221,13 +235,8 @@ TEST(executor_create_zero_cfg)
     ASSERT_ERR(exec_submit(ex, probe, big, EXEC_DEFAULT_MAX_ARG_SIZE + 1, &f), EXEC_ETOOBIG);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
     ASSERT_OK(exec_submit(ex, probe, big, EXEC_DEFAULT_MAX_ARG_SIZE, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
-    ASSERT_EQ(size, sizeof(struct probe));
     struct probe p;
-    memcpy(&p, data, sizeof p);
+    WAIT_RESULT(f, &p, sizeof p);
     uint64_t sum = 0;
     for (size_t i = 0; i < EXEC_DEFAULT_MAX_ARG_SIZE; i++)
         sum += (uint64_t)big[i] * (i + 1);
@@ -273,23 +282,15 @@ TEST(executor_create_invalid)
         }
     }
 
-    c = base;
-    c.max_arg_size = EXEC_SIZE_LIMIT + 1;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c.max_arg_size = SIZE_MAX;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-
-    c = base;
-    c.max_result_size = EXEC_SIZE_LIMIT + 1;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c.max_result_size = SIZE_MAX;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-
-    c = base;
-    c.backend = (exec_backend_t)7;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c.backend = (exec_backend_t)-1;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    const exec_config_t bad[] = {
+        {.max_arg_size = EXEC_SIZE_LIMIT + 1},
+        {.max_arg_size = SIZE_MAX},
+        {.max_result_size = EXEC_SIZE_LIMIT + 1},
+        {.max_result_size = SIZE_MAX},
+        {.backend = (exec_backend_t)7},
+        {.backend = (exec_backend_t)-1},
+    };
+    expect_invalid(&base, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* The fields under "process backend only" must be 0 on the thread backend.
@@ -303,41 +304,20 @@ TEST(executor_create_process_fields_on_threads)
     ASSERT_OK(exec_destroy(ex));
 
     static const char init_bytes[4] = "abc";
-    exec_config_t c;
-    c = base;
-    c.start_method = EXEC_START_FORK;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.kill_grace_ms = 1;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.max_rss_per_child = 1 << 20;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.max_age_ms = 1000;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.recycle_jitter_pct = 10;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.crash_limit = 3;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.crash_window_ms = 1000;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.initializer = task_echo;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.init_arg = init_bytes;
-    c.init_arg_size = sizeof init_bytes;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.init_arg = init_bytes;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.init_arg_size = 4;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    const exec_config_t bad[] = {
+        {.start_method = EXEC_START_FORK},
+        {.kill_grace_ms = 1},
+        {.max_rss_per_child = 1 << 20},
+        {.max_age_ms = 1000},
+        {.recycle_jitter_pct = 10},
+        {.crash_limit = 3},
+        {.crash_window_ms = 1000},
+        {.initializer = task_echo},
+        {.init_arg = init_bytes, .init_arg_size = sizeof init_bytes},
+        {.init_arg = init_bytes},
+        {.init_arg_size = 4},
+    };
+    expect_invalid(&base, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* Out-of-range values of the process fields are invalid on every backend (on threads for
@@ -345,18 +325,12 @@ TEST(executor_create_process_fields_on_threads)
 TEST(executor_create_process_field_ranges)
 {
     exec_config_t base = config_workers(1);
-    exec_config_t c;
-    c = base;
-    c.start_method = (exec_start_method_t)2;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.recycle_jitter_pct = 101;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.initializer = task_echo;
-    c.init_arg = NULL;
-    c.init_arg_size = 4; /* NULL bytes with a size */
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    const exec_config_t bad[] = {
+        {.start_method = (exec_start_method_t)2},
+        {.recycle_jitter_pct = 101},
+        {.initializer = task_echo, .init_arg = NULL, .init_arg_size = 4}, /* NULL bytes */
+    };
+    expect_invalid(&base, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* The smallest valid sizes: 1-byte argument and result limits, a one-slot queue. */
@@ -371,12 +345,9 @@ TEST(executor_create_smallest_limits)
     ASSERT_ERR(exec_submit(ex, task_echo, "ab", 2, &f), EXEC_ETOOBIG);
     ASSERT_NULL(f);
     ASSERT_OK(exec_submit(ex, task_echo, "z", 1, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
-    ASSERT_EQ(size, 1);
-    ASSERT_EQ(*(const char *)data, 'z');
+    char z;
+    WAIT_RESULT(f, &z, 1);
+    ASSERT_EQ(z, 'z');
     exec_future_release(f);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -433,8 +404,7 @@ TEST(executor_submit_invalid)
     }
 
     /* None of these was accepted. */
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 0);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -444,9 +414,7 @@ TEST(executor_submit_invalid)
  * inline/heap boundary of argument storage. */
 TEST(executor_submit_calling_convention)
 {
-    exec_config_t cfg = config_workers(2);
-    cfg.max_result_size = 4096;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(2, (exec_config_t){.max_result_size = 4096});
     static const size_t sizes[] = {0, 1, 7, 8, 63, 64, 65, 100, 1000, 4096};
     unsigned char buf[4096];
     for (size_t i = 0; i < sizeof buf; i++)
@@ -456,14 +424,9 @@ TEST(executor_submit_calling_convention)
         exec_future_t *f = NULL;
         /* Size 0 with a non-NULL pointer: allowed, and the task gets NULL. */
         ASSERT_OK(exec_submit(ex, probe, buf, n, &f));
-        ASSERT_OK(exec_future_wait(f, BOUND_MS));
-        const void *data;
-        size_t size;
-        ASSERT_OK(exec_future_result(f, &data, &size));
-        ASSERT_EQ(size, sizeof(struct probe));
-        ASSERT_EQ((uintptr_t)data % _Alignof(max_align_t), 0);
         struct probe p;
-        memcpy(&p, data, sizeof p);
+        const void *data = WAIT_RESULT(f, &p, sizeof p);
+        ASSERT_EQ((uintptr_t)data % _Alignof(max_align_t), 0);
         uint64_t sum = 0;
         for (size_t i = 0; i < n; i++)
             sum += (uint64_t)buf[i] * (i + 1);
@@ -494,10 +457,7 @@ TEST(executor_submit_calling_convention)
 /* arg_size > max_arg_size: EXEC_ETOOBIG from both submit calls; exactly max_arg_size works. */
 TEST(executor_submit_too_big)
 {
-    exec_config_t cfg = config_workers(1);
-    cfg.max_arg_size = 100;
-    cfg.max_result_size = 100;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(1, (exec_config_t){.max_arg_size = 100, .max_result_size = 100});
     unsigned char buf[200];
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = (unsigned char)(255 - i);
@@ -512,16 +472,12 @@ TEST(executor_submit_too_big)
     ASSERT_TRUE(f == SENTINEL || f == NULL);
 
     ASSERT_OK(exec_submit(ex, task_echo, buf, 100, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
-    ASSERT_EQ(size, 100);
-    ASSERT_MEM_EQ(data, buf, 100);
+    unsigned char back[100];
+    WAIT_RESULT(f, back, sizeof back);
+    ASSERT_MEM_EQ(back, buf, 100);
     exec_future_release(f);
 
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 1);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -532,21 +488,17 @@ TEST(executor_result_max_size)
 {
     static const size_t limits[] = {3, 3000, 200000};
     for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
-        exec_config_t cfg = config_workers(1);
-        cfg.max_result_size = limits[k];
-        exec_t *ex = make_exec(&cfg);
+        exec_t *ex = make_with(1, (exec_config_t){.max_result_size = limits[k]});
         uint8_t seed = (uint8_t)(k + 5);
         exec_future_t *f = NULL;
         ASSERT_OK(exec_submit(ex, fill_out, &seed, 1, &f));
-        ASSERT_OK(exec_future_wait(f, BOUND_MS));
-        const void *data;
-        size_t size;
-        ASSERT_OK(exec_future_result(f, &data, &size));
-        ASSERT_EQ(size, limits[k]);
-        const unsigned char *d = data;
-        for (size_t i = 0; i < size; i++)
+        unsigned char *d = malloc(limits[k]);
+        ASSERT_NOT_NULL(d);
+        WAIT_RESULT(f, d, limits[k]);
+        for (size_t i = 0; i < limits[k]; i++)
             if (d[i] != (unsigned char)(i * 7 + seed))
                 TEST_FAIL("limit %zu: byte %zu is %u", limits[k], i, d[i]);
+        free(d);
         exec_future_release(f);
         ASSERT_OK(exec_destroy(ex));
     }
@@ -558,10 +510,8 @@ TEST(executor_result_max_size)
 TEST(executor_submit_copies_arg)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *blocker = submit_block(ex, &g, 0);
-    WAIT_STATE(blocker, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *blocker = SUBMIT_RUNNING(ex, &g, 0);
     static const size_t sizes[] = {16, 2000};
     exec_future_t *f[2];
     unsigned char *want[2];
@@ -591,8 +541,7 @@ TEST(executor_submit_copies_arg)
         free(want[k]);
     }
     exec_future_release(blocker);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* f == NULL: fire and forget. The task still runs (it writes a byte we read back), through
@@ -611,8 +560,7 @@ TEST(executor_submit_forget)
     ASSERT_OK(exec_submit_ex(ex, signal_ran, &a, sizeof a, &o, NULL));
     ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'b');
     ASSERT_OK(exec_shutdown(ex, 0)); /* every task and its bookkeeping is over */
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 2);
     ASSERT_EQ(st.completed, 2);
     ASSERT_OK(exec_destroy(ex));
@@ -630,11 +578,8 @@ TEST(executor_submit_try_full)
 {
     struct gate g;
     gate_open(&g);
-    exec_config_t cfg = config_workers(1);
-    cfg.queue_max = 2;
-    exec_t *ex = make_exec(&cfg);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_with(1, (exec_config_t){.queue_max = 2});
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
@@ -652,8 +597,7 @@ TEST(executor_submit_try_full)
     ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d), EXEC_EINVAL);
     o.flags = EXEC_SUBMIT_TRY;
 
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 3);
     ASSERT_EQ(st.queued, 2);
     ASSERT_EQ(st.running, 1);
@@ -664,12 +608,8 @@ TEST(executor_submit_try_full)
     ASSERT_RESULT_I64(c, 3);
     ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d));
     ASSERT_RESULT_I64(d, 4);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    exec_future_release(d);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b, c, d);
+    destroy_gated(ex, &g);
 }
 
 struct bg_submit {
@@ -691,11 +631,8 @@ TEST(executor_submit_blocks_when_full)
 {
     struct gate g;
     gate_open(&g);
-    exec_config_t cfg = config_workers(1);
-    cfg.queue_max = 1;
-    exec_t *ex = make_exec(&cfg);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_with(1, (exec_config_t){.queue_max = 1});
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_block(ex, &g, 2); /* fills the queue */
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
 
@@ -722,11 +659,8 @@ TEST(executor_submit_blocks_when_full)
     gate_release(&g, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(s.b.f, 3);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(s.b.f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b, s.b.f);
+    destroy_gated(ex, &g);
 }
 
 /* Submits from inside a task ignore queue_max (else a full queue could deadlock the pool).
@@ -741,39 +675,28 @@ static int submit_many_inside(const void *arg, size_t arg_size, void *out, size_
                               size_t *out_size)
 {
     struct inner_arg a;
-    if (arg_size != sizeof a || out_cap < sizeof(int32_t))
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
     int32_t ok = 0;
     for (int32_t i = 0; i < a.n; i++) {
         int64_t v = i;
         ok += exec_submit(a.ex, task_echo, &v, sizeof v, NULL) == EXEC_OK;
     }
-    memcpy(out, &ok, sizeof ok);
-    *out_size = sizeof ok;
-    return 0;
+    return task_put(out, out_cap, out_size, &ok, sizeof ok);
 }
 
 TEST(executor_submit_inside_task_unbounded)
 {
-    exec_config_t cfg = config_workers(1);
-    cfg.queue_max = 1;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(1, (exec_config_t){.queue_max = 1});
     struct inner_arg a = {.ex = ex, .n = 5};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, submit_many_inside, &a, sizeof a, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
     int32_t ok;
-    ASSERT_EQ(size, sizeof ok);
-    memcpy(&ok, data, sizeof ok);
+    WAIT_RESULT(f, &ok, sizeof ok);
     ASSERT_EQ(ok, 5);
     exec_future_release(f);
     ASSERT_OK(exec_shutdown(ex, 0));
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 6);
     ASSERT_EQ(st.completed, 6);
     ASSERT_OK(exec_destroy(ex));
@@ -811,8 +734,7 @@ TEST(executor_submit_after_shutdown)
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL | EXEC_SHUTDOWN_NOWAIT));
     ASSERT_ERR(exec_submit(ex, task_echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
 
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 1);
     ASSERT_RESULT_I64(before, 77);
     ASSERT_OK(exec_destroy(ex));
@@ -843,10 +765,8 @@ TEST(executor_shutdown_invalid)
 TEST(executor_shutdown_drains)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
 
@@ -877,11 +797,8 @@ TEST(executor_shutdown_drains)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b, c);
+    destroy_gated(ex, &g);
 }
 
 /* EXEC_SHUTDOWN_CANCEL: queued tasks end EXEC_STATE_CANCELLED / EXEC_ECANCELLED without
@@ -893,8 +810,7 @@ TEST(executor_shutdown_cancel)
     gate_open(&g);
     gate_open(&out);
     exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
     struct signal_arg sa = {.tag = 'd'};
@@ -929,8 +845,7 @@ TEST(executor_shutdown_cancel)
     /* The forgotten queued task never ran. */
     ASSERT_EQ(gate_read_within(&out, 0), -1);
 
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 4);
     ASSERT_EQ(st.completed, 1);
     ASSERT_EQ(st.cancelled, 3);
@@ -938,11 +853,8 @@ TEST(executor_shutdown_cancel)
     ASSERT_EQ(st.queued, 0);
     ASSERT_EQ(st.running, 0);
     ASSERT_ERR(exec_submit(ex, task_echo, &sa, sizeof sa, NULL), EXEC_ESHUTDOWN);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b, c);
+    destroy_gated(ex, &g);
     gate_close(&out);
 }
 
@@ -950,10 +862,8 @@ TEST(executor_shutdown_cancel)
 TEST(executor_shutdown_nowait)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_NOWAIT));
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING); /* could not have finished */
@@ -963,8 +873,7 @@ TEST(executor_shutdown_nowait)
     /* Not cancelled: NOWAIT alone runs the queued task. */
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
-    exec_future_release(a);
-    exec_future_release(b);
+    RELEASE_ALL(a, b);
     gate_close(&g);
 }
 
@@ -992,12 +901,9 @@ static void *bg_release_gate(void *p)
 TEST(executor_destroy_waits)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(2);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    exec_future_t *b = submit_block(ex, &g, 2);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
-    WAIT_STATE(b, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 2);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
+    exec_future_t *b = SUBMIT_RUNNING(ex, &g, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
     ASSERT_EQ(exec_future_state(c), EXEC_STATE_QUEUED);
     pthread_t t;
@@ -1011,9 +917,7 @@ TEST(executor_destroy_waits)
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
     exec_future_t *extra = exec_future_retain(c);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
+    RELEASE_ALL(a, b, c);
     ASSERT_RESULT_I64(extra, 3);
     exec_future_release(extra);
     gate_close(&g);
@@ -1031,16 +935,13 @@ static int call_destroy_inside(const void *arg, size_t arg_size, void *out, size
                                size_t *out_size)
 {
     struct self_arg a;
-    int32_t rc[3];
-    if (arg_size != sizeof a || out_cap < sizeof rc)
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
+    int32_t rc[3];
     rc[0] = exec_destroy(a.ex);
     rc[1] = exec_shutdown(a.ex, 0);
     rc[2] = exec_shutdown(a.ex, EXEC_SHUTDOWN_CANCEL);
-    memcpy(out, rc, sizeof rc);
-    *out_size = sizeof rc;
-    return 0;
+    return task_put(out, out_cap, out_size, rc, sizeof rc);
 }
 
 TEST(executor_destroy_in_task)
@@ -1049,13 +950,8 @@ TEST(executor_destroy_in_task)
     struct self_arg a = {.ex = ex};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, call_destroy_inside, &a, sizeof a, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
     int32_t rc[3];
-    ASSERT_EQ(size, sizeof rc);
-    memcpy(rc, data, sizeof rc);
+    WAIT_RESULT(f, rc, sizeof rc);
     ASSERT_ERR(rc[0], EXEC_EDEADLK);
     ASSERT_ERR(rc[1], EXEC_EDEADLK);
     ASSERT_ERR(rc[2], EXEC_EDEADLK);
@@ -1073,14 +969,10 @@ static int call_shutdown_nowait_inside(const void *arg, size_t arg_size, void *o
                                        size_t out_cap, size_t *out_size)
 {
     struct self_arg a;
-    int32_t rc;
-    if (arg_size != sizeof a || out_cap < sizeof rc)
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
-    rc = exec_shutdown(a.ex, EXEC_SHUTDOWN_NOWAIT);
-    memcpy(out, &rc, sizeof rc);
-    *out_size = sizeof rc;
-    return 0;
+    int32_t rc = exec_shutdown(a.ex, EXEC_SHUTDOWN_NOWAIT);
+    return task_put(out, out_cap, out_size, &rc, sizeof rc);
 }
 
 TEST(executor_shutdown_nowait_in_task)
@@ -1089,13 +981,8 @@ TEST(executor_shutdown_nowait_in_task)
     struct self_arg a = {.ex = ex};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, call_shutdown_nowait_inside, &a, sizeof a, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
     int32_t rc;
-    ASSERT_EQ(size, sizeof rc);
-    memcpy(&rc, data, sizeof rc);
+    WAIT_RESULT(f, &rc, sizeof rc);
     ASSERT_OK(rc);
     ASSERT_ERR(exec_submit(ex, task_echo, "x", 1, NULL), EXEC_ESHUTDOWN);
     exec_future_release(f);
@@ -1111,8 +998,7 @@ TEST(executor_shutdown_nowait_in_task)
 TEST(executor_stats_counts)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_gated(&g, 2);
     exec_stats_t st;
     ASSERT_ERR(exec_stats(NULL, &st), EXEC_EINVAL);
     ASSERT_ERR(exec_stats(ex, NULL), EXEC_EINVAL);
@@ -1183,8 +1069,7 @@ TEST(executor_stats_counts)
     ASSERT_EQ(st.completed + st.failed + st.cancelled, st.submitted);
     for (size_t i = 0; i < n; i++)
         exec_future_release(fs[i]);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* A done-callback run by one of the executor's own threads (on threads: the timer thread

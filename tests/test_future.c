@@ -140,8 +140,7 @@ static void check_ran_on_worker(const exec_fault_t *ft, int workers)
 TEST(future_wait_timeout)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 5);
     ASSERT_ERR(exec_future_wait(f, 0), EXEC_ETIMEDOUT);
     ASSERT_ERR(exec_future_wait(f, 30), EXEC_ETIMEDOUT);
@@ -154,8 +153,7 @@ TEST(future_wait_timeout)
     ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
     ASSERT_RESULT_I64(f, 5);
     exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 static void *release_later(void *p)
@@ -170,8 +168,7 @@ static void *release_later(void *p)
 TEST(future_wait_forever)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 6);
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, release_later, &g), 0);
@@ -179,8 +176,7 @@ TEST(future_wait_forever)
     ASSERT_EQ(pthread_join(t, NULL), 0);
     ASSERT_RESULT_I64(f, 6);
     exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* NULL future or a negative timeout other than EXEC_WAIT_FOREVER: EXEC_EINVAL, pending or
@@ -188,8 +184,7 @@ TEST(future_wait_forever)
 TEST(future_wait_invalid)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     ASSERT_ERR(exec_future_wait(NULL, 0), EXEC_EINVAL);
     ASSERT_ERR(exec_future_wait(NULL, EXEC_WAIT_FOREVER), EXEC_EINVAL);
@@ -201,16 +196,14 @@ TEST(future_wait_invalid)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ASSERT_ERR(exec_future_wait(f, bad[i]), EXEC_EINVAL);
     exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* QUEUED while the only worker is busy, RUNNING once it takes the task, DONE at the end. */
 TEST(future_state_transitions)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     ASSERT_ERR(exec_future_state(NULL), EXEC_EINVAL);
     exec_future_t *a = submit_block(ex, &g, 1);
     exec_future_t *b = submit_block(ex, &g, 2);
@@ -225,10 +218,8 @@ TEST(future_state_transitions)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
-    exec_future_release(a);
-    exec_future_release(b);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b);
+    destroy_gated(ex, &g);
 }
 
 /* wait_any: the index of the one that finished among blocked ones; the lowest index when
@@ -236,12 +227,9 @@ TEST(future_state_transitions)
 TEST(future_wait_any)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(3);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    exec_future_t *b = submit_block(ex, &g, 2);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
-    WAIT_STATE(b, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 3);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
+    exec_future_t *b = SUBMIT_RUNNING(ex, &g, 2);
 
     exec_future_t *blocked[2] = {a, b};
     ASSERT_ERR(exec_future_wait_any(blocked, 2, 0), EXEC_ETIMEDOUT);
@@ -269,12 +257,8 @@ TEST(future_wait_any)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    exec_future_release(d);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b, c, d);
+    destroy_gated(ex, &g);
 }
 
 /* wait_all: EXEC_ETIMEDOUT while any is pending (one finished is not enough); EXEC_OK with
@@ -282,8 +266,7 @@ TEST(future_wait_any)
 TEST(future_wait_all)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(3);
+    exec_t *ex = make_gated(&g, 3);
     exec_future_t *fs[4];
     fs[0] = submit_echo_i64(ex, 0);
     fs[1] = submit_block(ex, &g, 1);
@@ -305,8 +288,7 @@ TEST(future_wait_all)
     ASSERT_OK(exec_future_wait_all(fs, 4, 0));
     for (int i = 0; i < 4; i++)
         exec_future_release(fs[i]);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* Bad input of wait_any / wait_all: NULL array, n == 0, a NULL entry anywhere, a negative
@@ -386,8 +368,7 @@ TEST(future_result_bytes)
 TEST(future_result_pending)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *a = submit_block(ex, &g, 1);
     exec_future_t *b = submit_block(ex, &g, 2); /* stays QUEUED */
     WAIT_STATE(a, EXEC_STATE_RUNNING);
@@ -409,10 +390,8 @@ TEST(future_result_pending)
     gate_release(&g, 2);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
-    exec_future_release(a);
-    exec_future_release(b);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b);
+    destroy_gated(ex, &g);
 }
 
 /* A task returning non-zero: state FAILED, result EXEC_ETASK with no bytes (those it wrote
@@ -480,8 +459,7 @@ TEST(future_cancel_queued)
     gate_open(&g);
     gate_open(&out);
     exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_block_tag(ex, &g, 2, &out, 'b');
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
 
@@ -506,14 +484,11 @@ TEST(future_cancel_queued)
     ASSERT_OK(exec_shutdown(ex, 0));
     ASSERT_EQ(gate_read_within(&out, 0), -1);
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_CANCELLED);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.cancelled, 1);
     ASSERT_EQ(st.completed, 1);
-    exec_future_release(a);
-    exec_future_release(b);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b);
+    destroy_gated(ex, &g);
     gate_close(&out);
 }
 
@@ -521,17 +496,14 @@ TEST(future_cancel_queued)
 TEST(future_cancel_running_busy)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     ASSERT_ERR(exec_future_cancel(a, 0), EXEC_EBUSY);
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING);
     gate_release(&g, 1);
     ASSERT_RESULT_I64(a, 1);
     exec_future_release(a);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* A terminal task (done or failed), with or without the flag: EXEC_EBUSY, outcome kept.
@@ -551,8 +523,7 @@ TEST(future_cancel_finished)
     ASSERT_RESULT_I64(ok, 1);
     ASSERT_EQ(exec_future_state(bad), EXEC_STATE_FAILED);
     ASSERT_ERR(exec_future_result(bad, NULL, NULL), EXEC_ETASK);
-    exec_future_release(ok);
-    exec_future_release(bad);
+    RELEASE_ALL(ok, bad);
     ASSERT_OK(exec_destroy(ex));
 }
 
@@ -582,12 +553,10 @@ TEST(future_cancel_running)
         ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'S');
     exec_future_t *next = submit_echo_i64(ex, 5);
     ASSERT_RESULT_I64(next, 5);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.cancelled, 1);
     ASSERT_EQ(st.completed, 1);
-    exec_future_release(next);
-    exec_future_release(f);
+    RELEASE_ALL(next, f);
     ASSERT_OK(exec_destroy(ex));
     gate_close(&out);
 }
@@ -625,8 +594,7 @@ static void cb_count(exec_future_t *f, void *user_data)
 TEST(future_on_done_once)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
     ASSERT_OK(exec_future_on_done(f, cb_count, &log));
@@ -657,10 +625,8 @@ TEST(future_on_done_once)
 TEST(future_on_done_failed_and_cancelled)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *q = submit_echo_i64(ex, 2);
     exec_future_t *bad = submit_status(ex, 5);
     struct cb_log lq = {.expect = q}, lbad = {.expect = bad};
@@ -679,9 +645,7 @@ TEST(future_on_done_failed_and_cancelled)
     ASSERT_EQ(load(&lbad.calls), 1);
     ASSERT_EQ(load(&lq.bad), 0);
     ASSERT_EQ(load(&lbad.bad), 0);
-    exec_future_release(a);
-    exec_future_release(q);
-    exec_future_release(bad);
+    RELEASE_ALL(a, q, bad);
     gate_close(&g);
 }
 
@@ -709,8 +673,7 @@ static void cb_order(exec_future_t *f, void *user_data)
 TEST(future_on_done_order)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
     struct order_cb cbs[4] = {{&log, 1, 0, 0}, {&log, 2, 0, 0}, {&log, 3, 0, 0}, {&log, 4, 0, 0}};
@@ -724,8 +687,7 @@ TEST(future_on_done_order)
     for (int i = 0; i < 4; i++)
         ASSERT_EQ(load(&log.order[i]), i + 1);
     exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* "They run in the order added" also when a callback is added right after the future ended
@@ -736,8 +698,7 @@ TEST(future_on_done_order)
 TEST(future_on_done_order_after_end)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
     struct order_cb slow = {&log, 1, 100, 0}, late = {&log, 2, 0, 0};
@@ -750,8 +711,7 @@ TEST(future_on_done_order_after_end)
     ASSERT_EQ(load(&log.order[0]), 1);
     ASSERT_EQ(load(&log.order[1]), 2);
     exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* Bad input: EXEC_EINVAL, and the callback never runs. */
@@ -784,8 +744,7 @@ static void cb_release(exec_future_t *f, void *user_data)
 TEST(future_on_done_release_self)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     atomic_int done = 0;
     exec_future_t *f = submit_block(ex, &g, 1);
     ASSERT_OK(exec_future_on_done(f, cb_release, &done));
@@ -850,8 +809,7 @@ TEST(future_retain_release)
     ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'b');
     ASSERT_RESULT_I64(a, 1);
     exec_future_release(a);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
     gate_close(&out);
 }
 
@@ -871,9 +829,7 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
 {
     struct gate out;
     gate_open(&out);
-    exec_config_t cfg = config_workers(n);
-    cfg.timeout_ms = cfg_timeout_ms;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(n, (exec_config_t){.timeout_ms = cfg_timeout_ms});
     exec_future_t *fs[4];
     ASSERT_LE(n, 4);
     struct loop_arg la;
@@ -903,8 +859,7 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
     if (test_backend == EXEC_BACKEND_THREADS)
         for (int i = 0; i < n; i++)
             ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'S');
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.timed_out, n);
     ASSERT_EQ(st.failed, n);
     ASSERT_EQ(st.completed, 0);
@@ -943,9 +898,7 @@ TEST(future_timeout_none_overrides)
 {
     struct gate g;
     gate_open(&g);
-    exec_config_t cfg = config_workers(1);
-    cfg.timeout_ms = 100;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(1, (exec_config_t){.timeout_ms = 100});
     exec_submit_opts_t o = {0};
     o.timeout_ms = EXEC_NO_TIMEOUT;
     exec_future_t *f = NULL;
@@ -959,8 +912,7 @@ TEST(future_timeout_none_overrides)
     gate_release(&g, 1);
     ASSERT_RESULT_I64(f, 0); /* 0: the stop flag was never set */
     exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* The limit counts from when the task starts, not from submit: a quick task that waited in
@@ -968,10 +920,8 @@ TEST(future_timeout_none_overrides)
 TEST(future_timeout_counts_from_start)
 {
     struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_submit_opts_t o = {0};
     o.timeout_ms = 100;
     int64_t v = 2;
@@ -982,8 +932,6 @@ TEST(future_timeout_counts_from_start)
     gate_release(&g, 1);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
-    exec_future_release(a);
-    exec_future_release(b);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b);
+    destroy_gated(ex, &g);
 }

@@ -70,8 +70,7 @@ TEST(pool_recursive_chain)
 {
     exec_t *ex = make_workers(2);
     ASSERT_EQ(run_nested(ex, chain, 1000), 1000);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 1001);
     ASSERT_EQ(st.completed, 1001);
     ASSERT_OK(exec_destroy(ex));
@@ -151,9 +150,7 @@ static int count_in_thread(const void *arg, size_t arg_size, void *out, size_t o
 static void check_recycling(uint32_t max_tasks)
 {
     enum { M = 60, WORKERS = 2 };
-    exec_config_t cfg = config_workers(WORKERS);
-    cfg.max_tasks_per_child = max_tasks;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(WORKERS, (exec_config_t){.max_tasks_per_child = max_tasks});
     exec_future_t *f[M];
     for (int i = 0; i < M; i++)
         ASSERT_OK(exec_submit(ex, count_in_thread, NULL, 0, &f[i]));
@@ -527,8 +524,7 @@ TEST(pool_shutdown_runs_queued)
         exec_future_release(f[i]);
     }
     exec_future_release(blocker);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.completed, st.submitted);
     ASSERT_EQ(st.queued, 0);
     ASSERT_EQ(st.running, 0);

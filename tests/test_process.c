@@ -75,8 +75,7 @@ static exec_t *make(int workers, const exec_config_t *cfg_in)
 
 static uint64_t stat_of(exec_t *ex, size_t offset)
 {
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     uint64_t v;
     memcpy(&v, (const char *)&st + offset, sizeof v);
     return v;
@@ -749,8 +748,7 @@ TEST(process_stats_by_reason)
     ASSERT_ERR(run_fault(ex, t_spin, 50), EXEC_ETIMEDOUT);
     ASSERT_EQ(WAIT_STAT(ex, retired_crash, 1), 1);
     ASSERT_EQ(WAIT_STAT(ex, retired_timeout, 1), 1);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.retired_tasks, 2);
     ASSERT_EQ(st.retired_memory, 0);
     ASSERT_EQ(st.retired_age, 0);

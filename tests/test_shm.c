@@ -863,8 +863,7 @@ TEST(shm_worker_crash_holding_mapping)
     ASSERT_EQ(((uint64_t *)exec_shm_ptr(s))[0], 999);
     job_for(&j, s, 1, WORDS, 0, 0);
     ASSERT_EQ(run_job(ex, JOB_SUM, &j), expected_sum(0, 1, WORDS));
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.crashed, 1);
     ASSERT_OK(exec_destroy(ex));
     ASSERT_OK(exec_shm_close(s));

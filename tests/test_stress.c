@@ -109,8 +109,7 @@ TEST(stress_million_tasks)
                       p[i].first_err, exec_errname(p[i].first_err), (long long)p[i].first_at);
         ASSERT_EQ(p[i].done, PER_THREAD);
     }
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, (uint64_t)MILLION_THREADS * PER_THREAD);
     ASSERT_EQ(st.queued, 0);
     ASSERT_OK(exec_destroy(ex));
@@ -151,8 +150,7 @@ TEST(stress_cancel_race)
     }
     /* After a waiting shutdown nothing is in flight, so the counters must be exact. */
     ASSERT_OK(exec_shutdown(ex, 0));
-    exec_stats_t s;
-    ASSERT_OK(exec_stats(ex, &s));
+    exec_stats_t s = stats_of(ex);
     ASSERT_EQ(s.submitted, N);
     ASSERT_EQ(s.cancelled + s.completed, s.submitted);
     ASSERT_EQ(s.cancelled, won);
