@@ -101,6 +101,26 @@ void gate_path(char dst[GATE_PATH], const struct gate *g)
     memcpy(dst, g->path, GATE_PATH);
 }
 
+static void *release_later(void *p)
+{
+    const struct gate_later *l = p;
+    test_sleep_ms(30);
+    gate_release(l->g, l->n);
+    return NULL;
+}
+
+void gate_release_later(struct gate_later *l, const struct gate *g, int n)
+{
+    l->g = g;
+    l->n = n;
+    ASSERT_EQ(pthread_create(&l->t, NULL, release_later, l), 0);
+}
+
+void gate_later_join(struct gate_later *l)
+{
+    ASSERT_EQ(pthread_join(l->t, NULL), 0);
+}
+
 /* Poll the future's state until it is @st (bounded; the state is not expected to skip it). */
 void wait_state_(exec_future_t *f, int st, const char *file, int line)
 {

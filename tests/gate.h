@@ -14,6 +14,7 @@
 #ifndef EXEC_TEST_GATE_H
 #define EXEC_TEST_GATE_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -40,6 +41,15 @@ int task_gate_wait(const char *path);
 int task_gate_post(const char *path, char tag);
 /* Copy a gate's path into a task argument field. */
 void gate_path(char dst[GATE_PATH], const struct gate *g);
+/* Test side: a thread that lets @n blocked tasks go about 30 ms from now (the pause only
+ * makes it likely that the test is already waiting; nothing relies on it), and its join. */
+struct gate_later {
+    pthread_t t;
+    const struct gate *g;
+    int n;
+};
+void gate_release_later(struct gate_later *l, const struct gate *g, int n);
+void gate_later_join(struct gate_later *l);
 
 /* Shared assertions of the future tests (test_executor, test_future, test_cq). */
 #define GATE_BOUND_MS 5000

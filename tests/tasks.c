@@ -166,6 +166,23 @@ exec_stats_t stats_of(exec_t *ex)
     return st;
 }
 
+void expect_counts_(exec_t *ex, struct counts want, const char *file, int line)
+{
+    exec_stats_t st = stats_of(ex);
+    const struct {
+        const char *name;
+        uint64_t got, want;
+    } c[] = {
+        {"submitted", st.submitted, want.submitted}, {"completed", st.completed, want.completed},
+        {"failed", st.failed, want.failed},          {"cancelled", st.cancelled, want.cancelled},
+        {"queued", st.queued, want.queued},          {"running", st.running, want.running},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        if (c[i].want != STAT_ANY && c[i].got != c[i].want)
+            test_fail_(file, line, "stats.%s = %llu, want %llu", c[i].name,
+                       (unsigned long long)c[i].got, (unsigned long long)c[i].want);
+}
+
 /* Submit @fn(@arg) and return its future. */
 static exec_future_t *submit_ok(exec_t *ex, exec_task_fn *fn, const void *arg, size_t size)
 {

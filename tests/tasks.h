@@ -93,6 +93,16 @@ exec_t *make_with(int workers, exec_config_t cfg);
 /* exec_stats() of @ex, which must succeed. */
 exec_stats_t stats_of(exec_t *ex);
 
+/* The task counters of exec_stats(@ex) are as listed, e.g. EXPECT_COUNTS(ex, .submitted = 4,
+ * .completed = 4): a counter not listed must be 0, one listed as STAT_ANY is not checked. */
+struct counts {
+    uint64_t submitted, completed, failed, cancelled, queued, running;
+};
+#define STAT_ANY UINT64_MAX
+#define EXPECT_COUNTS(ex, ...)                                                             \
+    expect_counts_((ex), (struct counts){__VA_ARGS__}, __FILE__, __LINE__)
+void expect_counts_(exec_t *ex, struct counts want, const char *file, int line);
+
 /* Submit that must succeed: task_echo of an int64, task_status of @status, task_block. */
 exec_future_t *submit_echo_i64(exec_t *ex, int64_t value);
 exec_future_t *submit_status(exec_t *ex, int32_t status);
@@ -117,6 +127,8 @@ void check_worker_tids(const int64_t *running, int n, int64_t queued);
  * its end: exec_destroy(@ex), which must succeed, then gate_close(@g). */
 exec_t *make_gated(struct gate *g, int workers);
 void destroy_gated(exec_t *ex, struct gate *g);
+/* RELEASE_ALL() of the futures listed after @g, then destroy_gated(@ex, @g). */
+#define DESTROY_GATED(ex, g, ...) (RELEASE_ALL(__VA_ARGS__), destroy_gated((ex), (g)))
 
 /* submit_block(), then wait (WAIT_STATE) until the task runs: it holds a worker. */
 #define SUBMIT_RUNNING(ex, g, value) submit_running_((ex), (g), (value), __FILE__, __LINE__)

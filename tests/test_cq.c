@@ -29,6 +29,9 @@
 
 #define BOUND_MS 5000
 
+/* The gate of the running test (each test runs in a child process of its own). */
+static struct gate g;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
@@ -51,6 +54,16 @@ static bool readable_within(int fd, int ms)
     while (r < 0 && errno == EINTR);
     ASSERT_GE(r, 0);
     return r == 1 && (p.revents & POLLIN);
+}
+
+/* The end of a test: destroy its queue, then its executor, then close the gate @g (if not
+ * NULL). */
+static void end_cq(exec_cq_t *cq, exec_t *ex, struct gate *gate)
+{
+    exec_cq_destroy(cq);
+    ASSERT_OK(exec_destroy(ex));
+    if (gate)
+        gate_close(gate);
 }
 
 /* Pop within the bound; fails the test on a timeout. */
@@ -118,7 +131,6 @@ TEST(cq_pop_timeout)
  * once popped; with two inside, still readable after the first pop. */
 TEST(cq_fd_readiness)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 2);
     exec_cq_t *cq = make_cq();
     int fd = exec_cq_fd(cq);
@@ -147,15 +159,13 @@ TEST(cq_fd_readiness)
     ASSERT_FALSE(readable_within(fd, 0));
 
     RELEASE_ALL(a, b, c);
-    exec_cq_destroy(cq);
-    destroy_gated(ex, &g);
+    end_cq(cq, ex, &g);
 }
 
 /* Completion order, not the order of adding: with one worker, tasks end in submission order
  * whatever order they were added in. */
 TEST(cq_order_one_worker)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_future_t *fs[4];
@@ -176,29 +186,28 @@ TEST(cq_order_one_worker)
     ASSERT_ERR(exec_cq_pop(cq, 0, &none), EXEC_ETIMEDOUT);
     for (int i = 0; i < 4; i++)
         exec_future_release(fs[i]);
-    exec_cq_destroy(cq);
-    destroy_gated(ex, &g);
+    end_cq(cq, ex, &g);
 }
 
 /* Tasks held by their own gates end in the order the test releases them (b, c, a); the
  * queue yields that order, and nothing else is ready in between. */
 TEST(cq_order_controlled)
 {
-    struct gate g[3];
+    struct gate gs[3];
     for (int i = 0; i < 3; i++)
-        gate_open(&g[i]);
+        gate_open(&gs[i]);
     exec_t *ex = make_workers(3);
     exec_cq_t *cq = make_cq();
     exec_future_t *fs[3];
     for (int i = 0; i < 3; i++) {
-        fs[i] = submit_block(ex, &g[i], 10 + i);
+        fs[i] = submit_block(ex, &gs[i], 10 + i);
         ASSERT_OK(exec_cq_add(cq, fs[i]));
     }
     static const int order[3] = {1, 2, 0};
     for (int k = 0; k < 3; k++) {
         exec_future_t *none = SENTINEL;
         ASSERT_ERR(exec_cq_pop(cq, 0, &none), EXEC_ETIMEDOUT);
-        gate_release(&g[order[k]], 1);
+        gate_release(&gs[order[k]], 1);
         exec_future_t *f = pop(cq);
         ASSERT_TRUE(f == fs[order[k]]);
         ASSERT_EQ(result_i64(f), 10 + order[k]);
@@ -206,10 +215,9 @@ TEST(cq_order_controlled)
     }
     for (int i = 0; i < 3; i++)
         exec_future_release(fs[i]);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
+    end_cq(cq, ex, NULL);
     for (int i = 0; i < 3; i++)
-        gate_close(&g[i]);
+        gate_close(&gs[i]);
 }
 
 /* cq_add of a future that already finished delivers it at once. */
@@ -226,15 +234,13 @@ TEST(cq_add_finished)
     ASSERT_TRUE(got == f);
     ASSERT_EQ(result_i64(got), 5);
     RELEASE_ALL(got, f);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
+    end_cq(cq, ex, NULL);
 }
 
 /* NULL arguments and a second routing (same queue or another) are EXEC_EINVAL; the future
  * still comes out once, from its first queue only. */
 TEST(cq_add_invalid)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_cq_t *other = make_cq();
@@ -264,7 +270,6 @@ TEST(cq_add_invalid)
  * out, it counts as routed, and failed, cancelled and fire-and-forget futures come out too. */
 TEST(cq_submit_route)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_submit_opts_t o = {.cq = cq};
@@ -309,8 +314,7 @@ TEST(cq_submit_route)
 
     exec_future_t *none = SENTINEL;
     ASSERT_ERR(exec_cq_pop(cq, 0, &none), EXEC_ETIMEDOUT);
-    exec_cq_destroy(cq);
-    destroy_gated(ex, &g);
+    end_cq(cq, ex, &g);
 }
 
 /* pop hands over a reference of its own: the submit reference and the popped one are
@@ -332,8 +336,7 @@ TEST(cq_pop_reference)
         ASSERT_EQ(result_i64(second), k + 1);
         exec_future_release(second);
     }
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
+    end_cq(cq, ex, NULL);
 }
 
 struct popper {
@@ -352,7 +355,6 @@ static void *pop_forever(void *p)
 /* A pop that blocks (EXEC_WAIT_FOREVER) in another thread wakes when a future finishes. */
 TEST(cq_pop_blocking)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_future_t *f = submit_block(ex, &g, 4);
@@ -367,8 +369,7 @@ TEST(cq_pop_blocking)
     ASSERT_TRUE(pp.f == f);
     ASSERT_EQ(result_i64(pp.f), 4);
     RELEASE_ALL(pp.f, f);
-    exec_cq_destroy(cq);
-    destroy_gated(ex, &g);
+    end_cq(cq, ex, &g);
 }
 
 /* Destroying a queue with finished futures inside and pending ones routed to it: nothing
@@ -376,7 +377,6 @@ TEST(cq_pop_blocking)
  * pending one finishes normally afterwards. */
 TEST(cq_destroy_with_futures)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 2);
     exec_cq_t *cq = make_cq();
     exec_submit_opts_t o = {.cq = cq};
@@ -405,8 +405,7 @@ TEST(cq_destroy_with_futures)
     gate_release(&g, 2);
     ASSERT_OK(exec_future_wait(pending, BOUND_MS));
     ASSERT_EQ(result_i64(pending), 3);
-    RELEASE_ALL(done1, pending);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, done1, pending);
 }
 
 /* An epoll loop: wait on the fd, drain with pop(0), until 100 routed fire-and-forget tasks
@@ -457,6 +456,5 @@ TEST(cq_epoll_loop)
     exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.completed, N);
     ASSERT_EQ(close(ep), 0);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
+    end_cq(cq, ex, NULL);
 }

@@ -29,6 +29,9 @@
 /* Liveness bound of every wait in this file: generous, never a speed claim. */
 #define BOUND_MS 5000
 
+/* The gate of the running test (each test runs in a child process of its own). */
+static struct gate g;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
@@ -509,7 +512,6 @@ TEST(executor_result_max_size)
  * frees (large, on the heap) it; the task, which runs only afterwards, sees the old bytes. */
 TEST(executor_submit_copies_arg)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *blocker = SUBMIT_RUNNING(ex, &g, 0);
     static const size_t sizes[] = {16, 2000};
@@ -540,8 +542,7 @@ TEST(executor_submit_copies_arg)
         exec_future_release(f[k]);
         free(want[k]);
     }
-    exec_future_release(blocker);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, blocker);
 }
 
 /* f == NULL: fire and forget. The task still runs (it writes a byte we read back), through
@@ -549,8 +550,7 @@ TEST(executor_submit_copies_arg)
 TEST(executor_submit_forget)
 {
     struct gate out;
-    gate_open(&out);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_gated(&out, 2);
     struct signal_arg a = {.tag = 'a'};
     gate_path(a.gate, &out);
     ASSERT_OK(exec_submit(ex, signal_ran, &a, sizeof a, NULL));
@@ -563,8 +563,7 @@ TEST(executor_submit_forget)
     exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 2);
     ASSERT_EQ(st.completed, 2);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&out);
+    destroy_gated(ex, &out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -576,7 +575,6 @@ TEST(executor_submit_forget)
  * room is made. */
 TEST(executor_submit_try_full)
 {
-    struct gate g;
     gate_open(&g);
     exec_t *ex = make_with(1, (exec_config_t){.queue_max = 2});
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
@@ -608,8 +606,7 @@ TEST(executor_submit_try_full)
     ASSERT_RESULT_I64(c, 3);
     ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d));
     ASSERT_RESULT_I64(d, 4);
-    RELEASE_ALL(a, b, c, d);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b, c, d);
 }
 
 struct bg_submit {
@@ -629,7 +626,6 @@ static void *bg_submit_echo(void *p)
 /* A blocking submit on a full queue returns once a worker takes a task and frees a slot. */
 TEST(executor_submit_blocks_when_full)
 {
-    struct gate g;
     gate_open(&g);
     exec_t *ex = make_with(1, (exec_config_t){.queue_max = 1});
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
@@ -659,8 +655,7 @@ TEST(executor_submit_blocks_when_full)
     gate_release(&g, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(s.b.f, 3);
-    RELEASE_ALL(a, b, s.b.f);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b, s.b.f);
 }
 
 /* Submits from inside a task ignore queue_max (else a full queue could deadlock the pool).
@@ -764,7 +759,6 @@ TEST(executor_shutdown_invalid)
  * after they ran. */
 TEST(executor_shutdown_drains)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
@@ -797,8 +791,7 @@ TEST(executor_shutdown_drains)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
-    RELEASE_ALL(a, b, c);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b, c);
 }
 
 /* EXEC_SHUTDOWN_CANCEL: queued tasks end EXEC_STATE_CANCELLED / EXEC_ECANCELLED without
@@ -806,10 +799,9 @@ TEST(executor_shutdown_drains)
  * the shutdown waits for it. */
 TEST(executor_shutdown_cancel)
 {
-    struct gate g, out;
-    gate_open(&g);
+    struct gate out;
+    exec_t *ex = make_gated(&g, 1);
     gate_open(&out);
-    exec_t *ex = make_workers(1);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
@@ -845,23 +837,15 @@ TEST(executor_shutdown_cancel)
     /* The forgotten queued task never ran. */
     ASSERT_EQ(gate_read_within(&out, 0), -1);
 
-    exec_stats_t st = stats_of(ex);
-    ASSERT_EQ(st.submitted, 4);
-    ASSERT_EQ(st.completed, 1);
-    ASSERT_EQ(st.cancelled, 3);
-    ASSERT_EQ(st.failed, 0);
-    ASSERT_EQ(st.queued, 0);
-    ASSERT_EQ(st.running, 0);
+    EXPECT_COUNTS(ex, .submitted = 4, .completed = 1, .cancelled = 3);
     ASSERT_ERR(exec_submit(ex, task_echo, &sa, sizeof sa, NULL), EXEC_ESHUTDOWN);
-    RELEASE_ALL(a, b, c);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b, c);
     gate_close(&out);
 }
 
 /* EXEC_SHUTDOWN_NOWAIT returns while a task still runs; exec_destroy() does the waiting. */
 TEST(executor_shutdown_nowait)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
@@ -886,33 +870,22 @@ TEST(executor_destroy_null)
     ASSERT_OK(exec_destroy(NULL));
 }
 
-static void *bg_release_gate(void *p)
-{
-    struct gate *g = p;
-    /* The pause only makes it likely that exec_destroy() is already waiting; the test holds
-     * either way. */
-    test_sleep_ms(30);
-    gate_release(g, 2);
-    return NULL;
-}
-
 /* exec_destroy() with tasks running and queued waits for all of them; their futures keep
  * their results after it and are released afterwards. */
 TEST(executor_destroy_waits)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 2);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = SUBMIT_RUNNING(ex, &g, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
     ASSERT_EQ(exec_future_state(c), EXEC_STATE_QUEUED);
-    pthread_t t;
-    ASSERT_EQ(pthread_create(&t, NULL, bg_release_gate, &g), 0);
+    struct gate_later later;
+    gate_release_later(&later, &g, 2);
     ASSERT_OK(exec_destroy(ex));
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_DONE);
     ASSERT_EQ(exec_future_state(c), EXEC_STATE_DONE);
-    ASSERT_EQ(pthread_join(t, NULL), 0);
+    gate_later_join(&later);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
@@ -997,21 +970,14 @@ TEST(executor_shutdown_nowait_in_task)
  * that then succeed. Every counter matches, at the start, while blocked and at the end. */
 TEST(executor_stats_counts)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 2);
     exec_stats_t st;
     ASSERT_ERR(exec_stats(NULL, &st), EXEC_EINVAL);
     ASSERT_ERR(exec_stats(ex, NULL), EXEC_EINVAL);
 
     WAIT_STAT(ex, workers_alive, 2);
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.workers_alive, 2);
-    ASSERT_EQ(st.submitted, 0);
-    ASSERT_EQ(st.completed, 0);
-    ASSERT_EQ(st.failed, 0);
-    ASSERT_EQ(st.cancelled, 0);
-    ASSERT_EQ(st.queued, 0);
-    ASSERT_EQ(st.running, 0);
+    ASSERT_EQ(stats_of(ex).workers_alive, 2);
+    EXPECT_COUNTS(ex, .submitted = 0);
 
     exec_future_t *fs[11];
     size_t n = 0;
@@ -1024,39 +990,27 @@ TEST(executor_stats_counts)
     }
     ASSERT_OK(exec_future_wait_all(fs, n, BOUND_MS));
 
-    /* Counters of terminal futures are in place once the futures are terminal. */
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.submitted, 8);
-    ASSERT_EQ(st.completed, 5);
-    ASSERT_EQ(st.failed, 3);
-    ASSERT_EQ(st.cancelled, 0);
+    /* Counters of terminal futures are in place once the futures are terminal (running
+     * drops only once the workers are back from their tasks). */
+    EXPECT_COUNTS(ex, .submitted = 8, .completed = 5, .failed = 3, .running = STAT_ANY);
 
     /* Both workers blocked, one task queued then cancelled. */
-    fs[n++] = submit_block(ex, &g, 100);
-    fs[n++] = submit_block(ex, &g, 101);
-    WAIT_STATE(fs[8], EXEC_STATE_RUNNING);
-    WAIT_STATE(fs[9], EXEC_STATE_RUNNING);
+    fs[n++] = SUBMIT_RUNNING(ex, &g, 100);
+    fs[n++] = SUBMIT_RUNNING(ex, &g, 101);
     fs[n] = submit_echo_i64(ex, 102);
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.submitted, 11);
-    ASSERT_EQ(st.running, 2);
-    ASSERT_EQ(st.queued, 1);
+    EXPECT_COUNTS(ex, .submitted = 11, .completed = 5, .failed = 3, .queued = 1, .running = 2);
     ASSERT_OK(exec_future_cancel(fs[n], 0));
     n++;
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.queued, 0);
-    ASSERT_EQ(st.cancelled, 1);
+    EXPECT_COUNTS(ex, .submitted = 11, .completed = 5, .failed = 3, .cancelled = 1,
+                  .running = 2);
 
     gate_release(&g, 2);
     ASSERT_OK(exec_future_wait_all(fs, n, BOUND_MS));
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.submitted, 11);
-    ASSERT_EQ(st.completed, 7);
-    ASSERT_EQ(st.failed, 3);
-    ASSERT_EQ(st.cancelled, 1);
+    EXPECT_COUNTS(ex, .submitted = 11, .completed = 7, .failed = 3, .cancelled = 1,
+                  .running = STAT_ANY);
+    st = stats_of(ex);
     ASSERT_EQ(st.timed_out, 0);
     ASSERT_EQ(st.crashed, 0);
-    ASSERT_EQ(st.queued, 0);
     ASSERT_EQ(st.workers_alive, 2);
     ASSERT_EQ(st.workers_retired, 0);
     ASSERT_EQ(st.map_items, 0);

@@ -30,6 +30,9 @@
 
 /* Liveness bound of every wait in this file: generous, never a speed claim. */
 #define BOUND_MS 5000
+
+/* The gate of the running test (each test runs in a child process of its own). */
+static struct gate g;
 /* How long a looping task runs at most if nobody stops it: longer than BOUND_MS, so that a
  * missing stop shows up as a failed wait, yet far below the runner's alarm. */
 #define LOOP_MAX_MS 8000
@@ -139,7 +142,6 @@ static void check_ran_on_worker(const exec_fault_t *ft, int workers)
  * wait returns EXEC_OK at once. */
 TEST(future_wait_timeout)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 5);
     ASSERT_ERR(exec_future_wait(f, 0), EXEC_ETIMEDOUT);
@@ -152,38 +154,26 @@ TEST(future_wait_timeout)
     ASSERT_OK(exec_future_wait(f, 0));
     ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
     ASSERT_RESULT_I64(f, 5);
-    exec_future_release(f);
-    destroy_gated(ex, &g);
-}
-
-static void *release_later(void *p)
-{
-    /* Only makes it likely that the waiter is already asleep; nothing relies on it. */
-    test_sleep_ms(30);
-    gate_release(p, 1);
-    return NULL;
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* EXEC_WAIT_FOREVER sleeps until another thread lets the task finish. */
 TEST(future_wait_forever)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 6);
-    pthread_t t;
-    ASSERT_EQ(pthread_create(&t, NULL, release_later, &g), 0);
+    struct gate_later later;
+    gate_release_later(&later, &g, 1);
     ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
-    ASSERT_EQ(pthread_join(t, NULL), 0);
+    gate_later_join(&later);
     ASSERT_RESULT_I64(f, 6);
-    exec_future_release(f);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* NULL future or a negative timeout other than EXEC_WAIT_FOREVER: EXEC_EINVAL, pending or
  * terminal. */
 TEST(future_wait_invalid)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     ASSERT_ERR(exec_future_wait(NULL, 0), EXEC_EINVAL);
@@ -195,14 +185,12 @@ TEST(future_wait_invalid)
     ASSERT_OK(exec_future_wait(f, BOUND_MS));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ASSERT_ERR(exec_future_wait(f, bad[i]), EXEC_EINVAL);
-    exec_future_release(f);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* QUEUED while the only worker is busy, RUNNING once it takes the task, DONE at the end. */
 TEST(future_state_transitions)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     ASSERT_ERR(exec_future_state(NULL), EXEC_EINVAL);
     exec_future_t *a = submit_block(ex, &g, 1);
@@ -218,15 +206,13 @@ TEST(future_state_transitions)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
-    RELEASE_ALL(a, b);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b);
 }
 
 /* wait_any: the index of the one that finished among blocked ones; the lowest index when
  * several are terminal; EXEC_ETIMEDOUT when none finishes; a sleeping wait woken by one. */
 TEST(future_wait_any)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 3);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = SUBMIT_RUNNING(ex, &g, 2);
@@ -247,25 +233,23 @@ TEST(future_wait_any)
     ASSERT_EQ(exec_future_wait_any(adc, 3, EXEC_WAIT_FOREVER), 1); /* lowest of d, c */
 
     /* Asleep in wait_any when one of the blocked ones finishes. */
-    pthread_t t;
-    ASSERT_EQ(pthread_create(&t, NULL, release_later, &g), 0);
+    struct gate_later later;
+    gate_release_later(&later, &g, 1);
     int idx = exec_future_wait_any(blocked, 2, EXEC_WAIT_FOREVER);
-    ASSERT_EQ(pthread_join(t, NULL), 0);
+    gate_later_join(&later);
     ASSERT_TRUE(idx == 0 || idx == 1);
     ASSERT_EQ(exec_future_state(blocked[idx]), EXEC_STATE_DONE);
     gate_release(&g, 1);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
-    RELEASE_ALL(a, b, c, d);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b, c, d);
 }
 
 /* wait_all: EXEC_ETIMEDOUT while any is pending (one finished is not enough); EXEC_OK with
  * every one terminal, whatever its outcome. */
 TEST(future_wait_all)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 3);
     exec_future_t *fs[4];
     fs[0] = submit_echo_i64(ex, 0);
@@ -367,7 +351,6 @@ TEST(future_result_bytes)
 /* result and fault of a future that is not terminal: EXEC_EAGAIN, nothing written. */
 TEST(future_result_pending)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *a = submit_block(ex, &g, 1);
     exec_future_t *b = submit_block(ex, &g, 2); /* stays QUEUED */
@@ -390,8 +373,7 @@ TEST(future_result_pending)
     gate_release(&g, 2);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
-    RELEASE_ALL(a, b);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b);
 }
 
 /* A task returning non-zero: state FAILED, result EXEC_ETASK with no bytes (those it wrote
@@ -455,10 +437,9 @@ TEST(future_fault_success)
  * EXEC_ECANCELLED, the task never runs; cancelling again is EXEC_EBUSY. */
 TEST(future_cancel_queued)
 {
-    struct gate g, out;
-    gate_open(&g);
+    struct gate out;
+    exec_t *ex = make_gated(&g, 1);
     gate_open(&out);
-    exec_t *ex = make_workers(1);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_block_tag(ex, &g, 2, &out, 'b');
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
@@ -487,23 +468,20 @@ TEST(future_cancel_queued)
     exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.cancelled, 1);
     ASSERT_EQ(st.completed, 1);
-    RELEASE_ALL(a, b);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b);
     gate_close(&out);
 }
 
 /* A running task without EXEC_CANCEL_RUNNING: EXEC_EBUSY, and it runs on unharmed. */
 TEST(future_cancel_running_busy)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     ASSERT_ERR(exec_future_cancel(a, 0), EXEC_EBUSY);
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING);
     gate_release(&g, 1);
     ASSERT_RESULT_I64(a, 1);
-    exec_future_release(a);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a);
 }
 
 /* A terminal task (done or failed), with or without the flag: EXEC_EBUSY, outcome kept.
@@ -533,8 +511,7 @@ TEST(future_cancel_finished)
 TEST(future_cancel_running)
 {
     struct gate out;
-    gate_open(&out);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&out, 1);
     struct loop_arg la;
     gate_path(la.out, &out);
     exec_future_t *f = NULL;
@@ -556,9 +533,7 @@ TEST(future_cancel_running)
     exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.cancelled, 1);
     ASSERT_EQ(st.completed, 1);
-    RELEASE_ALL(next, f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&out);
+    DESTROY_GATED(ex, &out, next, f);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -593,7 +568,6 @@ static void cb_count(exec_future_t *f, void *user_data)
  * before on_done returns, in the calling thread. */
 TEST(future_on_done_once)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
@@ -624,7 +598,6 @@ TEST(future_on_done_once)
  * in the cancelling thread, so its callback has run when cancel returns. */
 TEST(future_on_done_failed_and_cancelled)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *q = submit_echo_i64(ex, 2);
@@ -672,7 +645,6 @@ static void cb_order(exec_future_t *f, void *user_data)
  * after the end. */
 TEST(future_on_done_order)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
@@ -686,8 +658,7 @@ TEST(future_on_done_order)
     ASSERT_EQ(load(&log.calls), 4);
     for (int i = 0; i < 4; i++)
         ASSERT_EQ(load(&log.order[i]), i + 1);
-    exec_future_release(f);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* "They run in the order added" also when a callback is added right after the future ended
@@ -697,7 +668,6 @@ TEST(future_on_done_order)
  * first callback is slow on purpose, to open that window. */
 TEST(future_on_done_order_after_end)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
@@ -710,8 +680,7 @@ TEST(future_on_done_order_after_end)
     ASSERT_TRUE(pthread_equal(late.thread, pthread_self()));
     ASSERT_EQ(load(&log.order[0]), 1);
     ASSERT_EQ(load(&log.order[1]), 2);
-    exec_future_release(f);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* Bad input: EXEC_EINVAL, and the callback never runs. */
@@ -743,7 +712,6 @@ static void cb_release(exec_future_t *f, void *user_data)
  * runs in the finishing thread or in on_done itself. */
 TEST(future_on_done_release_self)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     atomic_int done = 0;
     exec_future_t *f = submit_block(ex, &g, 1);
@@ -781,10 +749,9 @@ TEST(future_on_done_release_self)
  * the future and its result alive; releasing a pending future does not cancel its task. */
 TEST(future_retain_release)
 {
-    struct gate g, out;
-    gate_open(&g);
+    struct gate out;
+    exec_t *ex = make_gated(&g, 1);
     gate_open(&out);
-    exec_t *ex = make_workers(1);
     ASSERT_NULL(exec_future_retain(NULL));
     exec_future_release(NULL);
 
@@ -808,8 +775,7 @@ TEST(future_retain_release)
     gate_release(&g, 2);
     ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'b');
     ASSERT_RESULT_I64(a, 1);
-    exec_future_release(a);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a);
     gate_close(&out);
 }
 
@@ -869,8 +835,7 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
     exec_future_release(f);
     for (int i = 0; i < n; i++)
         exec_future_release(fs[i]);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&out);
+    destroy_gated(ex, &out);
 }
 
 /* exec_submit_opts_t.timeout_ms on an executor without a default. */
@@ -896,7 +861,6 @@ TEST(future_timeout_config_default)
  * flag, and succeeds when released. */
 TEST(future_timeout_none_overrides)
 {
-    struct gate g;
     gate_open(&g);
     exec_t *ex = make_with(1, (exec_config_t){.timeout_ms = 100});
     exec_submit_opts_t o = {0};
@@ -911,15 +875,13 @@ TEST(future_timeout_none_overrides)
     ASSERT_EQ(exec_future_state(f), EXEC_STATE_RUNNING);
     gate_release(&g, 1);
     ASSERT_RESULT_I64(f, 0); /* 0: the stop flag was never set */
-    exec_future_release(f);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* The limit counts from when the task starts, not from submit: a quick task that waited in
  * the queue longer than its limit still succeeds. */
 TEST(future_timeout_counts_from_start)
 {
-    struct gate g;
     exec_t *ex = make_gated(&g, 1);
     exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_submit_opts_t o = {0};
@@ -932,6 +894,5 @@ TEST(future_timeout_counts_from_start)
     gate_release(&g, 1);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
-    RELEASE_ALL(a, b);
-    destroy_gated(ex, &g);
+    DESTROY_GATED(ex, &g, a, b);
 }
