@@ -65,6 +65,15 @@ int task_noop(const void *arg, size_t arg_size, void *out, size_t out_cap, size_
 int task_block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_cap,
                        size_t *out_size);
 
+/* THREADS_ONLY: the argument of a task that uses an executor itself. Its address travels
+ * in the argument bytes, which only means something inside the same process; n and base
+ * are what the task does with it (a count, a depth, a value...). */
+struct ex_arg {
+    exec_t *ex;
+    int64_t n;
+    int64_t base;
+};
+
 /* In a task: copy the argument to @dst if it is exactly @size bytes; whether it was. */
 bool task_arg(void *dst, size_t size, const void *arg, size_t arg_size);
 

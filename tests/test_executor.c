@@ -46,9 +46,7 @@ static int signal_ran(const void *arg, size_t arg_size, void *out, size_t out_ca
                       size_t *out_size)
 {
     struct signal_arg a;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
+    (void)out, (void)out_cap, (void)out_size;
     if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
     return task_gate_post(a.gate, a.tag) == 0 ? 0 : READ_FAILED;
@@ -661,21 +659,15 @@ TEST(executor_submit_blocks_when_full)
 /* Submits from inside a task ignore queue_max (else a full queue could deadlock the pool).
  * THREADS_ONLY: the task submits to the executor whose pointer it gets in its argument,
  * which only means something inside the same process. */
-struct inner_arg {
-    exec_t *ex;
-    int32_t n;
-};
-
 static int submit_many_inside(const void *arg, size_t arg_size, void *out, size_t out_cap,
                               size_t *out_size)
 {
-    struct inner_arg a;
+    struct ex_arg a; /* a.n: how many tasks to submit */
     if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
     int32_t ok = 0;
-    for (int32_t i = 0; i < a.n; i++) {
-        int64_t v = i;
-        ok += exec_submit(a.ex, task_echo, &v, sizeof v, NULL) == EXEC_OK;
+    for (int64_t i = 0; i < a.n; i++) {
+        ok += exec_submit(a.ex, task_echo, &i, sizeof i, NULL) == EXEC_OK;
     }
     return task_put(out, out_cap, out_size, &ok, sizeof ok);
 }
@@ -683,7 +675,7 @@ static int submit_many_inside(const void *arg, size_t arg_size, void *out, size_
 TEST(executor_submit_inside_task_unbounded)
 {
     exec_t *ex = make_with(1, (exec_config_t){.queue_max = 1});
-    struct inner_arg a = {.ex = ex, .n = 5};
+    struct ex_arg a = {.ex = ex, .n = 5};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, submit_many_inside, &a, sizeof a, &f));
     int32_t ok;
@@ -899,15 +891,12 @@ TEST(executor_destroy_waits)
 /* exec_destroy() and a waiting exec_shutdown() from inside one of the executor's own tasks:
  * EXEC_EDEADLK, nothing done, the executor still works.
  * THREADS_ONLY: the task gets the exec_t pointer through its argument bytes; in a worker
- * process that pointer would name the child's copy, a different object. */
-struct self_arg {
-    exec_t *ex;
-};
+ * process that pointer would name the child's copy, a different object (struct ex_arg). */
 
 static int call_destroy_inside(const void *arg, size_t arg_size, void *out, size_t out_cap,
                                size_t *out_size)
 {
-    struct self_arg a;
+    struct ex_arg a;
     if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
     int32_t rc[3];
@@ -920,7 +909,7 @@ static int call_destroy_inside(const void *arg, size_t arg_size, void *out, size
 TEST(executor_destroy_in_task)
 {
     exec_t *ex = make_workers(2);
-    struct self_arg a = {.ex = ex};
+    struct ex_arg a = {.ex = ex};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, call_destroy_inside, &a, sizeof a, &f));
     int32_t rc[3];
@@ -941,7 +930,7 @@ TEST(executor_destroy_in_task)
 static int call_shutdown_nowait_inside(const void *arg, size_t arg_size, void *out,
                                        size_t out_cap, size_t *out_size)
 {
-    struct self_arg a;
+    struct ex_arg a;
     if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
     int32_t rc = exec_shutdown(a.ex, EXEC_SHUTDOWN_NOWAIT);
@@ -951,7 +940,7 @@ static int call_shutdown_nowait_inside(const void *arg, size_t arg_size, void *o
 TEST(executor_shutdown_nowait_in_task)
 {
     exec_t *ex = make_workers(1);
-    struct self_arg a = {.ex = ex};
+    struct ex_arg a = {.ex = ex};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, call_shutdown_nowait_inside, &a, sizeof a, &f));
     int32_t rc;

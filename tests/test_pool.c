@@ -23,14 +23,8 @@
 /* Nested submission                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-/* The argument of the tasks here that use an executor themselves (THREADS_ONLY: its address
- * travels in the argument bytes) and a number n: a depth, the x of a triple, or the count of
- * a nested map's items (base, base + 1, ...). */
-struct ex_arg {
-    exec_t *ex;
-    int64_t n;
-    int64_t base;
-};
+/* The tasks here that use an executor themselves take a struct ex_arg (tests/tasks.h): n
+ * is a depth, the x of a triple, or the count of a nested map's items (base, base + 1...). */
 
 /* THREADS_ONLY (nested submission to the parent's executor): submit the child, wait on it,
  * return depth. */
