@@ -249,7 +249,8 @@ void *__wrap_aligned_alloc(size_t align, size_t size)
 {
     if (!ah_active())
         return __real_aligned_alloc(align, size);
-    return ah_count_and_decide(AH_MALLOC) ? NULL : ah_remember(__real_aligned_alloc(align, size));
+    return ah_count_and_decide(AH_MALLOC) ? NULL
+                                          : ah_remember(__real_aligned_alloc(align, size));
 }
 
 int __wrap_posix_memalign(void **out, size_t align, size_t size)

@@ -173,9 +173,12 @@ void expect_counts_(exec_t *ex, struct counts want, const char *file, int line)
         const char *name;
         uint64_t got, want;
     } c[] = {
-        {"submitted", st.submitted, want.submitted}, {"completed", st.completed, want.completed},
-        {"failed", st.failed, want.failed},          {"cancelled", st.cancelled, want.cancelled},
-        {"queued", st.queued, want.queued},          {"running", st.running, want.running},
+        {"submitted", st.submitted, want.submitted},
+        {"completed", st.completed, want.completed},
+        {"failed", st.failed, want.failed},
+        {"cancelled", st.cancelled, want.cancelled},
+        {"queued", st.queued, want.queued},
+        {"running", st.running, want.running},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
         if (c[i].want != STAT_ANY && c[i].got != c[i].want)

@@ -300,8 +300,8 @@ static uint64_t map_calls(exec_t *ex, bool unordered, size_t n, int64_t *in, int
     struct items it = {0, 0, 0};
     uint64_t before = alloc_hook_calls(AH_MALLOC);
     if (unordered)
-        ASSERT_OK(exec_map_unordered(ex, task_triple, in, sizeof *in, out, sizeof *out, n, on_item,
-                                     &it, NULL));
+        ASSERT_OK(exec_map_unordered(ex, task_triple, in, sizeof *in, out, sizeof *out, n,
+                                     on_item, &it, NULL));
     else
         ASSERT_OK(exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, n, NULL));
     uint64_t calls = alloc_hook_calls(AH_MALLOC) - before;

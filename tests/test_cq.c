@@ -7,8 +7,8 @@
  * still pending, and an epoll loop.
  *
  * Tasks see only their argument and result bytes; a task that must block waits at a gate (a
- * FIFO whose path travels in its argument, see below). The queue itself lives in the calling
- * process.
+ * FIFO whose path travels in its argument, see tests/gate.h). The queue itself lives in the
+ * calling process.
  */
 #include "harness.h"
 #include "gate.h"
@@ -383,12 +383,14 @@ TEST(cq_destroy_with_futures)
     exec_future_t *done1 = submit_echo_i64(ex, 1);
     ASSERT_OK(exec_cq_add(cq, done1));
     int64_t v = 2;
-    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, NULL)); /* only the queue holds it */
+    /* Only the queue holds it. */
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, NULL));
     exec_future_t *pending = submit_block(ex, &g, 3);
     ASSERT_OK(exec_cq_add(cq, pending));
     struct block_arg ba = {.value = 4};
     gate_path(ba.gate, &g);
-    ASSERT_OK(exec_submit_ex(ex, task_block, &ba, sizeof ba, &o, NULL)); /* pending, forgotten */
+    /* Pending, forgotten. */
+    ASSERT_OK(exec_submit_ex(ex, task_block, &ba, sizeof ba, &o, NULL));
     ASSERT_OK(exec_future_wait(done1, BOUND_MS));
     /* Let the fire-and-forget echo reach the queue too (two inside, two pending). */
     uint64_t end = test_now_ms() + BOUND_MS;

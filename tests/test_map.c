@@ -591,11 +591,13 @@ TEST(map_bad_input)
         exec_map_opts_t bad = o;
         bad.reserved[r] = 1;
         ASSERT_ERR(exec_map(ex, task_triple, in, 8, out, 8, 4, &bad), EXEC_EINVAL);
-        ASSERT_ERR(exec_map_unordered(ex, task_triple, in, 8, out, 8, 4, never_item, &calls, &bad),
-                   EXEC_EINVAL);
+        ASSERT_ERR(
+            exec_map_unordered(ex, task_triple, in, 8, out, 8, 4, never_item, &calls, &bad),
+            EXEC_EINVAL);
     }
     /* Unordered: the same checks, plus on_item NULL. */
-    ASSERT_ERR(exec_map_unordered(ex, task_triple, in, 8, out, 8, 4, NULL, NULL, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map_unordered(ex, task_triple, in, 8, out, 8, 4, NULL, NULL, &o),
+               EXEC_EINVAL);
     ASSERT_ERR(exec_map_unordered(NULL, task_triple, in, 8, out, 8, 4, never_item, &calls, &o),
                EXEC_EINVAL);
     ASSERT_ERR(exec_map_unordered(ex, NULL, in, 8, out, 8, 4, never_item, &calls, &o),
