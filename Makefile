@@ -74,7 +74,8 @@ PIC_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
 # The test build of the library: the same sources with the test-only fault hooks
 # (src/base/fault.h). Only the test runner links it; nothing installed carries them.
 TLIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/tobj/%.o)
-TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c tests/alloc_hook.c tests/gate.c
+TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c tests/alloc_hook.c tests/gate.c \
+              tests/tasks.c tests/shell.c
 TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard tests/bench/*.c)))

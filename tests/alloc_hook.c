@@ -187,13 +187,15 @@ static bool ah_count_and_decide(int kind)
     return fail;
 }
 
-static void ah_remember(void *p)
+/* Remember the block @p (if not NULL) as live; returns @p. */
+static void *ah_remember(void *p)
 {
     if (p == NULL)
-        return;
+        return NULL;
     pthread_mutex_lock(&ah_set_lock);
     ah_set_add(p);
     pthread_mutex_unlock(&ah_set_lock);
+    return p;
 }
 
 static void ah_forget(void *p)
@@ -213,22 +215,14 @@ void *__wrap_malloc(size_t size)
 {
     if (!ah_active())
         return __real_malloc(size);
-    if (ah_count_and_decide(AH_MALLOC))
-        return NULL;
-    void *p = __real_malloc(size);
-    ah_remember(p);
-    return p;
+    return ah_count_and_decide(AH_MALLOC) ? NULL : ah_remember(__real_malloc(size));
 }
 
 void *__wrap_calloc(size_t n, size_t size)
 {
     if (!ah_active())
         return __real_calloc(n, size);
-    if (ah_count_and_decide(AH_MALLOC))
-        return NULL;
-    void *p = __real_calloc(n, size);
-    ah_remember(p);
-    return p;
+    return ah_count_and_decide(AH_MALLOC) ? NULL : ah_remember(__real_calloc(n, size));
 }
 
 void *__wrap_realloc(void *p, size_t size)
@@ -255,11 +249,8 @@ void *__wrap_aligned_alloc(size_t align, size_t size)
 {
     if (!ah_active())
         return __real_aligned_alloc(align, size);
-    if (ah_count_and_decide(AH_MALLOC))
-        return NULL;
-    void *p = __real_aligned_alloc(align, size);
-    ah_remember(p);
-    return p;
+    return ah_count_and_decide(AH_MALLOC) ? NULL
+                                          : ah_remember(__real_aligned_alloc(align, size));
 }
 
 int __wrap_posix_memalign(void **out, size_t align, size_t size)

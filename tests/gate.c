@@ -101,6 +101,26 @@ void gate_path(char dst[GATE_PATH], const struct gate *g)
     memcpy(dst, g->path, GATE_PATH);
 }
 
+static void *release_later(void *p)
+{
+    const struct gate_later *l = p;
+    test_sleep_ms(30);
+    gate_release(l->g, l->n);
+    return NULL;
+}
+
+void gate_release_later(struct gate_later *l, const struct gate *g, int n)
+{
+    l->g = g;
+    l->n = n;
+    ASSERT_EQ(pthread_create(&l->t, NULL, release_later, l), 0);
+}
+
+void gate_later_join(struct gate_later *l)
+{
+    ASSERT_EQ(pthread_join(l->t, NULL), 0);
+}
+
 /* Poll the future's state until it is @st (bounded; the state is not expected to skip it). */
 void wait_state_(exec_future_t *f, int st, const char *file, int line)
 {
@@ -114,21 +134,27 @@ void wait_state_(exec_future_t *f, int st, const char *file, int line)
     }
 }
 
-/* Wait for @f to end successfully with the int64 result @want. */
-void assert_result_i64_(exec_future_t *f, int64_t want, const char *file, int line)
+const void *wait_result_(exec_future_t *f, void *dst, size_t size, const char *file, int line)
 {
     int rc = exec_future_wait(f, GATE_BOUND_MS);
     if (rc != 0)
         test_fail_(file, line, "exec_future_wait: %s", exec_errname(rc));
     const void *data = NULL;
-    size_t size = 0;
-    rc = exec_future_result(f, &data, &size);
+    size_t got = 0;
+    rc = exec_future_result(f, &data, &got);
     if (rc != 0)
         test_fail_(file, line, "exec_future_result: %s", exec_errname(rc));
-    if (size != sizeof(int64_t) || data == NULL)
-        test_fail_(file, line, "result size %zu, want %zu", size, sizeof(int64_t));
+    if (got != size || data == NULL)
+        test_fail_(file, line, "result of %zu bytes at %p, want %zu bytes", got, data, size);
+    memcpy(dst, data, size);
+    return data;
+}
+
+/* Wait for @f to end successfully with the int64 result @want. */
+void assert_result_i64_(exec_future_t *f, int64_t want, const char *file, int line)
+{
     int64_t got;
-    memcpy(&got, data, sizeof got);
+    wait_result_(f, &got, sizeof got, file, line);
     if (got != want)
         test_fail_(file, line, "result %lld, want %lld", (long long)got, (long long)want);
     if (exec_future_state(f) != EXEC_STATE_DONE)

@@ -24,6 +24,7 @@
 #include "harness.h"
 
 #include "alloc_hook.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -42,8 +43,6 @@
 /* A fault loop longer than this means the call allocates without end. */
 #define MAX_ROUNDS 2000
 
-#define SENTINEL ((void *)(uintptr_t)0x5e17)
-
 static int bound_ms(void)
 {
     return BOUND_MS * test_timeout_scale();
@@ -56,26 +55,7 @@ static int bound_ms(void)
 /* Copies the first (up to) 8 argument bytes to the result. */
 static int echo8(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
 {
-    size_t n = arg_size < 8 ? arg_size : 8;
-    if (n > out_cap)
-        return 97;
-    if (n)
-        memcpy(out, arg, n);
-    *out_size = n;
-    return 0;
-}
-
-/* int64 x -> 3x + 1 (map element). */
-static int triple(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    int64_t x;
-    if (arg_size != sizeof x || out_cap != sizeof x)
-        return 97;
-    memcpy(&x, arg, sizeof x);
-    x = 3 * x + 1;
-    memcpy(out, &x, sizeof x);
-    *out_size = sizeof x;
-    return 0;
+    return task_echo(arg, arg_size < 8 ? arg_size : 8, out, out_cap, out_size);
 }
 
 static uint64_t mono_ns(void)
@@ -120,7 +100,7 @@ static void gate_open_map(void)
     atomic_store(gate, 0);
 }
 
-static void gate_release(uint32_t gen)
+static void gate_advance(uint32_t gen)
 {
     atomic_store(gate, gen);
 }
@@ -129,9 +109,8 @@ static int gated(const void *arg, size_t arg_size, void *out, size_t out_cap, si
 {
     (void)out, (void)out_cap, (void)out_size;
     uint32_t gen;
-    if (arg_size != sizeof gen)
-        return 97;
-    memcpy(&gen, arg, sizeof gen);
+    if (!task_arg(&gen, sizeof gen, arg, arg_size))
+        return BAD_CALL;
     uint64_t end = mono_ns() + (uint64_t)60000 * 1000000u; /* far past any test's alarm */
     while (atomic_load(gate) < gen) {
         if (mono_ns() > end)
@@ -145,17 +124,6 @@ static int gated(const void *arg, size_t arg_size, void *out, size_t out_cap, si
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-static exec_t *make(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
 
 static exec_future_t *submit_u32(exec_t *ex, exec_task_fn *fn, uint32_t v)
 {
@@ -250,6 +218,63 @@ static void check_rounds(const char *what, unsigned long n, unsigned long at_lea
     fprintf(stderr, "# %s: %lu failure(s) injected in turn\n", what, n - 1);
 }
 
+/* One round of a fault loop. */
+struct fault {
+    const char *what; /* the call under test, for messages */
+    int kind;         /* what fails: AH_MALLOC, AH_THREAD or AH_FORK */
+    unsigned long n;  /* the round fails the n-th call of that kind */
+    uint64_t hit;     /* failures injected in the round */
+};
+
+/* In a round: make the n-th call of the kind from now on fail. */
+static void fault_arm(const struct fault *ft)
+{
+    alloc_hook_fail_nth(ft->kind, ft->n);
+}
+
+/* In a round: stop failing calls; the call under test returned @r, EXEC_OK or @want. */
+static void fault_disarm(struct fault *ft, int r, int want)
+{
+    ft->hit = alloc_hook_disarm(ft->kind);
+    expect_code(ft->what, ft->n, r, want, want);
+}
+
+/* The out-parameter @p of a call that returned @r: set on success, untouched (SENTINEL) on
+ * failure. Returns whether the call succeeded. */
+static bool out_set(int r, const void *p)
+{
+    if (r != EXEC_OK) {
+        ASSERT_TRUE(p == SENTINEL);
+        return false;
+    }
+    ASSERT_TRUE(p != SENTINEL && p != NULL);
+    return true;
+}
+
+/* Rounds n = 1, 2, ... of @round (which returns the code the round is judged by), each one
+ * checked for leftovers, until a round injects nothing: that one must return @ok, and at
+ * least @at_least failures must have been injected before it. */
+/* Returns how many failures it injected in turn. */
+static unsigned long fault_loop(const char *what, int kind,
+                                int (*round)(struct fault *ft, void *ctx), void *ctx, int ok,
+                                unsigned long at_least)
+{
+    struct fault ft = {what, kind, 1, 0};
+    for (;; ft.n++) {
+        if (ft.n > MAX_ROUNDS)
+            break;
+        struct round rd;
+        round_begin(&rd);
+        ft.hit = 0;
+        int r = round(&ft, ctx);
+        round_end(&rd, what, ft.n);
+        if (!round_next(what, ft.n, ft.hit, r, ok))
+            break;
+    }
+    check_rounds(what, ft.n, at_least);
+    return ft.n - 1;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Accounting: exec_map() allocates nothing per item                                         */
 /* ---------------------------------------------------------------------------------------- */
@@ -278,10 +303,10 @@ static uint64_t map_calls(exec_t *ex, bool unordered, size_t n, int64_t *in, int
     struct items it = {0, 0, 0};
     uint64_t before = alloc_hook_calls(AH_MALLOC);
     if (unordered)
-        ASSERT_OK(exec_map_unordered(ex, triple, in, sizeof *in, out, sizeof *out, n, on_item,
-                                     &it, NULL));
+        ASSERT_OK(exec_map_unordered(ex, task_triple, in, sizeof *in, out, sizeof *out, n,
+                                     on_item, &it, NULL));
     else
-        ASSERT_OK(exec_map(ex, triple, in, sizeof *in, out, sizeof *out, n, NULL));
+        ASSERT_OK(exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, n, NULL));
     uint64_t calls = alloc_hook_calls(AH_MALLOC) - before;
     for (size_t i = 0; i < n; i += n / 97 + 1)
         ASSERT_EQ(out[i], 3 * (int64_t)i + 1);
@@ -301,7 +326,7 @@ static void map_accounting(bool unordered)
     int64_t *out = malloc(LARGE * sizeof *out);
     ASSERT_NOT_NULL(in);
     ASSERT_NOT_NULL(out);
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     alloc_hook_start();
     (void)map_calls(ex, unordered, SMALL, in, out); /* warm-up: the runners' slab */
     long live = alloc_hook_live();
@@ -350,7 +375,7 @@ static void submit_accounting(size_t arg_size)
     unsigned char arg[1000];
     for (size_t i = 0; i < sizeof arg; i++)
         arg[i] = (unsigned char)(i * 7 + 1);
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     alloc_hook_start();
     for (int i = 0; i < 100; i++) { /* warm-up: slabs, rings, lazily made buffers */
         exec_future_t *f = NULL;
@@ -410,6 +435,28 @@ TEST(alloc_submit_large_one_each)
 /* Fault injection: exec_create                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
+struct create_case {
+    exec_config_t cfg;
+    int want_code;
+};
+
+static int create_round(struct fault *ft, void *ctx)
+{
+    struct create_case *c = ctx;
+    exec_t *ex = SENTINEL;
+    fault_arm(ft);
+    int r = exec_create(&ex, &c->cfg);
+    fault_disarm(ft, r, c->want_code);
+    if (out_set(r, ex)) {
+        /* The pool works even if a failure was absorbed. */
+        exec_future_t *f = submit_u32(ex, echo8, (uint32_t)ft->n);
+        wait_done(f);
+        exec_future_release(f);
+        ASSERT_OK(exec_destroy(ex));
+    }
+    return r;
+}
+
 static void create_loop(int kind, int workers, exec_start_method_t method, uint32_t timeout_ms,
                         int want_code)
 {
@@ -418,51 +465,33 @@ static void create_loop(int kind, int workers, exec_start_method_t method, uint3
              test_backend_name(), workers, method == EXEC_START_FORK ? ", fork" : "",
              timeout_ms ? ", timeout" : "",
              kind == AH_MALLOC ? "malloc" : kind == AH_THREAD ? "pthread_create" : "fork");
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    cfg.start_method = method;
-    cfg.timeout_ms = timeout_ms;
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        exec_t *ex = SENTINEL;
-        alloc_hook_fail_nth(kind, n);
-        int r = exec_create(&ex, &cfg);
-        uint64_t hit = alloc_hook_disarm(kind);
-        expect_code(what, n, r, want_code, want_code);
-        if (r == EXEC_OK) {
-            ASSERT_TRUE(ex != SENTINEL && ex != NULL);
-            /* The pool works even if a failure was absorbed. */
-            exec_future_t *f = submit_u32(ex, echo8, (uint32_t)n);
-            wait_done(f);
-            exec_future_release(f);
-            ASSERT_OK(exec_destroy(ex));
-        } else {
-            ASSERT_TRUE(ex == SENTINEL);
-        }
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, r, EXEC_OK))
-            break;
-    }
-    check_rounds(what, n, 1);
+    struct create_case c = {.want_code = want_code};
+    test_config(&c.cfg);
+    c.cfg.workers = workers;
+    c.cfg.start_method = method;
+    c.cfg.timeout_ms = timeout_ms;
+    fault_loop(what, kind, create_round, &c, EXEC_OK, 1);
+}
+
+/* create_loop() for each worker count of @counts, then the fork start method (processes)
+ * or the timer thread of a pool with a default timeout (threads). */
+static void create_loops(int kind, const int *counts, size_t n, int want_code)
+{
+    alloc_hook_start();
+    for (size_t i = 0; i < n; i++)
+        create_loop(kind, counts[i], EXEC_START_FORKSERVER, 0, want_code);
+    if (test_backend == EXEC_BACKEND_PROCESSES)
+        create_loop(kind, 2, EXEC_START_FORK, 0, want_code);
+    else
+        create_loop(kind, 2, EXEC_START_FORKSERVER, 5000, want_code);
 }
 
 /* exec_create() with its N-th allocation failing: EXEC_ENOMEM and nothing left, for every N
  * until it succeeds; several worker counts, the timer thread, both start methods. */
 TEST(alloc_fail_create)
 {
-    alloc_hook_start();
-    int counts[] = {1, 2, 4, 0};
-    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
-        create_loop(AH_MALLOC, counts[i], EXEC_START_FORKSERVER, 0, EXEC_ENOMEM);
-    if (test_backend == EXEC_BACKEND_PROCESSES)
-        create_loop(AH_MALLOC, 2, EXEC_START_FORK, 0, EXEC_ENOMEM);
-    else
-        create_loop(AH_MALLOC, 2, EXEC_START_FORKSERVER, 5000, EXEC_ENOMEM);
+    static const int counts[] = {1, 2, 4, 0};
+    create_loops(AH_MALLOC, counts, sizeof counts / sizeof counts[0], EXEC_ENOMEM);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -470,6 +499,78 @@ TEST(alloc_fail_create)
 /* ---------------------------------------------------------------------------------------- */
 
 enum { VIA_SUBMIT, VIA_CQ, VIA_CQ_FORGET, VIA_DEADLINE };
+
+struct submit_case {
+    unsigned char arg[1000];
+    size_t arg_size;
+    int via;
+};
+
+static int submit_round(struct fault *ft, void *ctx)
+{
+    struct submit_case *c = ctx;
+    /* A fresh executor each round: its future free list is empty, so the submit has to
+     * grow a slab. */
+    exec_t *ex = make_workers(2);
+    exec_cq_t *cq = NULL;
+    if (c->via == VIA_CQ || c->via == VIA_CQ_FORGET)
+        ASSERT_OK(exec_cq_create(&cq));
+    exec_submit_opts_t opts;
+    memset(&opts, 0, sizeof opts);
+    opts.cq = cq;
+    if (c->via == VIA_DEADLINE)
+        opts.timeout_ms = 60000; /* the timer's heap grows in the worker */
+    exec_future_t *f = SENTINEL;
+    fault_arm(ft);
+    int r;
+    if (c->via == VIA_SUBMIT)
+        r = exec_submit(ex, echo8, c->arg, c->arg_size, &f);
+    else
+        r = exec_submit_ex(ex, echo8, c->arg, c->arg_size, &opts,
+                           c->via == VIA_CQ_FORGET ? NULL : &f);
+    if (r == EXEC_OK && c->via == VIA_DEADLINE)
+        ASSERT_OK(exec_future_wait(f, bound_ms())); /* the worker's allocations too */
+    fault_disarm(ft, r, EXEC_ENOMEM);
+    if (r == EXEC_OK) {
+        exec_future_t *g = NULL;
+        if (cq) {
+            ASSERT_OK(exec_cq_pop(cq, bound_ms(), &g));
+            if (c->via == VIA_CQ)
+                ASSERT_TRUE(g == f);
+            else
+                ASSERT_TRUE(f == SENTINEL);
+        } else {
+            g = exec_future_retain(f);
+        }
+        ASSERT_OK(exec_future_wait(g, bound_ms()));
+        const void *res = NULL;
+        size_t size = 0;
+        int code = exec_future_result(g, &res, &size);
+        if (c->via == VIA_DEADLINE && code == EXEC_ENOMEM) {
+            /* The failure hit the timer heap in the worker: the deadline could not be
+             * watched, so the future failed instead of running unguarded. */
+            ASSERT_EQ(exec_future_state(g), EXEC_STATE_FAILED);
+        } else {
+            ASSERT_OK(code);
+            ASSERT_EQ(exec_future_state(g), EXEC_STATE_DONE);
+            ASSERT_EQ(size, 8);
+            ASSERT_MEM_EQ(res, c->arg, 8);
+        }
+        exec_future_release(g);
+        if (f != SENTINEL)
+            exec_future_release(f);
+    } else {
+        ASSERT_TRUE(f == SENTINEL);
+        if (cq) {
+            exec_future_t *g = SENTINEL;
+            ASSERT_ERR(exec_cq_pop(cq, 0, &g), EXEC_ETIMEDOUT);
+            ASSERT_TRUE(g == SENTINEL);
+        }
+    }
+    exec_cq_destroy(cq);
+    ASSERT_OK(exec_destroy(ex));
+    return r;
+}
 
 static void submit_loop(size_t arg_size, int via)
 {
@@ -480,82 +581,11 @@ static void submit_loop(size_t arg_size, int via)
              : via == VIA_DEADLINE ? "exec_submit_ex(timeout)"
                                    : "exec_submit_ex(cq, no f)",
              arg_size, test_backend_name());
-    unsigned char arg[1000];
-    for (size_t i = 0; i < sizeof arg; i++)
-        arg[i] = (unsigned char)(i * 13 + 5);
+    struct submit_case c = {.arg_size = arg_size, .via = via};
+    for (size_t i = 0; i < sizeof c.arg; i++)
+        c.arg[i] = (unsigned char)(i * 13 + 5);
     alloc_hook_start();
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        /* A fresh executor each round: its future free list is empty, so the submit has to
-         * grow a slab. */
-        exec_t *ex = make(2);
-        exec_cq_t *cq = NULL;
-        if (via == VIA_CQ || via == VIA_CQ_FORGET)
-            ASSERT_OK(exec_cq_create(&cq));
-        exec_submit_opts_t opts;
-        memset(&opts, 0, sizeof opts);
-        opts.cq = cq;
-        if (via == VIA_DEADLINE)
-            opts.timeout_ms = 60000; /* the timer's heap grows in the worker */
-        exec_future_t *f = SENTINEL;
-        alloc_hook_fail_nth(AH_MALLOC, n);
-        int r;
-        if (via == VIA_SUBMIT)
-            r = exec_submit(ex, echo8, arg, arg_size, &f);
-        else
-            r = exec_submit_ex(ex, echo8, arg, arg_size, &opts,
-                               via == VIA_CQ_FORGET ? NULL : &f);
-        if (r == EXEC_OK && via == VIA_DEADLINE)
-            ASSERT_OK(exec_future_wait(f, bound_ms())); /* the worker's allocations too */
-        uint64_t hit = alloc_hook_disarm(AH_MALLOC);
-        expect_code(what, n, r, EXEC_ENOMEM, EXEC_ENOMEM);
-        if (r == EXEC_OK) {
-            exec_future_t *g = NULL;
-            if (cq) {
-                ASSERT_OK(exec_cq_pop(cq, bound_ms(), &g));
-                if (via == VIA_CQ)
-                    ASSERT_TRUE(g == f);
-                else
-                    ASSERT_TRUE(f == SENTINEL);
-            } else {
-                g = exec_future_retain(f);
-            }
-            ASSERT_OK(exec_future_wait(g, bound_ms()));
-            const void *res = NULL;
-            size_t size = 0;
-            int code = exec_future_result(g, &res, &size);
-            if (via == VIA_DEADLINE && code == EXEC_ENOMEM) {
-                /* The failure hit the timer heap in the worker: the deadline could not be
-                 * watched, so the future failed instead of running unguarded. */
-                ASSERT_EQ(exec_future_state(g), EXEC_STATE_FAILED);
-            } else {
-                ASSERT_OK(code);
-                ASSERT_EQ(exec_future_state(g), EXEC_STATE_DONE);
-                ASSERT_EQ(size, 8);
-                ASSERT_MEM_EQ(res, arg, 8);
-            }
-            exec_future_release(g);
-            if (f != SENTINEL)
-                exec_future_release(f);
-        } else {
-            ASSERT_TRUE(f == SENTINEL);
-            if (cq) {
-                exec_future_t *g = SENTINEL;
-                ASSERT_ERR(exec_cq_pop(cq, 0, &g), EXEC_ETIMEDOUT);
-                ASSERT_TRUE(g == SENTINEL);
-            }
-        }
-        exec_cq_destroy(cq);
-        ASSERT_OK(exec_destroy(ex));
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, r, EXEC_OK))
-            break;
-    }
-    check_rounds(what, n, arg_size > 64 ? 2 : 1);
+    fault_loop(what, AH_MALLOC, submit_round, &c, EXEC_OK, arg_size > 64 ? 2 : 1);
 }
 
 /* exec_submit() of a small and of a large argument, on a fresh executor (slab growth). */
@@ -578,68 +608,73 @@ TEST(alloc_fail_submit_cq)
 /* Fault injection: exec_map, exec_map_unordered                                             */
 /* ---------------------------------------------------------------------------------------- */
 
+enum { MAP_N = 100 };
+
+struct map_case {
+    bool unordered, with_status;
+    int workers;
+    int64_t in[MAP_N], out[MAP_N];
+    int status[MAP_N];
+};
+
+static int map_round(struct fault *ft, void *ctx)
+{
+    struct map_case *c = ctx;
+    exec_t *ex = make_workers(c->workers);
+    memset(c->out, 0xa5, sizeof c->out);
+    memset(c->status, 0x5a, sizeof c->status);
+    exec_map_opts_t opts;
+    memset(&opts, 0, sizeof opts);
+    if (c->with_status)
+        opts.status = c->status;
+    struct items it = {0, 0, 0};
+    fault_arm(ft);
+    int r = c->unordered ? exec_map_unordered(ex, task_triple, c->in, sizeof *c->in, c->out,
+                                              sizeof *c->out, MAP_N, on_item, &it, &opts)
+                         : exec_map(ex, task_triple, c->in, sizeof *c->in, c->out,
+                                    sizeof *c->out, MAP_N, &opts);
+    fault_disarm(ft, r, EXEC_ENOMEM);
+    if (r == EXEC_OK) {
+        for (int i = 0; i < MAP_N; i++)
+            ASSERT_EQ(c->out[i], 3 * (int64_t)i + 1);
+        if (c->with_status)
+            for (int i = 0; i < MAP_N; i++)
+                ASSERT_EQ(c->status[i], 0);
+        ASSERT_EQ(opts.failed, 0);
+        ASSERT_EQ(opts.first_failed, MAP_N);
+        if (c->unordered) {
+            ASSERT_EQ(it.n, MAP_N);
+            ASSERT_EQ(it.bad, 0);
+        }
+    } else {
+        /* Failed before any item ran: nothing written, no callback. */
+        unsigned char pat[sizeof c->out];
+        memset(pat, 0xa5, sizeof pat);
+        ASSERT_MEM_EQ(c->out, pat, sizeof c->out);
+        memset(pat, 0x5a, sizeof c->status);
+        ASSERT_MEM_EQ(c->status, pat, sizeof c->status);
+        ASSERT_EQ(it.n, 0);
+    }
+    ASSERT_OK(exec_destroy(ex));
+    return r;
+}
+
 static void map_loop(bool unordered, bool with_status, int workers)
 {
-    enum { N = 100 };
     char what[96];
     snprintf(what, sizeof what, "%s(n=%d%s, %d workers) [%s]",
-             unordered ? "exec_map_unordered" : "exec_map", N, with_status ? ", status" : "",
-             workers, test_backend_name());
-    int64_t in[N], out[N];
-    int status[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
+             unordered ? "exec_map_unordered" : "exec_map", MAP_N,
+             with_status ? ", status" : "", workers, test_backend_name());
+    struct map_case c = {unordered, with_status, workers, {0}, {0}, {0}};
+    for (int i = 0; i < MAP_N; i++)
+        c.in[i] = i;
     alloc_hook_start();
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        exec_t *ex = make(workers);
-        memset(out, 0xa5, sizeof out);
-        memset(status, 0x5a, sizeof status);
-        exec_map_opts_t opts;
-        memset(&opts, 0, sizeof opts);
-        if (with_status)
-            opts.status = status;
-        struct items it = {0, 0, 0};
-        alloc_hook_fail_nth(AH_MALLOC, n);
-        int r = unordered ? exec_map_unordered(ex, triple, in, sizeof *in, out, sizeof *out, N,
-                                               on_item, &it, &opts)
-                          : exec_map(ex, triple, in, sizeof *in, out, sizeof *out, N, &opts);
-        uint64_t hit = alloc_hook_disarm(AH_MALLOC);
-        expect_code(what, n, r, EXEC_ENOMEM, EXEC_ENOMEM);
-        if (r == EXEC_OK) {
-            for (int i = 0; i < N; i++)
-                ASSERT_EQ(out[i], 3 * (int64_t)i + 1);
-            if (with_status)
-                for (int i = 0; i < N; i++)
-                    ASSERT_EQ(status[i], 0);
-            ASSERT_EQ(opts.failed, 0);
-            ASSERT_EQ(opts.first_failed, N);
-            if (unordered) {
-                ASSERT_EQ(it.n, N);
-                ASSERT_EQ(it.bad, 0);
-            }
-        } else {
-            /* Failed before any item ran: nothing written, no callback. */
-            unsigned char pat[sizeof out];
-            memset(pat, 0xa5, sizeof pat);
-            ASSERT_MEM_EQ(out, pat, sizeof out);
-            memset(pat, 0x5a, sizeof status);
-            ASSERT_MEM_EQ(status, pat, sizeof status);
-            ASSERT_EQ(it.n, 0);
-        }
-        ASSERT_OK(exec_destroy(ex));
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, r, EXEC_OK))
-            break;
-    }
-    if (test_backend == EXEC_BACKEND_THREADS && !unordered)
-        ASSERT_EQ(n - 1, 0); /* an ordered map on threads allocates nothing at all */
-    else
-        check_rounds(what, n, 1);
+    /* An ordered map on threads allocates nothing at all: nothing to inject. */
+    bool none = test_backend == EXEC_BACKEND_THREADS && !unordered;
+    unsigned long injected =
+        fault_loop(what, AH_MALLOC, map_round, &c, EXEC_OK, none ? 0 : 1);
+    if (none)
+        ASSERT_EQ(injected, 0);
 }
 
 TEST(alloc_fail_map)
@@ -672,87 +707,76 @@ static void count_cb(exec_future_t *f, void *user_data)
     atomic_fetch_add((atomic_int *)user_data, 1);
 }
 
+static int on_done_round(struct fault *ft, void *ctx)
+{
+    exec_t *ex = ctx;
+    exec_future_t *f = submit_u32(ex, gated, (uint32_t)ft->n);
+    atomic_int calls[3];
+    int r[3];
+    for (int k = 0; k < 3; k++)
+        atomic_init(&calls[k], 0);
+    fault_arm(ft);
+    for (int k = 0; k < 3; k++)
+        r[k] = exec_future_on_done(f, count_cb, &calls[k]);
+    fault_disarm(ft, r[0], EXEC_ENOMEM);
+    ASSERT_EQ(exec_future_state(f) <= EXEC_STATE_RUNNING, 1); /* still gated */
+    for (int k = 1; k < 3; k++)
+        expect_code(ft->what, ft->n, r[k], EXEC_ENOMEM, EXEC_ENOMEM);
+    gate_advance((uint32_t)ft->n);
+    wait_done(f);
+    /* On a terminal future a new callback runs here, after every earlier one returned:
+     * once it ran, all the callbacks that will ever run have run. */
+    atomic_int barrier;
+    atomic_init(&barrier, 0);
+    ASSERT_OK(exec_future_on_done(f, count_cb, &barrier));
+    ASSERT_EQ(atomic_load(&barrier), 1);
+    for (int k = 0; k < 3; k++)
+        if (atomic_load(&calls[k]) != (r[k] == EXEC_OK ? 1 : 0))
+            TEST_FAIL("%s, failing call #%lu: callback %d returned %s and ran %d times",
+                      ft->what, ft->n, k, exec_errname(r[k]), atomic_load(&calls[k]));
+    exec_future_release(f);
+    return r[0] ? r[0] : r[1] ? r[1] : r[2];
+}
+
 /* exec_future_on_done() three times on a running future: the first callback sits in the
  * future, the next two allocate. A callback whose registration failed never runs. */
 TEST(alloc_fail_on_done)
 {
     gate_open_map();
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     alloc_hook_start();
     exec_future_t *warm = submit_u32(ex, echo8, 1); /* the slab, outside the rounds */
     wait_done(warm);
     exec_future_release(warm);
-    const char *what = "exec_future_on_done x3";
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        exec_future_t *f = submit_u32(ex, gated, (uint32_t)n);
-        atomic_int calls[3];
-        int r[3];
-        for (int k = 0; k < 3; k++)
-            atomic_init(&calls[k], 0);
-        alloc_hook_fail_nth(AH_MALLOC, n);
-        for (int k = 0; k < 3; k++)
-            r[k] = exec_future_on_done(f, count_cb, &calls[k]);
-        uint64_t hit = alloc_hook_disarm(AH_MALLOC);
-        ASSERT_EQ(exec_future_state(f) <= EXEC_STATE_RUNNING, 1); /* still gated */
-        for (int k = 0; k < 3; k++)
-            expect_code(what, n, r[k], EXEC_ENOMEM, EXEC_ENOMEM);
-        gate_release((uint32_t)n);
-        wait_done(f);
-        /* On a terminal future a new callback runs here, after every earlier one returned:
-         * once it ran, all the callbacks that will ever run have run. */
-        atomic_int barrier;
-        atomic_init(&barrier, 0);
-        ASSERT_OK(exec_future_on_done(f, count_cb, &barrier));
-        ASSERT_EQ(atomic_load(&barrier), 1);
-        for (int k = 0; k < 3; k++)
-            if (atomic_load(&calls[k]) != (r[k] == EXEC_OK ? 1 : 0))
-                TEST_FAIL("%s, failing call #%lu: callback %d returned %s and ran %d times",
-                          what, n, k, exec_errname(r[k]), atomic_load(&calls[k]));
-        exec_future_release(f);
-        round_end(&rd, what, n);
-        int worst = r[0] ? r[0] : r[1] ? r[1] : r[2];
-        if (!round_next(what, n, hit, worst, EXEC_OK))
-            break;
-    }
-    check_rounds(what, n, 2);
+    fault_loop("exec_future_on_done x3", AH_MALLOC, on_done_round, ex, EXEC_OK, 2);
     ASSERT_OK(exec_destroy(ex));
+}
+
+enum { NF = 20 };
+
+static int wait_any_round(struct fault *ft, void *ctx)
+{
+    fault_arm(ft);
+    int r = exec_future_wait_any(ctx, NF, 5);
+    ft->hit = alloc_hook_disarm(ft->kind);
+    if (r != EXEC_ETIMEDOUT && r != EXEC_ENOMEM)
+        TEST_FAIL("%s, failing call #%lu: returned %d (%s), want EXEC_ETIMEDOUT or EXEC_ENOMEM",
+                  ft->what, ft->n, r, exec_errname(r));
+    return r;
 }
 
 /* exec_future_wait_any() on 20 futures (more than its 16 nodes on the stack): EXEC_ENOMEM
  * when the nodes cannot be allocated, the timeout otherwise, and nothing left behind. */
 TEST(alloc_fail_wait_any)
 {
-    enum { NF = 20 };
     gate_open_map();
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     alloc_hook_start();
     exec_future_t *fs[NF];
     for (int i = 0; i < NF; i++)
         fs[i] = submit_u32(ex, gated, 1);
-    const char *what = "exec_future_wait_any(20)";
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        alloc_hook_fail_nth(AH_MALLOC, n);
-        int r = exec_future_wait_any(fs, NF, 5);
-        uint64_t hit = alloc_hook_disarm(AH_MALLOC);
-        if (r != EXEC_ETIMEDOUT && r != EXEC_ENOMEM)
-            TEST_FAIL("%s, failing call #%lu: returned %d (%s), want EXEC_ETIMEDOUT or EXEC_ENOMEM",
-                      what, n, r, exec_errname(r));
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, r, EXEC_ETIMEDOUT))
-            break;
-    }
-    check_rounds(what, n, 1);
-    gate_release(1);
+    fault_loop("exec_future_wait_any(20)", AH_MALLOC, wait_any_round, fs, EXEC_ETIMEDOUT, 1);
+    gate_advance(1);
     int r = exec_future_wait_any(fs, NF, bound_ms());
     ASSERT_GE(r, 0);
     ASSERT_OK(exec_future_wait_all(fs, NF, bound_ms()));
@@ -767,67 +791,52 @@ TEST(alloc_fail_wait_any)
 /* Fault injection: completion queues, shared memory                                         */
 /* ---------------------------------------------------------------------------------------- */
 
+static int cq_create_round(struct fault *ft, void *ctx)
+{
+    (void)ctx;
+    exec_cq_t *cq = SENTINEL;
+    fault_arm(ft);
+    int r = exec_cq_create(&cq);
+    fault_disarm(ft, r, EXEC_ENOMEM);
+    if (out_set(r, cq)) {
+        exec_future_t *f = SENTINEL;
+        ASSERT_ERR(exec_cq_pop(cq, 0, &f), EXEC_ETIMEDOUT);
+        exec_cq_destroy(cq);
+    }
+    return r;
+}
+
 TEST(alloc_fail_cq_create)
 {
     alloc_hook_start();
-    const char *what = "exec_cq_create";
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        exec_cq_t *cq = SENTINEL;
-        alloc_hook_fail_nth(AH_MALLOC, n);
-        int r = exec_cq_create(&cq);
-        uint64_t hit = alloc_hook_disarm(AH_MALLOC);
-        expect_code(what, n, r, EXEC_ENOMEM, EXEC_ENOMEM);
-        if (r == EXEC_OK) {
-            ASSERT_TRUE(cq != SENTINEL && cq != NULL);
-            exec_future_t *f = SENTINEL;
-            ASSERT_ERR(exec_cq_pop(cq, 0, &f), EXEC_ETIMEDOUT);
-            exec_cq_destroy(cq);
-        } else {
-            ASSERT_TRUE(cq == SENTINEL);
-        }
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, r, EXEC_OK))
-            break;
+    fault_loop("exec_cq_create", AH_MALLOC, cq_create_round, NULL, EXEC_OK, 1);
+}
+
+/* exec_shm_create(NULL, 12345 bytes (4096 with @ft->kind AH_FORK), *flags): on success a
+ * usable buffer; either way no name left in /dev/shm. */
+static int shm_create_round(struct fault *ft, void *ctx)
+{
+    const unsigned *flags = ctx;
+    size_t size = ft->kind == AH_FORK ? 4096 : 12345;
+    int shm0 = test_count_shm("exec-");
+    exec_shm_t *shm = SENTINEL;
+    fault_arm(ft);
+    int r = exec_shm_create(&shm, NULL, size, *flags);
+    fault_disarm(ft, r, ft->kind == AH_FORK ? EXEC_ESYS : EXEC_ENOMEM);
+    if (out_set(r, shm)) {
+        ASSERT_EQ(exec_shm_size(shm), size);
+        memset(exec_shm_ptr(shm), 1, size);
+        ASSERT_OK(exec_shm_close(shm));
     }
-    check_rounds(what, n, 1);
+    ASSERT_EQ(test_count_shm("exec-"), shm0);
+    return r;
 }
 
 static void shm_create_loop(unsigned flags)
 {
-    char what[64];
-    snprintf(what, sizeof what, "exec_shm_create(%s)",
-             flags & EXEC_SHM_ANONYMOUS ? "anonymous" : "named");
-    int shm0 = test_count_shm("exec-");
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        exec_shm_t *shm = SENTINEL;
-        alloc_hook_fail_nth(AH_MALLOC, n);
-        int r = exec_shm_create(&shm, NULL, 12345, flags);
-        uint64_t hit = alloc_hook_disarm(AH_MALLOC);
-        expect_code(what, n, r, EXEC_ENOMEM, EXEC_ENOMEM);
-        if (r == EXEC_OK) {
-            ASSERT_TRUE(shm != SENTINEL && shm != NULL);
-            ASSERT_EQ(exec_shm_size(shm), 12345);
-            memset(exec_shm_ptr(shm), 1, 12345);
-            ASSERT_OK(exec_shm_close(shm));
-        } else {
-            ASSERT_TRUE(shm == SENTINEL);
-        }
-        ASSERT_EQ(test_count_shm("exec-"), shm0);
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, r, EXEC_OK))
-            break;
-    }
-    check_rounds(what, n, 1);
+    fault_loop(flags & EXEC_SHM_ANONYMOUS ? "exec_shm_create(anonymous)"
+                                          : "exec_shm_create(named)",
+               AH_MALLOC, shm_create_round, &flags, EXEC_OK, 1);
 }
 
 /* exec_shm_create(), named (with its guardian process) and anonymous. */
@@ -838,36 +847,27 @@ TEST(alloc_fail_shm_create)
     shm_create_loop(EXEC_SHM_ANONYMOUS);
 }
 
+static int shm_attach_round(struct fault *ft, void *ctx)
+{
+    exec_shm_t *owner = ctx;
+    exec_shm_t *shm = SENTINEL;
+    fault_arm(ft);
+    int r = exec_shm_attach(&shm, exec_shm_name(owner), ft->n % 2 ? EXEC_SHM_RDONLY : 0);
+    fault_disarm(ft, r, EXEC_ENOMEM);
+    if (out_set(r, shm)) {
+        ASSERT_EQ(((unsigned char *)exec_shm_ptr(shm))[4095], 0x3c);
+        ASSERT_OK(exec_shm_close(shm));
+    }
+    return r;
+}
+
 TEST(alloc_fail_shm_attach)
 {
     alloc_hook_start();
     exec_shm_t *owner = NULL;
     ASSERT_OK(exec_shm_create(&owner, NULL, 4096, 0));
     memset(exec_shm_ptr(owner), 0x3c, 4096);
-    const char *what = "exec_shm_attach";
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        exec_shm_t *shm = SENTINEL;
-        alloc_hook_fail_nth(AH_MALLOC, n);
-        int r = exec_shm_attach(&shm, exec_shm_name(owner), n % 2 ? EXEC_SHM_RDONLY : 0);
-        uint64_t hit = alloc_hook_disarm(AH_MALLOC);
-        expect_code(what, n, r, EXEC_ENOMEM, EXEC_ENOMEM);
-        if (r == EXEC_OK) {
-            ASSERT_TRUE(shm != SENTINEL && shm != NULL);
-            ASSERT_EQ(((unsigned char *)exec_shm_ptr(shm))[4095], 0x3c);
-            ASSERT_OK(exec_shm_close(shm));
-        } else {
-            ASSERT_TRUE(shm == SENTINEL);
-        }
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, r, EXEC_OK))
-            break;
-    }
-    check_rounds(what, n, 1);
+    fault_loop("exec_shm_attach", AH_MALLOC, shm_attach_round, owner, EXEC_OK, 1);
     ASSERT_OK(exec_shm_close(owner));
 }
 
@@ -964,12 +964,7 @@ TEST(alloc_fail_shm_map)
 TEST(alloc_fail_all_under_load)
 {
     enum { NT = 1000, EXTRA = 200, TASK_US = 100 };
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
-    cfg.timeout_ms = 60000;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_with(2, (exec_config_t){.timeout_ms = 60000});
     alloc_hook_start();
     exec_future_t **fs = calloc(NT + EXTRA, sizeof *fs);
     ASSERT_NOT_NULL(fs);
@@ -1044,9 +1039,8 @@ static int parent_task(const void *arg, size_t arg_size, void *out, size_t out_c
 {
     (void)out, (void)out_cap, (void)out_size;
     exec_t *ex;
-    if (arg_size != sizeof ex)
-        return 97;
-    memcpy(&ex, arg, sizeof ex);
+    if (!task_arg(&ex, sizeof ex, arg, arg_size))
+        return BAD_CALL;
     unsigned char v[100];
     memset(v, 42, sizeof v);
     exec_future_t *child = NULL;
@@ -1060,48 +1054,40 @@ static int parent_task(const void *arg, size_t arg_size, void *out, size_t out_c
     return r;
 }
 
+static int nested_round(struct fault *ft, void *ctx)
+{
+    int *seen_child_nomem = ctx;
+    exec_t *ex = make_workers(1);
+    exec_future_t *f = SENTINEL;
+    fault_arm(ft);
+    int r = exec_submit(ex, parent_task, &ex, sizeof ex, &f);
+    int code = r;
+    if (out_set(r, f)) {
+        ASSERT_OK(exec_future_wait(f, bound_ms()));
+        exec_fault_t fault;
+        ASSERT_OK(exec_future_fault(f, &fault));
+        code = fault.code;
+        if (fault.code == EXEC_ETASK) {
+            ASSERT_ERR(fault.task_status, EXEC_ENOMEM);
+            (*seen_child_nomem)++;
+        } else {
+            ASSERT_OK(fault.code);
+        }
+        exec_future_release(f);
+    }
+    fault_disarm(ft, r, EXEC_ENOMEM);
+    ASSERT_OK(exec_destroy(ex));
+    return code;
+}
+
 /* Allocation failures inside a worker thread, in a nested submit and wait: the child's
  * submit or the child itself fails with EXEC_ENOMEM, the parent reports it, nothing leaks. */
 TEST(alloc_fail_nested_wait)
 {
     alloc_hook_start();
-    const char *what = "nested submit+wait in a task";
-    unsigned long n = 1;
     int seen_child_nomem = 0;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        exec_t *ex = make(1);
-        exec_future_t *f = SENTINEL;
-        alloc_hook_fail_nth(AH_MALLOC, n);
-        int r = exec_submit(ex, parent_task, &ex, sizeof ex, &f);
-        int code = EXEC_OK;
-        if (r == EXEC_OK) {
-            ASSERT_OK(exec_future_wait(f, bound_ms()));
-            exec_fault_t ft;
-            ASSERT_OK(exec_future_fault(f, &ft));
-            code = ft.code;
-            if (ft.code == EXEC_ETASK) {
-                ASSERT_ERR(ft.task_status, EXEC_ENOMEM);
-                seen_child_nomem++;
-            } else {
-                ASSERT_OK(ft.code);
-            }
-            exec_future_release(f);
-        } else {
-            ASSERT_ERR(r, EXEC_ENOMEM);
-            ASSERT_TRUE(f == SENTINEL);
-            code = r;
-        }
-        uint64_t hit = alloc_hook_disarm(AH_MALLOC);
-        ASSERT_OK(exec_destroy(ex));
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, code, EXEC_OK))
-            break;
-    }
-    check_rounds(what, n, 4);
+    fault_loop("nested submit+wait in a task", AH_MALLOC, nested_round, &seen_child_nomem,
+               EXEC_OK, 4);
     ASSERT_EQ(seen_child_nomem, 2); /* the child's argument, its nested result buffer */
 }
 
@@ -1113,14 +1099,8 @@ TEST(alloc_fail_nested_wait)
  * left; the timer thread of a pool with a default timeout too. */
 TEST(alloc_thread_create_fails)
 {
-    alloc_hook_start();
-    int counts[] = {1, 2, 4};
-    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
-        create_loop(AH_THREAD, counts[i], EXEC_START_FORKSERVER, 0, EXEC_ESYS);
-    if (test_backend == EXEC_BACKEND_THREADS)
-        create_loop(AH_THREAD, 2, EXEC_START_FORKSERVER, 5000, EXEC_ESYS);
-    else
-        create_loop(AH_THREAD, 2, EXEC_START_FORK, 0, EXEC_ESYS);
+    static const int counts[] = {1, 2, 4};
+    create_loops(AH_THREAD, counts, sizeof counts / sizeof counts[0], EXEC_ESYS);
 }
 
 /* max_tasks_per_child = 1: each worker thread retires after every task and starts its
@@ -1128,12 +1108,7 @@ TEST(alloc_thread_create_fails)
  * again after the next task): 100 tasks all complete. Then retirement resumes. */
 TEST(alloc_thread_retire_fails)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
-    cfg.max_tasks_per_child = 1;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_with(2, (exec_config_t){.max_tasks_per_child = 1});
     alloc_hook_start();
     int threads = test_count_threads();
     exec_stats_t st0, st1, st2;
@@ -1186,7 +1161,7 @@ TEST(alloc_thread_retire_fails)
  * timeout): the submit starts it. If it cannot, the submit fails and keeps nothing. */
 TEST(alloc_thread_timer_fails)
 {
-    exec_t *ex = make(1);
+    exec_t *ex = make_workers(1);
     exec_future_t *warm = submit_u32(ex, echo8, 1); /* the future slab */
     wait_done(warm);
     exec_future_release(warm);
@@ -1207,8 +1182,7 @@ TEST(alloc_thread_timer_fails)
     ASSERT_TRUE(f == SENTINEL);
     ASSERT_EQ(test_count_threads(), threads);
     ASSERT_EQ(alloc_hook_live(), live);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 1); /* the warm-up */
 
     ASSERT_OK(exec_submit_ex(ex, echo8, &v, sizeof v, &opts, &f)); /* healed */
@@ -1229,29 +1203,9 @@ TEST(alloc_fork_create_fails)
 TEST(alloc_fork_shm_guardian_fails)
 {
     alloc_hook_start();
-    const char *what = "exec_shm_create(named), failing fork";
-    int shm0 = test_count_shm("exec-");
-    unsigned long n = 1;
-    for (;; n++) {
-        if (n > MAX_ROUNDS)
-            break;
-        struct round rd;
-        round_begin(&rd);
-        exec_shm_t *shm = SENTINEL;
-        alloc_hook_fail_nth(AH_FORK, n);
-        int r = exec_shm_create(&shm, NULL, 4096, 0);
-        uint64_t hit = alloc_hook_disarm(AH_FORK);
-        expect_code(what, n, r, EXEC_ESYS, EXEC_ESYS);
-        if (r == EXEC_OK)
-            ASSERT_OK(exec_shm_close(shm));
-        else
-            ASSERT_TRUE(shm == SENTINEL);
-        ASSERT_EQ(test_count_shm("exec-"), shm0);
-        round_end(&rd, what, n);
-        if (!round_next(what, n, hit, r, EXEC_OK))
-            break;
-    }
-    check_rounds(what, n, 1);
+    unsigned flags = 0;
+    fault_loop("exec_shm_create(named), failing fork", AH_FORK, shm_create_round, &flags,
+               EXEC_OK, 1);
 }
 
 /* The fork start method forks workers from the supervisor: while fork fails, a task waits
@@ -1259,14 +1213,11 @@ TEST(alloc_fork_shm_guardian_fails)
  * heals. */
 TEST(alloc_fork_spawn_fails)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
+    exec_config_t cfg = config_workers(1);
     cfg.start_method = EXEC_START_FORK;
     alloc_hook_start();
     alloc_hook_fail_all(AH_FORK);
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_exec(&cfg);
     exec_future_t *f = submit_u32(ex, echo8, 9);
     ASSERT_OK(exec_future_wait(f, bound_ms()));
     ASSERT_EQ(exec_future_state(f), EXEC_STATE_FAILED);
@@ -1306,11 +1257,7 @@ static int sleep_300ms(const void *arg, size_t arg_size, void *out, size_t cap, 
 
 TEST(alloc_timer_heap_nomem)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(1);
     exec_submit_opts_t o = {.timeout_ms = 50};
     /* Warm up: the future slab and the timer thread exist; the heap has not grown yet. */
     exec_future_t *f = NULL;

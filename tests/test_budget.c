@@ -10,6 +10,7 @@
  * into other tests.
  */
 #include "harness.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -414,8 +415,7 @@ TEST(budget_executor_default_workers)
     exec_config_t cfg;
     test_config(&cfg);
     ASSERT_EQ(cfg.workers, 0);
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_exec(&cfg);
     ASSERT_EQ(alive_eventually(ex, b.workers), b.workers);
     ASSERT_OK(exec_destroy(ex));
 

@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "shell.h"
+#include "tasks.h"
 
 #if !defined(EXEC_SRC_DIR) || !defined(EXEC_TEST_CC)
 #error "EXEC_SRC_DIR and EXEC_TEST_CC come from the Makefile"
@@ -34,59 +36,6 @@
 #define STR(x) STR_(x)
 #define SONAME "libexecutor.so." STR(EXEC_VERSION_MAJOR)
 #define CMAKE_PREFIX "/usr/local"
-
-__attribute__((format(printf, 2, 3))) static char *fmt(char *buf, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(buf, 4096, f, ap);
-    va_end(ap);
-    if (n < 0 || n >= 4096)
-        TEST_FAIL("command or path too long");
-    return buf;
-}
-
-/* Runs @cmd with sh, its output appended to @log; its exit status (-1: no normal exit). */
-static int sh(const char *log, const char *cmd)
-{
-    char full[4608];
-    snprintf(full, sizeof full, "( %s ) >>'%s' 2>&1", cmd, log);
-    fprintf(stderr, "# %s\n", cmd);
-    int st = system(full);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Whole contents of a small file, NUL-terminated, in @buf (empty if it cannot be read). */
-static char *slurp(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    size_t n = f != NULL ? fread(buf, 1, cap - 1, f) : 0;
-    if (f != NULL)
-        fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
-/* Runs @cmd and fails the test, showing the end of @log, if it does not exit with 0. */
-static void sh_ok(const char *log, const char *cmd)
-{
-    int st = sh(log, cmd);
-    if (st != 0) {
-        char tail[4096];
-        fprintf(stderr, "---- end of %s ----\n", log);
-        fflush(stderr);
-        if (system(fmt(tail, "tail -n 100 '%s' >&2", log)) != 0)
-            fprintf(stderr, "(cannot show it)\n");
-        TEST_FAIL("`%s`: exit status %d", cmd, st);
-    }
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
-        TEST_FAIL("write %s: %s", path, strerror(errno));
-}
 
 static const char consumer_cmake[] = "cmake_minimum_required(VERSION 3.5)\n"
                                      "project(consumer C)\n"
@@ -101,44 +50,8 @@ static const char version_cmake[] = "cmake_minimum_required(VERSION 3.5)\n"
                                     "project(version NONE)\n"
                                     "find_package(executor ${WANT} REQUIRED)\n";
 
-static const char consumer_c[] =
-    "#include <executor.h>\n"
-    "#include <stdint.h>\n"
-    "#include <stdio.h>\n"
-    "#include <string.h>\n"
-    "\n"
-    "static int square(const void *arg, size_t arg_size, void *out, size_t out_cap,\n"
-    "                  size_t *out_size)\n"
-    "{\n"
-    "    int64_t x;\n"
-    "    if (arg_size != sizeof x || out_cap < sizeof x)\n"
-    "        return 1;\n"
-    "    memcpy(&x, arg, sizeof x);\n"
-    "    x *= x;\n"
-    "    memcpy(out, &x, sizeof x);\n"
-    "    *out_size = sizeof x;\n"
-    "    return 0;\n"
-    "}\n"
-    "\n"
-    "int main(void)\n"
-    "{\n"
-    "    exec_config_t cfg = {0};\n"
-    "    exec_t *ex;\n"
-    "    exec_future_t *f;\n"
-    "    int64_t v = 7;\n"
-    "    const void *r;\n"
-    "    size_t n;\n"
-    "    cfg.workers = 2;\n"
-    "    if (exec_create(&ex, &cfg) != 0 || exec_submit(ex, square, &v, sizeof v, &f) != 0)\n"
-    "        return 2;\n"
-    "    if (exec_future_wait(f, EXEC_WAIT_FOREVER) != 0 ||\n"
-    "        exec_future_result(f, &r, &n) != 0 || n != sizeof v)\n"
-    "        return 3;\n"
-    "    memcpy(&v, r, sizeof v);\n"
-    "    printf(\"version %u square %lld\\n\", exec_version(), (long long)v);\n"
-    "    exec_future_release(f);\n"
-    "    return exec_destroy(ex) == 0 ? 0 : 4;\n"
-    "}\n";
+/* The consumer's source: the same program the install test builds with pkg-config. */
+#define CONSUMER EXEC_SRC_DIR "/tests/tooling/consumer.c"
 
 /* Runs program @bin (LD_LIBRARY_PATH=@libpath, or none) and checks what it prints. */
 static void run_consumer(const char *log, const char *dir, const char *bin, const char *libpath)
@@ -148,9 +61,9 @@ static void run_consumer(const char *log, const char *dir, const char *bin, cons
         fmt(cmd, "LD_LIBRARY_PATH='%s' '%s' > '%s/out'", libpath, bin, dir);
     else
         fmt(cmd, "env -u LD_LIBRARY_PATH '%s' > '%s/out'", bin, dir);
-    sh_ok(log, cmd);
-    snprintf(want, sizeof want, "version %d square 49\n", EXEC_VERSION_NUMBER);
-    ASSERT_STR_EQ(slurp(fmt(path, "%s/out", dir), text, sizeof text), want);
+    SH_OK(log, cmd);
+    snprintf(want, sizeof want, "version %d\nsquare 49\n", EXEC_VERSION_NUMBER);
+    ASSERT_STR_EQ(read_file(fmt(path, "%s/out", dir), text, sizeof text), want);
 }
 
 /* readelf -d of @bin, in @buf. */
@@ -158,8 +71,8 @@ static char *dynamic_section(const char *log, const char *dir, const char *bin, 
                              size_t cap)
 {
     char cmd[4096], path[4096];
-    sh_ok(log, fmt(cmd, "readelf -d '%s' > '%s/dyn'", bin, dir));
-    return slurp(fmt(path, "%s/dyn", dir), buf, cap);
+    SH_OK(log, fmt(cmd, "readelf -d '%s' > '%s/dyn'", bin, dir));
+    return read_file(fmt(path, "%s/dyn", dir), buf, cap);
 }
 
 /* Configures and builds the consumer @dir/app in @dir/@name against the tree @root, with
@@ -168,7 +81,7 @@ static void cmake_build(const char *log, const char *dir, const char *root, cons
                         const char *defs)
 {
     char cmd[4096];
-    sh_ok(log, fmt(cmd,
+    SH_OK(log, fmt(cmd,
                    "cmake -S '%s/app' -B '%s/%s' -DCMAKE_C_COMPILER='%s' "
                    "-DCMAKE_PREFIX_PATH='%s' %s && cmake --build '%s/%s'",
                    dir, dir, name, EXEC_TEST_CC, root, defs, dir, name));
@@ -189,7 +102,7 @@ TEST(tooling_cmake_package)
         TEST_FAIL("cmake is required for the CMake package test and is not in PATH "
                   "(install it, e.g. apt-get install cmake; .ci/run does)");
 
-    sh_ok(log, fmt(cmd,
+    SH_OK(log, fmt(cmd,
                    "make -C '%s' --no-print-directory CC='%s' -j2 BUILD='%s/build' "
                    "PREFIX=" CMAKE_PREFIX " DESTDIR='%s/stage' install",
                    EXEC_SRC_DIR, EXEC_TEST_CC, dir, dir));
@@ -197,12 +110,12 @@ TEST(tooling_cmake_package)
     if (mkdir(path, 0700) != 0)
         TEST_FAIL("mkdir %s: %s", path, strerror(errno));
     write_file(fmt(path, "%s/app/CMakeLists.txt", dir), consumer_cmake);
-    write_file(fmt(path, "%s/app/main.c", dir), consumer_c);
+    SH_OK(log, fmt(cmd, "cp '%s' '%s/app/main.c'", CONSUMER, dir));
 
     /* Shared by default: found in the stage, NEEDED the soname, runs through its RUNPATH. */
     cmake_build(log, dir, root, "shared", "");
     fmt(want, "%s %s/lib/cmake/executor\n", EXEC_VERSION_STRING, root);
-    ASSERT_STR_EQ(slurp(fmt(path, "%s/shared/found", dir), text, sizeof text), want);
+    ASSERT_STR_EQ(read_file(fmt(path, "%s/shared/found", dir), text, sizeof text), want);
     dynamic_section(log, dir, fmt(bin, "%s/shared/app", dir), text, sizeof text);
     ASSERT_TRUE(strstr(text, "[" SONAME "]") != NULL);
     ASSERT_TRUE(strstr(text, fmt(path, "[%s/lib]", root)) != NULL);
@@ -227,7 +140,7 @@ TEST(tooling_cmake_package)
         fmt(cmd, "cmake -S '%s/version' -B '%s/version-%s' -DCMAKE_PREFIX_PATH='%s' -DWANT=%s",
             dir, dir, refused[i], root, refused[i]);
         ASSERT_NE(sh(vlog, cmd), 0);
-        slurp(vlog, text, sizeof text);
+        read_file(vlog, text, sizeof text);
         fmt(want, "compatible with requested version \"%s\"", refused[i]);
         if (strstr(text, want) == NULL || strstr(text, "version: " EXEC_VERSION_STRING) == NULL)
             TEST_FAIL("cmake refused version %s, but not for its version:\n%s", refused[i], text);
@@ -235,7 +148,7 @@ TEST(tooling_cmake_package)
 
     /* pkg-config, from the same stage (prefix redefined: the .pc file names /usr/local). */
     fmt(bin, "%s/pkgconfig-app", dir);
-    sh_ok(log, fmt(cmd,
+    SH_OK(log, fmt(cmd,
                    "%s -std=c11 -Wall -Wextra -Werror -o '%s' '%s/app/main.c' "
                    "$(PKG_CONFIG_PATH='%s/lib/pkgconfig' pkg-config --define-variable=prefix='%s' "
                    "--cflags --libs executor)",
@@ -244,7 +157,7 @@ TEST(tooling_cmake_package)
     ASSERT_TRUE(strstr(text, "[" SONAME "]") != NULL);
     run_consumer(log, dir, bin, fmt(path, "%s/lib", root));
 
-    sh_ok(log, fmt(cmd,
+    SH_OK(log, fmt(cmd,
                    "make -C '%s' --no-print-directory CC='%s' BUILD='%s/build' "
                    "PREFIX=" CMAKE_PREFIX " DESTDIR='%s/stage' uninstall",
                    EXEC_SRC_DIR, EXEC_TEST_CC, dir, dir));

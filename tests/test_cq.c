@@ -7,11 +7,12 @@
  * still pending, and an epoll loop.
  *
  * Tasks see only their argument and result bytes; a task that must block waits at a gate (a
- * FIFO whose path travels in its argument, see below). The queue itself lives in the calling
- * process.
+ * FIFO whose path travels in its argument, see tests/gate.h). The queue itself lives in the
+ * calling process.
  */
 #include "harness.h"
 #include "gate.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,72 +28,13 @@
 #include <unistd.h>
 
 #define BOUND_MS 5000
-#define BAD_CALL 97
-#define READ_FAILED 98 /* a gate could not be opened or read */
-#define SENTINEL ((void *)(uintptr_t)0x5e17)
+
+/* The gate of the running test (each test runs in a child process of its own). */
+static struct gate g;
 
 /* ---------------------------------------------------------------------------------------- */
-/* Gates                                                                                     */
+/* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-/* Gates (tests/gate.h) block tasks deterministically on both backends. */
-
-/* ---------------------------------------------------------------------------------------- */
-/* Tasks and helpers                                                                         */
-/* ---------------------------------------------------------------------------------------- */
-
-static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    if (arg_size > out_cap || *out_size != 0)
-        return BAD_CALL;
-    if (arg_size)
-        memcpy(out, arg, arg_size);
-    *out_size = arg_size;
-    return 0;
-}
-
-static int return_status(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int32_t st;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
-    if (arg_size != sizeof st)
-        return BAD_CALL;
-    memcpy(&st, arg, sizeof st);
-    return st;
-}
-
-struct block_arg {
-    int64_t value;
-    char gate[GATE_PATH];
-};
-
-/* Waits at its gate, then returns value (int64). */
-static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    struct block_arg a;
-    if (arg_size != sizeof a || out_cap < sizeof a.value)
-        return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
-    if (task_gate_wait(a.gate) != 0)
-        return READ_FAILED;
-    memcpy(out, &a.value, sizeof a.value);
-    *out_size = sizeof a.value;
-    return 0;
-}
-
-static exec_t *make_workers(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
 
 static exec_cq_t *make_cq(void)
 {
@@ -100,24 +42,6 @@ static exec_cq_t *make_cq(void)
     ASSERT_OK(exec_cq_create(&cq));
     ASSERT_NOT_NULL(cq);
     return cq;
-}
-
-static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
-{
-    struct block_arg a = {.value = value};
-    gate_path(a.gate, g);
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
-{
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, echo, &value, sizeof value, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
 }
 
 /* Whether @fd is readable within @ms. */
@@ -132,17 +56,14 @@ static bool readable_within(int fd, int ms)
     return r == 1 && (p.revents & POLLIN);
 }
 
-/* The int64 result of a DONE future. */
-static int64_t result_i64(const exec_future_t *f)
+/* The end of a test: destroy its queue, then its executor, then close the gate @g (if not
+ * NULL). */
+static void end_cq(exec_cq_t *cq, exec_t *ex, struct gate *gate)
 {
-    ASSERT_EQ(exec_future_state(f), EXEC_STATE_DONE);
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
-    ASSERT_EQ(size, sizeof(int64_t));
-    int64_t v;
-    memcpy(&v, data, sizeof v);
-    return v;
+    exec_cq_destroy(cq);
+    ASSERT_OK(exec_destroy(ex));
+    if (gate)
+        gate_close(gate);
 }
 
 /* Pop within the bound; fails the test on a timeout. */
@@ -153,7 +74,6 @@ static exec_future_t *pop(exec_cq_t *cq)
     ASSERT_NOT_NULL(f);
     return f;
 }
-
 
 /* ---------------------------------------------------------------------------------------- */
 /* The queue alone                                                                           */
@@ -211,9 +131,7 @@ TEST(cq_pop_timeout)
  * once popped; with two inside, still readable after the first pop. */
 TEST(cq_fd_readiness)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_gated(&g, 2);
     exec_cq_t *cq = make_cq();
     int fd = exec_cq_fd(cq);
     exec_future_t *a = submit_block(ex, &g, 1);
@@ -240,21 +158,15 @@ TEST(cq_fd_readiness)
     exec_future_release(pop(cq));
     ASSERT_FALSE(readable_within(fd, 0));
 
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(a, b, c);
+    end_cq(cq, ex, &g);
 }
 
 /* Completion order, not the order of adding: with one worker, tasks end in submission order
  * whatever order they were added in. */
 TEST(cq_order_one_worker)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_future_t *fs[4];
     fs[0] = submit_block(ex, &g, 0); /* holds the others back until all are added */
@@ -274,30 +186,28 @@ TEST(cq_order_one_worker)
     ASSERT_ERR(exec_cq_pop(cq, 0, &none), EXEC_ETIMEDOUT);
     for (int i = 0; i < 4; i++)
         exec_future_release(fs[i]);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    end_cq(cq, ex, &g);
 }
 
 /* Tasks held by their own gates end in the order the test releases them (b, c, a); the
  * queue yields that order, and nothing else is ready in between. */
 TEST(cq_order_controlled)
 {
-    struct gate g[3];
+    struct gate gs[3];
     for (int i = 0; i < 3; i++)
-        gate_open(&g[i]);
+        gate_open(&gs[i]);
     exec_t *ex = make_workers(3);
     exec_cq_t *cq = make_cq();
     exec_future_t *fs[3];
     for (int i = 0; i < 3; i++) {
-        fs[i] = submit_block(ex, &g[i], 10 + i);
+        fs[i] = submit_block(ex, &gs[i], 10 + i);
         ASSERT_OK(exec_cq_add(cq, fs[i]));
     }
     static const int order[3] = {1, 2, 0};
     for (int k = 0; k < 3; k++) {
         exec_future_t *none = SENTINEL;
         ASSERT_ERR(exec_cq_pop(cq, 0, &none), EXEC_ETIMEDOUT);
-        gate_release(&g[order[k]], 1);
+        gate_release(&gs[order[k]], 1);
         exec_future_t *f = pop(cq);
         ASSERT_TRUE(f == fs[order[k]]);
         ASSERT_EQ(result_i64(f), 10 + order[k]);
@@ -305,10 +215,9 @@ TEST(cq_order_controlled)
     }
     for (int i = 0; i < 3; i++)
         exec_future_release(fs[i]);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
+    end_cq(cq, ex, NULL);
     for (int i = 0; i < 3; i++)
-        gate_close(&g[i]);
+        gate_close(&gs[i]);
 }
 
 /* cq_add of a future that already finished delivers it at once. */
@@ -324,19 +233,15 @@ TEST(cq_add_finished)
     ASSERT_OK(exec_cq_pop(cq, 0, &got));
     ASSERT_TRUE(got == f);
     ASSERT_EQ(result_i64(got), 5);
-    exec_future_release(got);
-    exec_future_release(f);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
+    RELEASE_ALL(got, f);
+    end_cq(cq, ex, NULL);
 }
 
 /* NULL arguments and a second routing (same queue or another) are EXEC_EINVAL; the future
  * still comes out once, from its first queue only. */
 TEST(cq_add_invalid)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_cq_t *other = make_cq();
     exec_future_t *f = submit_block(ex, &g, 7);
@@ -358,71 +263,58 @@ TEST(cq_add_invalid)
     exec_future_release(f);
     exec_cq_destroy(cq);
     exec_cq_destroy(other);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* exec_submit_opts_t.cq routes the future as exec_cq_add() would: the same future comes
  * out, it counts as routed, and failed, cancelled and fire-and-forget futures come out too. */
 TEST(cq_submit_route)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
-    exec_submit_opts_t o = {0};
-    o.cq = cq;
+    exec_submit_opts_t o = {.cq = cq};
 
     int64_t v = 21;
     exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f));
     ASSERT_NOT_NULL(f);
     exec_future_t *got = pop(cq);
     ASSERT_TRUE(got == f);
     ASSERT_EQ(result_i64(got), 21);
     ASSERT_ERR(exec_cq_add(cq, f), EXEC_EINVAL);
-    exec_future_release(got);
-    exec_future_release(f);
+    RELEASE_ALL(got, f);
 
     /* Fire and forget: the queue's reference is the only one, and pop hands it over. */
     v = 22;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, NULL));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, NULL));
     got = pop(cq);
     ASSERT_EQ(result_i64(got), 22);
     exec_future_release(got);
 
     /* A task error. */
     int32_t st = 42;
-    ASSERT_OK(exec_submit_ex(ex, return_status, &st, sizeof st, &o, &f));
+    ASSERT_OK(exec_submit_ex(ex, task_status, &st, sizeof st, &o, &f));
     got = pop(cq);
     ASSERT_TRUE(got == f);
     ASSERT_ERR(exec_future_result(got, NULL, NULL), EXEC_ETASK);
-    exec_future_release(got);
-    exec_future_release(f);
+    RELEASE_ALL(got, f);
 
     /* A cancelled queued task. */
-    struct block_arg ba = {.value = 1};
-    gate_path(ba.gate, &g);
-    exec_future_t *blocker = NULL;
-    ASSERT_OK(exec_submit(ex, block, &ba, sizeof ba, &blocker));
-    WAIT_STATE(blocker, EXEC_STATE_RUNNING);
+    exec_future_t *blocker = SUBMIT_RUNNING(ex, &g, 1);
     v = 23;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f));
     ASSERT_OK(exec_future_cancel(f, 0));
     got = pop(cq);
     ASSERT_TRUE(got == f);
     ASSERT_ERR(exec_future_result(got, NULL, NULL), EXEC_ECANCELLED);
-    exec_future_release(got);
-    exec_future_release(f);
+    RELEASE_ALL(got, f);
     gate_release(&g, 1);
     ASSERT_OK(exec_future_wait(blocker, BOUND_MS));
     exec_future_release(blocker);
 
     exec_future_t *none = SENTINEL;
     ASSERT_ERR(exec_cq_pop(cq, 0, &none), EXEC_ETIMEDOUT);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    end_cq(cq, ex, &g);
 }
 
 /* pop hands over a reference of its own: the submit reference and the popped one are
@@ -431,24 +323,20 @@ TEST(cq_pop_reference)
 {
     exec_t *ex = make_workers(1);
     exec_cq_t *cq = make_cq();
-    exec_future_t *a = submit_echo_i64(ex, 1);
-    exec_future_t *b = submit_echo_i64(ex, 2);
-    ASSERT_OK(exec_cq_add(cq, a));
-    ASSERT_OK(exec_future_wait(a, BOUND_MS));
-    exec_future_t *pa = pop(cq);
-    ASSERT_TRUE(pa == a);
-    exec_future_release(a); /* the submit reference first */
-    ASSERT_EQ(result_i64(pa), 1);
-    exec_future_release(pa);
-
-    ASSERT_OK(exec_cq_add(cq, b));
-    exec_future_t *pb = pop(cq);
-    ASSERT_TRUE(pb == b);
-    exec_future_release(pb); /* the popped reference first */
-    ASSERT_EQ(result_i64(b), 2);
-    exec_future_release(b);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
+    exec_future_t *fs[2] = {submit_echo_i64(ex, 1), submit_echo_i64(ex, 2)};
+    for (int k = 0; k < 2; k++) {
+        ASSERT_OK(exec_cq_add(cq, fs[k]));
+        if (k == 0)
+            ASSERT_OK(exec_future_wait(fs[0], BOUND_MS)); /* ends before the pop */
+        exec_future_t *p = pop(cq);
+        ASSERT_TRUE(p == fs[k]);
+        /* First the submit reference (k 0), then the popped one (k 1) goes first. */
+        exec_future_t *first = k == 0 ? fs[k] : p, *second = k == 0 ? p : fs[k];
+        exec_future_release(first);
+        ASSERT_EQ(result_i64(second), k + 1);
+        exec_future_release(second);
+    }
+    end_cq(cq, ex, NULL);
 }
 
 struct popper {
@@ -467,9 +355,7 @@ static void *pop_forever(void *p)
 /* A pop that blocks (EXEC_WAIT_FOREVER) in another thread wakes when a future finishes. */
 TEST(cq_pop_blocking)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_cq_t *cq = make_cq();
     exec_future_t *f = submit_block(ex, &g, 4);
     ASSERT_OK(exec_cq_add(cq, f));
@@ -482,11 +368,8 @@ TEST(cq_pop_blocking)
     ASSERT_OK(pp.rc);
     ASSERT_TRUE(pp.f == f);
     ASSERT_EQ(result_i64(pp.f), 4);
-    exec_future_release(pp.f);
-    exec_future_release(f);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    RELEASE_ALL(pp.f, f);
+    end_cq(cq, ex, &g);
 }
 
 /* Destroying a queue with finished futures inside and pending ones routed to it: nothing
@@ -494,27 +377,25 @@ TEST(cq_pop_blocking)
  * pending one finishes normally afterwards. */
 TEST(cq_destroy_with_futures)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_gated(&g, 2);
     exec_cq_t *cq = make_cq();
-    exec_submit_opts_t o = {0};
-    o.cq = cq;
+    exec_submit_opts_t o = {.cq = cq};
     exec_future_t *done1 = submit_echo_i64(ex, 1);
     ASSERT_OK(exec_cq_add(cq, done1));
     int64_t v = 2;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, NULL)); /* only the queue holds it */
+    /* Only the queue holds it. */
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, NULL));
     exec_future_t *pending = submit_block(ex, &g, 3);
     ASSERT_OK(exec_cq_add(cq, pending));
     struct block_arg ba = {.value = 4};
     gate_path(ba.gate, &g);
-    ASSERT_OK(exec_submit_ex(ex, block, &ba, sizeof ba, &o, NULL)); /* pending, forgotten */
+    /* Pending, forgotten. */
+    ASSERT_OK(exec_submit_ex(ex, task_block, &ba, sizeof ba, &o, NULL));
     ASSERT_OK(exec_future_wait(done1, BOUND_MS));
     /* Let the fire-and-forget echo reach the queue too (two inside, two pending). */
     uint64_t end = test_now_ms() + BOUND_MS;
     for (;;) {
-        exec_stats_t st;
-        ASSERT_OK(exec_stats(ex, &st));
+        exec_stats_t st = stats_of(ex);
         if (st.completed >= 2)
             break;
         ASSERT_LT(test_now_ms(), end);
@@ -526,10 +407,7 @@ TEST(cq_destroy_with_futures)
     gate_release(&g, 2);
     ASSERT_OK(exec_future_wait(pending, BOUND_MS));
     ASSERT_EQ(result_i64(pending), 3);
-    exec_future_release(done1);
-    exec_future_release(pending);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, done1, pending);
 }
 
 /* An epoll loop: wait on the fd, drain with pop(0), until 100 routed fire-and-forget tasks
@@ -545,10 +423,9 @@ TEST(cq_epoll_loop)
     ev.data.u64 = 0xc0ffee;
     ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, exec_cq_fd(cq), &ev), 0);
 
-    exec_submit_opts_t o = {0};
-    o.cq = cq;
+    exec_submit_opts_t o = {.cq = cq};
     for (int64_t i = 0; i < N; i++)
-        ASSERT_OK(exec_submit_ex(ex, echo, &i, sizeof i, &o, NULL));
+        ASSERT_OK(exec_submit_ex(ex, task_echo, &i, sizeof i, &o, NULL));
 
     bool seen[N] = {false};
     int got = 0;
@@ -578,10 +455,8 @@ TEST(cq_epoll_loop)
     }
     struct epoll_event out;
     ASSERT_EQ(epoll_wait(ep, &out, 1, 0), 0);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.completed, N);
     ASSERT_EQ(close(ep), 0);
-    exec_cq_destroy(cq);
-    ASSERT_OK(exec_destroy(ex));
+    end_cq(cq, ex, NULL);
 }

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tasks.h"
 
 #if !defined(EXEC_SRC_DIR) || !defined(EXEC_BUILD_DIR) || !defined(EXEC_TEST_CC) ||           \
     !defined(EXEC_TEST_SANFLAGS)
@@ -72,17 +73,6 @@ static void end_with_problems(const char *what)
     if (problems > 0)
         TEST_FAIL("%d problem%s with %s (listed above)", problems, problems == 1 ? "" : "s",
                   what);
-}
-
-__attribute__((format(printf, 2, 3))) static char *fmt(char *buf, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(buf, 4096, f, ap);
-    va_end(ap);
-    if (n < 0 || n >= 4096)
-        TEST_FAIL("path or command too long");
-    return buf;
 }
 
 /* The whole file, NUL-terminated, malloc'd; NULL (errno set) if it cannot be read. */
@@ -187,6 +177,18 @@ static void canon(const char *in, size_t len, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* The identifier that starts at @p (at most 63 characters of it), into @id; its length. */
+static size_t ident_at(const char *p, char id[64])
+{
+    size_t n = 0;
+    while (is_ident(p[n]) && n < 63) {
+        id[n] = p[n];
+        n++;
+    }
+    id[n] = '\0';
+    return n;
+}
+
 /* The identifier that ends just before @end (which lies inside @text), into @out. */
 static void ident_before(const char *text, const char *end, char *out, size_t cap)
 {
@@ -289,12 +291,7 @@ static void read_header(struct header *h)
         if ((strncmp(p, "exec_", 5) == 0 || strncmp(p, "EXEC_", 5) == 0) &&
             (p == h->raw || !is_ident(p[-1]))) {
             char id[64];
-            size_t n = 0;
-            while (is_ident(p[n]) && n < sizeof id - 1) {
-                id[n] = p[n];
-                n++;
-            }
-            id[n] = '\0';
+            size_t n = ident_at(p, id);
             add_name(h, id);
             p += n - 1;
         }
@@ -708,12 +705,7 @@ TEST(tooling_docs_man_pages)
             if (p > pg.plain && is_ident(p[-1]))
                 continue;
             char id[64];
-            size_t n = 0;
-            while (is_ident(p[n]) && n < sizeof id - 1) {
-                id[n] = p[n];
-                n++;
-            }
-            id[n] = '\0';
+            size_t n = ident_at(p, id);
             if (p[n] == '(' && strncmp(id, "exec__", 6) != 0 && fn_index(h, id) < 0 &&
                 !in_list(h->cb, h->ncbs, id))
                 problem("%s:%d: %s() is not a function of the header", rel(pg.path),
@@ -814,12 +806,7 @@ static void check_names(const struct header *h, const char *file, const char *te
         if ((!lower && !upper) || (p > text && (is_ident(p[-1]) || p[-1] == '\\')))
             continue;
         char id[64];
-        size_t n = 0;
-        while (is_ident(p[n]) && n < sizeof id - 1) {
-            id[n] = p[n];
-            n++;
-        }
-        id[n] = '\0';
+        size_t n = ident_at(p, id);
         const char *at = p;
         p += n - 1;
         if (at[n] == '*' || strncmp(id, "exec__", 6) == 0 || strncmp(id, "EXEC__", 6) == 0 ||

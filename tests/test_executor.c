@@ -7,11 +7,12 @@
  * and exec_version().
  *
  * Tasks see only their argument and result bytes. A task that must block waits at a gate, a
- * FIFO whose path travels in its argument bytes (see "Gates"); a task that must prove it ran
+ * FIFO whose path travels in its argument bytes (tests/gate.h); a task that must prove it ran
  * writes a byte to one. Tests marked THREADS_ONLY in tests/list.h say why in their comment.
  */
 #include "harness.h"
 #include "gate.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,67 +29,12 @@
 /* Liveness bound of every wait in this file: generous, never a speed claim. */
 #define BOUND_MS 5000
 
-/* Statuses a task returns when something around it went wrong (never a test's own code). */
-#define BAD_CALL 97    /* the executor broke the task calling convention */
-#define READ_FAILED 98 /* a gate could not be opened, read or written */
-
-/* An invalid pointer value that out-parameters start with, to see that failures leave them
- * alone (or set them to NULL, which DESIGN.md also allows). */
-#define SENTINEL ((void *)(uintptr_t)0x5e17)
-
-/* ---------------------------------------------------------------------------------------- */
-/* Gates                                                                                     */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Gates (tests/gate.h) block tasks deterministically on both backends. */
+/* The gate of the running test (each test runs in a child process of its own). */
+static struct gate g;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
-
-/* Echo: the argument bytes are the result bytes. */
-static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    if (arg_size > out_cap || *out_size != 0)
-        return BAD_CALL;
-    if (arg_size)
-        memcpy(out, arg, arg_size);
-    *out_size = arg_size;
-    return 0;
-}
-
-/* Returns the int32 in its argument as its status (and no result). */
-static int return_status(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int32_t st;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
-    if (arg_size != sizeof st)
-        return BAD_CALL;
-    memcpy(&st, arg, sizeof st);
-    return st;
-}
-
-/* Waits at its gate, then returns value as an int64 result. */
-struct block_arg {
-    int64_t value;
-    char gate[GATE_PATH];
-};
-
-static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    struct block_arg a;
-    if (arg_size != sizeof a || out_cap < sizeof a.value)
-        return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
-    if (task_gate_wait(a.gate) != 0)
-        return READ_FAILED;
-    memcpy(out, &a.value, sizeof a.value);
-    *out_size = sizeof a.value;
-    return 0;
-}
 
 /* Writes one byte (the argument's tag) to a gate: proof, across processes too, that it ran. */
 struct signal_arg {
@@ -100,12 +46,9 @@ static int signal_ran(const void *arg, size_t arg_size, void *out, size_t out_ca
                       size_t *out_size)
 {
     struct signal_arg a;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
-    if (arg_size != sizeof a)
+    (void)out, (void)out_cap, (void)out_size;
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
     return task_gate_post(a.gate, a.tag) == 0 ? 0 : READ_FAILED;
 }
 
@@ -159,42 +102,6 @@ static int fill_out(const void *arg, size_t arg_size, void *out, size_t out_cap,
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-static exec_t *make_exec(const exec_config_t *cfg)
-{
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-static exec_t *make_workers(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    return make_exec(&cfg);
-}
-
-static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
-{
-    struct block_arg a = {.value = value};
-    gate_path(a.gate, g);
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
-{
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, echo, &value, sizeof value, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-
-
 /* Poll exec_stats() until @field >= @want. */
 #define WAIT_STAT(ex, field, want)                                                         \
     do {                                                                                   \
@@ -226,6 +133,21 @@ static int create_fails(const exec_config_t *cfg)
         TEST_FAIL("exec_create failed with %s but wrote %p to its out-parameter",
                   exec_errname(rc), (void *)ex);
     return rc;
+}
+
+/* Each of the @n configs of @bad, with the backend (unless it sets one) and the worker
+ * count of @base, must make exec_create() fail with EXEC_EINVAL. */
+static void expect_invalid(const exec_config_t *base, const exec_config_t *bad, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        exec_config_t c = bad[i];
+        if (c.backend == EXEC_BACKEND_THREADS)
+            c.backend = base->backend;
+        c.workers = base->workers;
+        int rc = create_fails(&c);
+        if (rc != EXEC_EINVAL)
+            TEST_FAIL("bad config #%zu: %s, want EXEC_EINVAL", i, exec_errname(rc));
+    }
 }
 
 /* A thread that runs one call and records the result. */
@@ -270,13 +192,7 @@ static void bg_join(struct bg *b)
 
 TEST(executor_version)
 {
-    ASSERT_EQ(exec_version(), EXEC_VERSION_NUMBER);
-    ASSERT_EQ(EXEC_VERSION_NUMBER,
-              EXEC_VERSION_MAJOR * 10000 + EXEC_VERSION_MINOR * 100 + EXEC_VERSION_PATCH);
-    char s[64];
-    snprintf(s, sizeof s, "%d.%d.%d", EXEC_VERSION_MAJOR, EXEC_VERSION_MINOR,
-             EXEC_VERSION_PATCH);
-    ASSERT_STR_EQ(s, EXEC_VERSION_STRING);
+    check_version();
 }
 
 /* NULL config: a working thread pool with every default. */
@@ -288,8 +204,7 @@ TEST(executor_create_null_cfg)
     exec_cpu_budget_t b;
     ASSERT_OK(exec_cpu_budget(NULL, &b));
     WAIT_STAT(ex, workers_alive, (uint64_t)b.workers);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.workers_alive, b.workers);
     exec_future_release(f);
     ASSERT_OK(exec_destroy(ex));
@@ -321,13 +236,8 @@ TEST(executor_create_zero_cfg)
     ASSERT_ERR(exec_submit(ex, probe, big, EXEC_DEFAULT_MAX_ARG_SIZE + 1, &f), EXEC_ETOOBIG);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
     ASSERT_OK(exec_submit(ex, probe, big, EXEC_DEFAULT_MAX_ARG_SIZE, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
-    ASSERT_EQ(size, sizeof(struct probe));
     struct probe p;
-    memcpy(&p, data, sizeof p);
+    WAIT_RESULT(f, &p, sizeof p);
     uint64_t sum = 0;
     for (size_t i = 0; i < EXEC_DEFAULT_MAX_ARG_SIZE; i++)
         sum += (uint64_t)big[i] * (i + 1);
@@ -343,9 +253,7 @@ TEST(executor_create_zero_cfg)
 /* Every out-of-range field gives EXEC_EINVAL and no executor. */
 TEST(executor_create_invalid)
 {
-    exec_config_t base;
-    test_config(&base);
-    base.workers = 1;
+    exec_config_t base = config_workers(1);
     /* The base itself is valid, so every failure below is due to the one field changed. */
     exec_t *ex = make_exec(&base);
     ASSERT_OK(exec_destroy(ex));
@@ -375,23 +283,15 @@ TEST(executor_create_invalid)
         }
     }
 
-    c = base;
-    c.max_arg_size = EXEC_SIZE_LIMIT + 1;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c.max_arg_size = SIZE_MAX;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-
-    c = base;
-    c.max_result_size = EXEC_SIZE_LIMIT + 1;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c.max_result_size = SIZE_MAX;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-
-    c = base;
-    c.backend = (exec_backend_t)7;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c.backend = (exec_backend_t)-1;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    const exec_config_t bad[] = {
+        {.max_arg_size = EXEC_SIZE_LIMIT + 1},
+        {.max_arg_size = SIZE_MAX},
+        {.max_result_size = EXEC_SIZE_LIMIT + 1},
+        {.max_result_size = SIZE_MAX},
+        {.backend = (exec_backend_t)7},
+        {.backend = (exec_backend_t)-1},
+    };
+    expect_invalid(&base, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* The fields under "process backend only" must be 0 on the thread backend.
@@ -405,84 +305,50 @@ TEST(executor_create_process_fields_on_threads)
     ASSERT_OK(exec_destroy(ex));
 
     static const char init_bytes[4] = "abc";
-    exec_config_t c;
-    c = base;
-    c.start_method = EXEC_START_FORK;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.kill_grace_ms = 1;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.max_rss_per_child = 1 << 20;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.max_age_ms = 1000;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.recycle_jitter_pct = 10;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.crash_limit = 3;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.crash_window_ms = 1000;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.initializer = echo;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.init_arg = init_bytes;
-    c.init_arg_size = sizeof init_bytes;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.init_arg = init_bytes;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.init_arg_size = 4;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    const exec_config_t bad[] = {
+        {.start_method = EXEC_START_FORK},
+        {.kill_grace_ms = 1},
+        {.max_rss_per_child = 1 << 20},
+        {.max_age_ms = 1000},
+        {.recycle_jitter_pct = 10},
+        {.crash_limit = 3},
+        {.crash_window_ms = 1000},
+        {.initializer = task_echo},
+        {.init_arg = init_bytes, .init_arg_size = sizeof init_bytes},
+        {.init_arg = init_bytes},
+        {.init_arg_size = 4},
+    };
+    expect_invalid(&base, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* Out-of-range values of the process fields are invalid on every backend (on threads for
  * the extra reason that any non-zero process field is). */
 TEST(executor_create_process_field_ranges)
 {
-    exec_config_t base;
-    test_config(&base);
-    base.workers = 1;
-    exec_config_t c;
-    c = base;
-    c.start_method = (exec_start_method_t)2;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.recycle_jitter_pct = 101;
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
-    c = base;
-    c.initializer = echo;
-    c.init_arg = NULL;
-    c.init_arg_size = 4; /* NULL bytes with a size */
-    ASSERT_ERR(create_fails(&c), EXEC_EINVAL);
+    exec_config_t base = config_workers(1);
+    const exec_config_t bad[] = {
+        {.start_method = (exec_start_method_t)2},
+        {.recycle_jitter_pct = 101},
+        {.initializer = task_echo, .init_arg = NULL, .init_arg_size = 4}, /* NULL bytes */
+    };
+    expect_invalid(&base, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* The smallest valid sizes: 1-byte argument and result limits, a one-slot queue. */
 TEST(executor_create_smallest_limits)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
+    exec_config_t cfg = config_workers(1);
     cfg.max_arg_size = 1;
     cfg.max_result_size = 1;
     cfg.queue_max = 1;
     exec_t *ex = make_exec(&cfg);
     exec_future_t *f = NULL;
-    ASSERT_ERR(exec_submit(ex, echo, "ab", 2, &f), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit(ex, task_echo, "ab", 2, &f), EXEC_ETOOBIG);
     ASSERT_NULL(f);
-    ASSERT_OK(exec_submit(ex, echo, "z", 1, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
-    ASSERT_EQ(size, 1);
-    ASSERT_EQ(*(const char *)data, 'z');
+    ASSERT_OK(exec_submit(ex, task_echo, "z", 1, &f));
+    char z;
+    WAIT_RESULT(f, &z, 1);
+    ASSERT_EQ(z, 'z');
     exec_future_release(f);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -499,21 +365,21 @@ TEST(executor_submit_invalid)
     int64_t v = 1;
     exec_future_t *f = SENTINEL;
 
-    ASSERT_ERR(exec_submit(NULL, echo, &v, sizeof v, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit(NULL, task_echo, &v, sizeof v, &f), EXEC_EINVAL);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
     f = SENTINEL;
     ASSERT_ERR(exec_submit(ex, NULL, &v, sizeof v, &f), EXEC_EINVAL);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
     f = SENTINEL;
-    ASSERT_ERR(exec_submit(ex, echo, NULL, 8, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit(ex, task_echo, NULL, 8, &f), EXEC_EINVAL);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
-    ASSERT_ERR(exec_submit(ex, echo, NULL, 1, NULL), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit(ex, task_echo, NULL, 1, NULL), EXEC_EINVAL);
 
     exec_submit_opts_t o = {0};
     f = SENTINEL;
-    ASSERT_ERR(exec_submit_ex(NULL, echo, &v, sizeof v, &o, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit_ex(NULL, task_echo, &v, sizeof v, &o, &f), EXEC_EINVAL);
     ASSERT_ERR(exec_submit_ex(ex, NULL, &v, sizeof v, &o, &f), EXEC_EINVAL);
-    ASSERT_ERR(exec_submit_ex(ex, echo, NULL, 8, &o, &f), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, NULL, 8, &o, &f), EXEC_EINVAL);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
 
     /* Unknown flags. */
@@ -522,7 +388,7 @@ TEST(executor_submit_invalid)
         o = (exec_submit_opts_t){0};
         o.flags = bad_flags[i];
         f = SENTINEL;
-        int rc = exec_submit_ex(ex, echo, &v, sizeof v, &o, &f);
+        int rc = exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f);
         if (rc != EXEC_EINVAL)
             TEST_FAIL("flags %#x: %s, want EXEC_EINVAL", bad_flags[i], exec_errname(rc));
         ASSERT_TRUE(f == SENTINEL || f == NULL);
@@ -532,15 +398,14 @@ TEST(executor_submit_invalid)
         o = (exec_submit_opts_t){0};
         o.reserved[k] = 1;
         f = SENTINEL;
-        int rc = exec_submit_ex(ex, echo, &v, sizeof v, &o, &f);
+        int rc = exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f);
         if (rc != EXEC_EINVAL)
             TEST_FAIL("opts.reserved[%zu] = 1: %s, want EXEC_EINVAL", k, exec_errname(rc));
         ASSERT_TRUE(f == SENTINEL || f == NULL);
     }
 
     /* None of these was accepted. */
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 0);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -550,11 +415,7 @@ TEST(executor_submit_invalid)
  * inline/heap boundary of argument storage. */
 TEST(executor_submit_calling_convention)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
-    cfg.max_result_size = 4096;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(2, (exec_config_t){.max_result_size = 4096});
     static const size_t sizes[] = {0, 1, 7, 8, 63, 64, 65, 100, 1000, 4096};
     unsigned char buf[4096];
     for (size_t i = 0; i < sizeof buf; i++)
@@ -564,14 +425,9 @@ TEST(executor_submit_calling_convention)
         exec_future_t *f = NULL;
         /* Size 0 with a non-NULL pointer: allowed, and the task gets NULL. */
         ASSERT_OK(exec_submit(ex, probe, buf, n, &f));
-        ASSERT_OK(exec_future_wait(f, BOUND_MS));
-        const void *data;
-        size_t size;
-        ASSERT_OK(exec_future_result(f, &data, &size));
-        ASSERT_EQ(size, sizeof(struct probe));
-        ASSERT_EQ((uintptr_t)data % _Alignof(max_align_t), 0);
         struct probe p;
-        memcpy(&p, data, sizeof p);
+        const void *data = WAIT_RESULT(f, &p, sizeof p);
+        ASSERT_EQ((uintptr_t)data % _Alignof(max_align_t), 0);
         uint64_t sum = 0;
         for (size_t i = 0; i < n; i++)
             sum += (uint64_t)buf[i] * (i + 1);
@@ -602,36 +458,27 @@ TEST(executor_submit_calling_convention)
 /* arg_size > max_arg_size: EXEC_ETOOBIG from both submit calls; exactly max_arg_size works. */
 TEST(executor_submit_too_big)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    cfg.max_arg_size = 100;
-    cfg.max_result_size = 100;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(1, (exec_config_t){.max_arg_size = 100, .max_result_size = 100});
     unsigned char buf[200];
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = (unsigned char)(255 - i);
 
     exec_future_t *f = SENTINEL;
-    ASSERT_ERR(exec_submit(ex, echo, buf, 101, &f), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit(ex, task_echo, buf, 101, &f), EXEC_ETOOBIG);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
-    ASSERT_ERR(exec_submit(ex, echo, buf, 200, NULL), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit(ex, task_echo, buf, 200, NULL), EXEC_ETOOBIG);
     exec_submit_opts_t o = {0};
     f = SENTINEL;
-    ASSERT_ERR(exec_submit_ex(ex, echo, buf, 101, &o, &f), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, buf, 101, &o, &f), EXEC_ETOOBIG);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
 
-    ASSERT_OK(exec_submit(ex, echo, buf, 100, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
-    ASSERT_EQ(size, 100);
-    ASSERT_MEM_EQ(data, buf, 100);
+    ASSERT_OK(exec_submit(ex, task_echo, buf, 100, &f));
+    unsigned char back[100];
+    WAIT_RESULT(f, back, sizeof back);
+    ASSERT_MEM_EQ(back, buf, 100);
     exec_future_release(f);
 
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 1);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -642,23 +489,17 @@ TEST(executor_result_max_size)
 {
     static const size_t limits[] = {3, 3000, 200000};
     for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
-        exec_config_t cfg;
-        test_config(&cfg);
-        cfg.workers = 1;
-        cfg.max_result_size = limits[k];
-        exec_t *ex = make_exec(&cfg);
+        exec_t *ex = make_with(1, (exec_config_t){.max_result_size = limits[k]});
         uint8_t seed = (uint8_t)(k + 5);
         exec_future_t *f = NULL;
         ASSERT_OK(exec_submit(ex, fill_out, &seed, 1, &f));
-        ASSERT_OK(exec_future_wait(f, BOUND_MS));
-        const void *data;
-        size_t size;
-        ASSERT_OK(exec_future_result(f, &data, &size));
-        ASSERT_EQ(size, limits[k]);
-        const unsigned char *d = data;
-        for (size_t i = 0; i < size; i++)
+        unsigned char *d = malloc(limits[k]);
+        ASSERT_NOT_NULL(d);
+        WAIT_RESULT(f, d, limits[k]);
+        for (size_t i = 0; i < limits[k]; i++)
             if (d[i] != (unsigned char)(i * 7 + seed))
                 TEST_FAIL("limit %zu: byte %zu is %u", limits[k], i, d[i]);
+        free(d);
         exec_future_release(f);
         ASSERT_OK(exec_destroy(ex));
     }
@@ -669,11 +510,8 @@ TEST(executor_result_max_size)
  * frees (large, on the heap) it; the task, which runs only afterwards, sees the old bytes. */
 TEST(executor_submit_copies_arg)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *blocker = submit_block(ex, &g, 0);
-    WAIT_STATE(blocker, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *blocker = SUBMIT_RUNNING(ex, &g, 0);
     static const size_t sizes[] = {16, 2000};
     exec_future_t *f[2];
     unsigned char *want[2];
@@ -685,7 +523,7 @@ TEST(executor_submit_copies_arg)
         ASSERT_NOT_NULL(want[k]);
         for (size_t i = 0; i < n; i++)
             want[k][i] = a[i] = (unsigned char)(i * 13 + k + 1);
-        ASSERT_OK(exec_submit(ex, echo, a, n, &f[k]));
+        ASSERT_OK(exec_submit(ex, task_echo, a, n, &f[k]));
         memset(a, 0xee, n);
         free(a);
         ASSERT_EQ(exec_future_state(f[k]), EXEC_STATE_QUEUED);
@@ -702,9 +540,7 @@ TEST(executor_submit_copies_arg)
         exec_future_release(f[k]);
         free(want[k]);
     }
-    exec_future_release(blocker);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, blocker);
 }
 
 /* f == NULL: fire and forget. The task still runs (it writes a byte we read back), through
@@ -712,8 +548,7 @@ TEST(executor_submit_copies_arg)
 TEST(executor_submit_forget)
 {
     struct gate out;
-    gate_open(&out);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_gated(&out, 2);
     struct signal_arg a = {.tag = 'a'};
     gate_path(a.gate, &out);
     ASSERT_OK(exec_submit(ex, signal_ran, &a, sizeof a, NULL));
@@ -723,12 +558,10 @@ TEST(executor_submit_forget)
     ASSERT_OK(exec_submit_ex(ex, signal_ran, &a, sizeof a, &o, NULL));
     ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'b');
     ASSERT_OK(exec_shutdown(ex, 0)); /* every task and its bookkeeping is over */
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 2);
     ASSERT_EQ(st.completed, 2);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&out);
+    destroy_gated(ex, &out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -740,15 +573,9 @@ TEST(executor_submit_forget)
  * room is made. */
 TEST(executor_submit_try_full)
 {
-    struct gate g;
     gate_open(&g);
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    cfg.queue_max = 2;
-    exec_t *ex = make_exec(&cfg);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_with(1, (exec_config_t){.queue_max = 2});
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
@@ -758,16 +585,15 @@ TEST(executor_submit_try_full)
     o.flags = EXEC_SUBMIT_TRY;
     int64_t v = 4;
     exec_future_t *d = SENTINEL;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d), EXEC_EAGAIN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d), EXEC_EAGAIN);
     ASSERT_TRUE(d == SENTINEL || d == NULL);
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, NULL), EXEC_EAGAIN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, NULL), EXEC_EAGAIN);
     /* Bad input is still EXEC_EINVAL on a full queue. */
     o.flags = EXEC_SUBMIT_TRY | 2u;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d), EXEC_EINVAL);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d), EXEC_EINVAL);
     o.flags = EXEC_SUBMIT_TRY;
 
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 3);
     ASSERT_EQ(st.queued, 2);
     ASSERT_EQ(st.running, 1);
@@ -776,14 +602,9 @@ TEST(executor_submit_try_full)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &d));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &d));
     ASSERT_RESULT_I64(d, 4);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    exec_future_release(d);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a, b, c, d);
 }
 
 struct bg_submit {
@@ -795,7 +616,7 @@ static void *bg_submit_echo(void *p)
 {
     struct bg *b = p;
     struct bg_submit *s = (struct bg_submit *)b;
-    b->rc = exec_submit(b->ex, echo, &s->value, sizeof s->value, &b->f);
+    b->rc = exec_submit(b->ex, task_echo, &s->value, sizeof s->value, &b->f);
     atomic_store(&b->done, true);
     return NULL;
 }
@@ -803,15 +624,9 @@ static void *bg_submit_echo(void *p)
 /* A blocking submit on a full queue returns once a worker takes a task and frees a slot. */
 TEST(executor_submit_blocks_when_full)
 {
-    struct gate g;
     gate_open(&g);
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    cfg.queue_max = 1;
-    exec_t *ex = make_exec(&cfg);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_with(1, (exec_config_t){.queue_max = 1});
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_block(ex, &g, 2); /* fills the queue */
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
 
@@ -826,7 +641,7 @@ TEST(executor_submit_blocks_when_full)
     /* Meanwhile a try-submit is refused. */
     exec_submit_opts_t o = {0};
     o.flags = EXEC_SUBMIT_TRY;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &s.value, sizeof s.value, &o, NULL), EXEC_EAGAIN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &s.value, sizeof s.value, &o, NULL), EXEC_EAGAIN);
     ASSERT_FALSE(done(&s.b));
 
     /* a ends, b takes the worker (and blocks on the gate): the queue has room for c. */
@@ -838,60 +653,37 @@ TEST(executor_submit_blocks_when_full)
     gate_release(&g, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(s.b.f, 3);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(s.b.f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a, b, s.b.f);
 }
 
 /* Submits from inside a task ignore queue_max (else a full queue could deadlock the pool).
  * THREADS_ONLY: the task submits to the executor whose pointer it gets in its argument,
  * which only means something inside the same process. */
-struct inner_arg {
-    exec_t *ex;
-    int32_t n;
-};
-
 static int submit_many_inside(const void *arg, size_t arg_size, void *out, size_t out_cap,
                               size_t *out_size)
 {
-    struct inner_arg a;
-    if (arg_size != sizeof a || out_cap < sizeof(int32_t))
+    struct ex_arg a; /* a.n: how many tasks to submit */
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
     int32_t ok = 0;
-    for (int32_t i = 0; i < a.n; i++) {
-        int64_t v = i;
-        ok += exec_submit(a.ex, echo, &v, sizeof v, NULL) == EXEC_OK;
+    for (int64_t i = 0; i < a.n; i++) {
+        ok += exec_submit(a.ex, task_echo, &i, sizeof i, NULL) == EXEC_OK;
     }
-    memcpy(out, &ok, sizeof ok);
-    *out_size = sizeof ok;
-    return 0;
+    return task_put(out, out_cap, out_size, &ok, sizeof ok);
 }
 
 TEST(executor_submit_inside_task_unbounded)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    cfg.queue_max = 1;
-    exec_t *ex = make_exec(&cfg);
-    struct inner_arg a = {.ex = ex, .n = 5};
+    exec_t *ex = make_with(1, (exec_config_t){.queue_max = 1});
+    struct ex_arg a = {.ex = ex, .n = 5};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, submit_many_inside, &a, sizeof a, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
     int32_t ok;
-    ASSERT_EQ(size, sizeof ok);
-    memcpy(&ok, data, sizeof ok);
+    WAIT_RESULT(f, &ok, sizeof ok);
     ASSERT_EQ(ok, 5);
     exec_future_release(f);
     ASSERT_OK(exec_shutdown(ex, 0));
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 6);
     ASSERT_EQ(st.completed, 6);
     ASSERT_OK(exec_destroy(ex));
@@ -913,24 +705,23 @@ TEST(executor_submit_after_shutdown)
 
     int64_t v = 5;
     exec_future_t *f = SENTINEL;
-    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, &f), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, &v, sizeof v, &f), EXEC_ESHUTDOWN);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
-    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
     exec_submit_opts_t o = {0};
     f = SENTINEL;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
     ASSERT_TRUE(f == SENTINEL || f == NULL);
     o.flags = EXEC_SUBMIT_TRY;
-    ASSERT_ERR(exec_submit_ex(ex, echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &f), EXEC_ESHUTDOWN);
 
     ASSERT_OK(exec_shutdown(ex, 0));
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_NOWAIT));
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL));
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL | EXEC_SHUTDOWN_NOWAIT));
-    ASSERT_ERR(exec_submit(ex, echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, &v, sizeof v, NULL), EXEC_ESHUTDOWN);
 
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 1);
     ASSERT_RESULT_I64(before, 77);
     ASSERT_OK(exec_destroy(ex));
@@ -960,11 +751,8 @@ TEST(executor_shutdown_invalid)
  * after they ran. */
 TEST(executor_shutdown_drains)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
 
@@ -974,7 +762,7 @@ TEST(executor_shutdown_drains)
     uint64_t end = test_now_ms() + BOUND_MS;
     int64_t v = 0;
     int rc;
-    while ((rc = exec_submit(ex, echo, &v, sizeof v, NULL)) == EXEC_OK) {
+    while ((rc = exec_submit(ex, task_echo, &v, sizeof v, NULL)) == EXEC_OK) {
         ASSERT_LT(test_now_ms(), end);
         test_sleep_ms(1);
     }
@@ -995,11 +783,7 @@ TEST(executor_shutdown_drains)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a, b, c);
 }
 
 /* EXEC_SHUTDOWN_CANCEL: queued tasks end EXEC_STATE_CANCELLED / EXEC_ECANCELLED without
@@ -1007,12 +791,10 @@ TEST(executor_shutdown_drains)
  * the shutdown waits for it. */
 TEST(executor_shutdown_cancel)
 {
-    struct gate g, out;
-    gate_open(&g);
+    struct gate out;
+    exec_t *ex = make_gated(&g, 1);
     gate_open(&out);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
     struct signal_arg sa = {.tag = 'd'};
@@ -1047,42 +829,27 @@ TEST(executor_shutdown_cancel)
     /* The forgotten queued task never ran. */
     ASSERT_EQ(gate_read_within(&out, 0), -1);
 
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.submitted, 4);
-    ASSERT_EQ(st.completed, 1);
-    ASSERT_EQ(st.cancelled, 3);
-    ASSERT_EQ(st.failed, 0);
-    ASSERT_EQ(st.queued, 0);
-    ASSERT_EQ(st.running, 0);
-    ASSERT_ERR(exec_submit(ex, echo, &sa, sizeof sa, NULL), EXEC_ESHUTDOWN);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    EXPECT_COUNTS(ex, .submitted = 4, .completed = 1, .cancelled = 3);
+    ASSERT_ERR(exec_submit(ex, task_echo, &sa, sizeof sa, NULL), EXEC_ESHUTDOWN);
+    DESTROY_GATED(ex, &g, a, b, c);
     gate_close(&out);
 }
 
 /* EXEC_SHUTDOWN_NOWAIT returns while a task still runs; exec_destroy() does the waiting. */
 TEST(executor_shutdown_nowait)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_echo_i64(ex, 2);
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_NOWAIT));
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING); /* could not have finished */
-    ASSERT_ERR(exec_submit(ex, echo, "12345678", 8, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, "12345678", 8, NULL), EXEC_ESHUTDOWN);
     gate_release(&g, 1);
     ASSERT_OK(exec_destroy(ex));
     /* Not cancelled: NOWAIT alone runs the queued task. */
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
-    exec_future_release(a);
-    exec_future_release(b);
+    RELEASE_ALL(a, b);
     gate_close(&g);
 }
 
@@ -1095,43 +862,27 @@ TEST(executor_destroy_null)
     ASSERT_OK(exec_destroy(NULL));
 }
 
-static void *bg_release_gate(void *p)
-{
-    struct gate *g = p;
-    /* The pause only makes it likely that exec_destroy() is already waiting; the test holds
-     * either way. */
-    test_sleep_ms(30);
-    gate_release(g, 2);
-    return NULL;
-}
-
 /* exec_destroy() with tasks running and queued waits for all of them; their futures keep
  * their results after it and are released afterwards. */
 TEST(executor_destroy_waits)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(2);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    exec_future_t *b = submit_block(ex, &g, 2);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
-    WAIT_STATE(b, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 2);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
+    exec_future_t *b = SUBMIT_RUNNING(ex, &g, 2);
     exec_future_t *c = submit_echo_i64(ex, 3);
     ASSERT_EQ(exec_future_state(c), EXEC_STATE_QUEUED);
-    pthread_t t;
-    ASSERT_EQ(pthread_create(&t, NULL, bg_release_gate, &g), 0);
+    struct gate_later later;
+    gate_release_later(&later, &g, 2);
     ASSERT_OK(exec_destroy(ex));
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_DONE);
     ASSERT_EQ(exec_future_state(c), EXEC_STATE_DONE);
-    ASSERT_EQ(pthread_join(t, NULL), 0);
+    gate_later_join(&later);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
     exec_future_t *extra = exec_future_retain(c);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
+    RELEASE_ALL(a, b, c);
     ASSERT_RESULT_I64(extra, 3);
     exec_future_release(extra);
     gate_close(&g);
@@ -1140,40 +891,29 @@ TEST(executor_destroy_waits)
 /* exec_destroy() and a waiting exec_shutdown() from inside one of the executor's own tasks:
  * EXEC_EDEADLK, nothing done, the executor still works.
  * THREADS_ONLY: the task gets the exec_t pointer through its argument bytes; in a worker
- * process that pointer would name the child's copy, a different object. */
-struct self_arg {
-    exec_t *ex;
-};
+ * process that pointer would name the child's copy, a different object (struct ex_arg). */
 
 static int call_destroy_inside(const void *arg, size_t arg_size, void *out, size_t out_cap,
                                size_t *out_size)
 {
-    struct self_arg a;
-    int32_t rc[3];
-    if (arg_size != sizeof a || out_cap < sizeof rc)
+    struct ex_arg a;
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
+    int32_t rc[3];
     rc[0] = exec_destroy(a.ex);
     rc[1] = exec_shutdown(a.ex, 0);
     rc[2] = exec_shutdown(a.ex, EXEC_SHUTDOWN_CANCEL);
-    memcpy(out, rc, sizeof rc);
-    *out_size = sizeof rc;
-    return 0;
+    return task_put(out, out_cap, out_size, rc, sizeof rc);
 }
 
 TEST(executor_destroy_in_task)
 {
     exec_t *ex = make_workers(2);
-    struct self_arg a = {.ex = ex};
+    struct ex_arg a = {.ex = ex};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, call_destroy_inside, &a, sizeof a, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
     int32_t rc[3];
-    ASSERT_EQ(size, sizeof rc);
-    memcpy(rc, data, sizeof rc);
+    WAIT_RESULT(f, rc, sizeof rc);
     ASSERT_ERR(rc[0], EXEC_EDEADLK);
     ASSERT_ERR(rc[1], EXEC_EDEADLK);
     ASSERT_ERR(rc[2], EXEC_EDEADLK);
@@ -1190,32 +930,23 @@ TEST(executor_destroy_in_task)
 static int call_shutdown_nowait_inside(const void *arg, size_t arg_size, void *out,
                                        size_t out_cap, size_t *out_size)
 {
-    struct self_arg a;
-    int32_t rc;
-    if (arg_size != sizeof a || out_cap < sizeof rc)
+    struct ex_arg a;
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
-    rc = exec_shutdown(a.ex, EXEC_SHUTDOWN_NOWAIT);
-    memcpy(out, &rc, sizeof rc);
-    *out_size = sizeof rc;
-    return 0;
+    int32_t rc = exec_shutdown(a.ex, EXEC_SHUTDOWN_NOWAIT);
+    return task_put(out, out_cap, out_size, &rc, sizeof rc);
 }
 
 TEST(executor_shutdown_nowait_in_task)
 {
     exec_t *ex = make_workers(1);
-    struct self_arg a = {.ex = ex};
+    struct ex_arg a = {.ex = ex};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, call_shutdown_nowait_inside, &a, sizeof a, &f));
-    ASSERT_OK(exec_future_wait(f, BOUND_MS));
-    const void *data;
-    size_t size;
-    ASSERT_OK(exec_future_result(f, &data, &size));
     int32_t rc;
-    ASSERT_EQ(size, sizeof rc);
-    memcpy(&rc, data, sizeof rc);
+    WAIT_RESULT(f, &rc, sizeof rc);
     ASSERT_OK(rc);
-    ASSERT_ERR(exec_submit(ex, echo, "x", 1, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_echo, "x", 1, NULL), EXEC_ESHUTDOWN);
     exec_future_release(f);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -1228,22 +959,14 @@ TEST(executor_shutdown_nowait_in_task)
  * that then succeed. Every counter matches, at the start, while blocked and at the end. */
 TEST(executor_stats_counts)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_gated(&g, 2);
     exec_stats_t st;
     ASSERT_ERR(exec_stats(NULL, &st), EXEC_EINVAL);
     ASSERT_ERR(exec_stats(ex, NULL), EXEC_EINVAL);
 
     WAIT_STAT(ex, workers_alive, 2);
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.workers_alive, 2);
-    ASSERT_EQ(st.submitted, 0);
-    ASSERT_EQ(st.completed, 0);
-    ASSERT_EQ(st.failed, 0);
-    ASSERT_EQ(st.cancelled, 0);
-    ASSERT_EQ(st.queued, 0);
-    ASSERT_EQ(st.running, 0);
+    ASSERT_EQ(stats_of(ex).workers_alive, 2);
+    EXPECT_COUNTS(ex, .submitted = 0);
 
     exec_future_t *fs[11];
     size_t n = 0;
@@ -1251,44 +974,32 @@ TEST(executor_stats_counts)
         fs[n++] = submit_echo_i64(ex, i);
     for (int i = 0; i < 3; i++) {
         int32_t status = 7 + i;
-        ASSERT_OK(exec_submit(ex, return_status, &status, sizeof status, &fs[n]));
+        ASSERT_OK(exec_submit(ex, task_status, &status, sizeof status, &fs[n]));
         n++;
     }
     ASSERT_OK(exec_future_wait_all(fs, n, BOUND_MS));
 
-    /* Counters of terminal futures are in place once the futures are terminal. */
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.submitted, 8);
-    ASSERT_EQ(st.completed, 5);
-    ASSERT_EQ(st.failed, 3);
-    ASSERT_EQ(st.cancelled, 0);
+    /* Counters of terminal futures are in place once the futures are terminal (running
+     * drops only once the workers are back from their tasks). */
+    EXPECT_COUNTS(ex, .submitted = 8, .completed = 5, .failed = 3, .running = STAT_ANY);
 
     /* Both workers blocked, one task queued then cancelled. */
-    fs[n++] = submit_block(ex, &g, 100);
-    fs[n++] = submit_block(ex, &g, 101);
-    WAIT_STATE(fs[8], EXEC_STATE_RUNNING);
-    WAIT_STATE(fs[9], EXEC_STATE_RUNNING);
+    fs[n++] = SUBMIT_RUNNING(ex, &g, 100);
+    fs[n++] = SUBMIT_RUNNING(ex, &g, 101);
     fs[n] = submit_echo_i64(ex, 102);
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.submitted, 11);
-    ASSERT_EQ(st.running, 2);
-    ASSERT_EQ(st.queued, 1);
+    EXPECT_COUNTS(ex, .submitted = 11, .completed = 5, .failed = 3, .queued = 1, .running = 2);
     ASSERT_OK(exec_future_cancel(fs[n], 0));
     n++;
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.queued, 0);
-    ASSERT_EQ(st.cancelled, 1);
+    EXPECT_COUNTS(ex, .submitted = 11, .completed = 5, .failed = 3, .cancelled = 1,
+                  .running = 2);
 
     gate_release(&g, 2);
     ASSERT_OK(exec_future_wait_all(fs, n, BOUND_MS));
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.submitted, 11);
-    ASSERT_EQ(st.completed, 7);
-    ASSERT_EQ(st.failed, 3);
-    ASSERT_EQ(st.cancelled, 1);
+    EXPECT_COUNTS(ex, .submitted = 11, .completed = 7, .failed = 3, .cancelled = 1,
+                  .running = STAT_ANY);
+    st = stats_of(ex);
     ASSERT_EQ(st.timed_out, 0);
     ASSERT_EQ(st.crashed, 0);
-    ASSERT_EQ(st.queued, 0);
     ASSERT_EQ(st.workers_alive, 2);
     ASSERT_EQ(st.workers_retired, 0);
     ASSERT_EQ(st.map_items, 0);
@@ -1301,8 +1012,7 @@ TEST(executor_stats_counts)
     ASSERT_EQ(st.completed + st.failed + st.cancelled, st.submitted);
     for (size_t i = 0; i < n; i++)
         exec_future_release(fs[i]);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* A done-callback run by one of the executor's own threads (on threads: the timer thread

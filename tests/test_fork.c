@@ -12,6 +12,8 @@
  * turns anything but a clean exit 0 within 10 s into a failure.
  */
 #include "harness.h"
+#include "gate.h"
+#include "tasks.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -26,96 +28,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-static int triple_submit(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int64_t x;
-    if (arg_size != sizeof x || out_cap < sizeof x)
-        return 99;
-    memcpy(&x, arg, sizeof x);
-    x = x * 3 + 1;
-    memcpy(out, &x, sizeof x);
-    *out_size = sizeof x;
-    return 0;
-}
-
-static int triple_map(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                      size_t *out_size)
-{
-    int64_t x;
-    (void)out_size;
-    if (arg_size != sizeof x || out_cap != sizeof x)
-        return 99;
-    memcpy(&x, arg, sizeof x);
-    x = x * 3 + 1;
-    memcpy(out, &x, sizeof x);
-    return 0;
-}
-
-/* Blocks until one byte can be read from the pipe fd in its argument; returns 1. */
-static int block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int fd;
-    char c;
-    if (arg_size != sizeof fd || out_cap < sizeof(int64_t))
-        return 99;
-    memcpy(&fd, arg, sizeof fd);
-    if (read(fd, &c, 1) != 1)
-        return 97;
-    int64_t one = 1;
-    memcpy(out, &one, sizeof one);
-    *out_size = sizeof one;
-    return 0;
-}
-
-static int64_t result_i64(exec_future_t *f)
-{
-    ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
-    const void *r = NULL;
-    size_t size = 0;
-    ASSERT_OK(exec_future_result(f, &r, &size));
-    ASSERT_EQ(size, sizeof(int64_t));
-    int64_t v;
-    memcpy(&v, r, sizeof v);
-    return v;
-}
-
-static bool wait_state(exec_future_t *f, int state, int timeout_ms)
-{
-    for (int i = 0; i < timeout_ms; i++) {
-        if (exec_future_state(f) == state)
-            return true;
-        test_sleep_ms(1);
-    }
-    return exec_future_state(f) == state;
-}
-
-/* Reap @pid; fail unless it exits 0 within @timeout_ms (it is killed after that). */
-static void expect_clean_exit(pid_t pid, int timeout_ms)
-{
-    int status = 0;
-    pid_t r = 0;
-    for (int i = 0; i < timeout_ms && r == 0; i++) {
-        r = waitpid(pid, &status, WNOHANG);
-        if (r == 0)
-            test_sleep_ms(1);
-    }
-    if (r == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        TEST_FAIL("forked child %d did not exit within %d ms (hang; killed)", (int)pid,
-                  timeout_ms);
-    }
-    ASSERT_EQ(r, pid);
-    if (WIFSIGNALED(status))
-        TEST_FAIL("forked child %d died of signal %d", (int)pid, WTERMSIG(status));
-    ASSERT_TRUE(WIFEXITED(status));
-    if (WEXITSTATUS(status) != 0)
-        TEST_FAIL("forked child %d exited with status %d (its message is above on stderr)",
-                  (int)pid, WEXITSTATUS(status));
-}
 
 /* ThreadSanitizer cannot start threads in the child of a multi-threaded fork (it dies with
  * "starting new threads after multi-threaded fork is not supported"), so under it the
@@ -136,20 +48,16 @@ static void fresh_executor_works(void)
 {
     if (UNDER_TSAN)
         return;
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
-    exec_t *ex;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(2);
     exec_future_t *f;
     int64_t x = 41;
-    ASSERT_OK(exec_submit(ex, triple_submit, &x, sizeof x, &f));
-    ASSERT_EQ(result_i64(f), 124);
+    ASSERT_OK(exec_submit(ex, task_triple_submit, &x, sizeof x, &f));
+    ASSERT_EQ(wait_i64(f), 124);
     exec_future_release(f);
     int64_t in[50], out[50];
     for (int i = 0; i < 50; i++)
         in[i] = i;
-    ASSERT_OK(exec_map(ex, triple_map, in, sizeof in[0], out, sizeof out[0], 50, NULL));
+    ASSERT_OK(exec_map(ex, task_triple, in, sizeof in[0], out, sizeof out[0], 50, NULL));
     for (int i = 0; i < 50; i++)
         ASSERT_EQ(out[i], 3 * i + 1);
     ASSERT_OK(exec_destroy(ex));
@@ -161,26 +69,22 @@ static void fresh_executor_works(void)
 
 TEST(fork_child_sees_shutdown)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
-    exec_t *ex;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(2);
 
     exec_future_t *done;
     int64_t x = 7;
-    ASSERT_OK(exec_submit(ex, triple_submit, &x, sizeof x, &done));
-    ASSERT_EQ(result_i64(done), 22);
+    ASSERT_OK(exec_submit(ex, task_triple_submit, &x, sizeof x, &done));
+    ASSERT_EQ(wait_i64(done), 22);
 
     /* Two running tasks block both workers; a third waits in the queue. */
     int p[2];
-    ASSERT_EQ(pipe(p), 0);
+    pipe_open(p);
     exec_future_t *running[2], *queued;
     for (int i = 0; i < 2; i++)
-        ASSERT_OK(exec_submit(ex, block_on_pipe, &p[0], sizeof p[0], &running[i]));
+        running[i] = submit_pipe_blocker(ex, p);
     for (int i = 0; i < 2; i++)
-        ASSERT_TRUE(wait_state(running[i], EXEC_STATE_RUNNING, 5000));
-    ASSERT_OK(exec_submit(ex, block_on_pipe, &p[0], sizeof p[0], &queued));
+        WAIT_STATE(running[i], EXEC_STATE_RUNNING);
+    queued = submit_pipe_blocker(ex, p);
     ASSERT_EQ(exec_future_state(queued), EXEC_STATE_QUEUED);
 
     fflush(NULL);
@@ -192,14 +96,14 @@ TEST(fork_child_sees_shutdown)
         /* A future that was terminal at the fork keeps its result. */
         ASSERT_EQ(exec_future_state(done), EXEC_STATE_DONE);
         ASSERT_OK(exec_future_wait(done, 0));
-        ASSERT_EQ(result_i64(done), 22);
+        ASSERT_EQ(wait_i64(done), 22);
 
         /* The inherited executor takes no work. */
-        ASSERT_ERR(exec_submit(ex, triple_submit, &x, sizeof x, NULL), EXEC_ESHUTDOWN);
+        ASSERT_ERR(exec_submit(ex, task_triple_submit, &x, sizeof x, NULL), EXEC_ESHUTDOWN);
         exec_future_t *f = NULL;
-        ASSERT_ERR(exec_submit(ex, triple_submit, &x, sizeof x, &f), EXEC_ESHUTDOWN);
+        ASSERT_ERR(exec_submit(ex, task_triple_submit, &x, sizeof x, &f), EXEC_ESHUTDOWN);
         int64_t in[4] = {1, 2, 3, 4}, out[4];
-        ASSERT_ERR(exec_map(ex, triple_map, in, sizeof in[0], out, sizeof out[0], 4, NULL),
+        ASSERT_ERR(exec_map(ex, task_triple, in, sizeof in[0], out, sizeof out[0], 4, NULL),
                    EXEC_ESHUTDOWN);
 
         /* Pending futures can never end here: waiting says so instead of blocking. A
@@ -221,27 +125,26 @@ TEST(fork_child_sees_shutdown)
         close(p[0]);
         _exit(0);
     }
-    expect_clean_exit(pid, 10000);
+    EXPECT_CHILD_END(pid, 0, 10000);
 
     /* The child's destroy did not touch the parent's pool: everything still runs. */
     ASSERT_EQ(exec_future_state(running[0]), EXEC_STATE_RUNNING);
     ASSERT_EQ(exec_future_state(running[1]), EXEC_STATE_RUNNING);
     ASSERT_EQ(write(p[1], "abc", 3), 3);
-    ASSERT_EQ(result_i64(running[0]), 1);
-    ASSERT_EQ(result_i64(running[1]), 1);
-    ASSERT_EQ(result_i64(queued), 1);
-    ASSERT_EQ(result_i64(done), 22);
+    /* Each blocked task ran to its end on a worker thread: two workers, the queued task on
+     * one of them. */
+    int64_t tid[2] = {wait_i64(running[0]), wait_i64(running[1])};
+    check_worker_tids(tid, 2, wait_i64(queued));
+    ASSERT_EQ(wait_i64(done), 22);
     exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, triple_submit, &x, sizeof x, &f));
-    ASSERT_EQ(result_i64(f), 22);
+    ASSERT_OK(exec_submit(ex, task_triple_submit, &x, sizeof x, &f));
+    ASSERT_EQ(wait_i64(f), 22);
     exec_future_release(f);
     exec_future_release(done);
     exec_future_release(running[0]);
     exec_future_release(running[1]);
     exec_future_release(queued);
-    ASSERT_OK(exec_destroy(ex));
-    close(p[0]);
-    close(p[1]);
+    destroy_with_pipe(ex, p);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -267,7 +170,7 @@ static void *keep_submitting(void *arg)
     while (!atomic_load(b->stop)) {
         for (int k = 0; k < K; k++) {
             int64_t v = b->base + i + k;
-            int e = exec_submit(b->ex, triple_submit, &v, sizeof v, &fs[k]);
+            int e = exec_submit(b->ex, task_triple_submit, &v, sizeof v, &fs[k]);
             if (e != 0) {
                 fs[k] = NULL;
                 if (b->bad++ == 0)
@@ -300,11 +203,7 @@ static void *keep_submitting(void *arg)
 TEST(fork_while_submitting)
 {
     enum { THREADS = 4, FORKS = 20 };
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
-    exec_t *ex;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(2);
     atomic_bool stop;
     atomic_init(&stop, false);
     struct busy b[THREADS];
@@ -330,12 +229,12 @@ TEST(fork_while_submitting)
         ASSERT_LE(0, pid);
         if (pid == 0) {
             int64_t x = 1;
-            ASSERT_ERR(exec_submit(ex, triple_submit, &x, sizeof x, NULL), EXEC_ESHUTDOWN);
+            ASSERT_ERR(exec_submit(ex, task_triple_submit, &x, sizeof x, NULL), EXEC_ESHUTDOWN);
             ASSERT_OK(exec_destroy(ex));
             fresh_executor_works();
             _exit(0);
         }
-        expect_clean_exit(pid, 10000);
+        EXPECT_CHILD_END(pid, 0, 10000);
         size_t before = atomic_load(&b[k % THREADS].done);
         /* Let the threads move on a little between forks (bounded). */
         for (int ms = 0; ms < 1000 && atomic_load(&b[k % THREADS].done) < before + 16; ms++)

@@ -5,7 +5,7 @@
  * reference counting, and per-task deadlines with the cooperative stop flag.
  *
  * Tasks see only their argument and result bytes. A task that must block waits at a gate, a
- * FIFO whose path travels in its argument bytes (see "Gates"); a task that must report
+ * FIFO whose path travels in its argument bytes (tests/gate.h); a task that must report
  * something the future cannot carry (it ran at all; it saw its stop flag after its result
  * was discarded) writes a byte to a gate.
  * Done-callbacks always run in the calling process (in the thread that finished the future),
@@ -13,6 +13,7 @@
  */
 #include "harness.h"
 #include "gate.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,14 +30,12 @@
 
 /* Liveness bound of every wait in this file: generous, never a speed claim. */
 #define BOUND_MS 5000
+
+/* The gate of the running test (each test runs in a child process of its own). */
+static struct gate g;
 /* How long a looping task runs at most if nobody stops it: longer than BOUND_MS, so that a
  * missing stop shows up as a failed wait, yet far below the runner's alarm. */
 #define LOOP_MAX_MS 8000
-
-#define BAD_CALL 97    /* the executor broke the task calling convention */
-#define READ_FAILED 98 /* a gate could not be opened, read or written */
-
-#define SENTINEL ((void *)(uintptr_t)0x5e17)
 
 /* atomic_load() as a function, so that assertion messages show a readable expression. */
 static int load(atomic_int *a)
@@ -45,60 +44,8 @@ static int load(atomic_int *a)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Gates                                                                                     */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Gates (tests/gate.h) block tasks deterministically on both backends. */
-
-/* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
-
-static int echo(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    if (arg_size > out_cap || *out_size != 0)
-        return BAD_CALL;
-    if (arg_size)
-        memcpy(out, arg, arg_size);
-    *out_size = arg_size;
-    return 0;
-}
-
-/* Writes 8 result bytes, then returns the int32 of its argument as its status. */
-static int return_status(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int32_t st;
-    if (arg_size != sizeof st || out_cap < 8)
-        return BAD_CALL;
-    memcpy(&st, arg, sizeof st);
-    memcpy(out, "garbage!", 8);
-    *out_size = 8;
-    return st;
-}
-
-/* Waits at gate, then (if out is not empty) writes tag to out; result: value (int64). */
-struct block_arg {
-    int64_t value;
-    char gate[GATE_PATH];
-    char out[GATE_PATH];
-    char tag;
-};
-
-static int block(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    struct block_arg a;
-    if (arg_size != sizeof a || out_cap < sizeof a.value)
-        return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
-    if (task_gate_wait(a.gate) != 0)
-        return READ_FAILED;
-    if (a.out[0] && task_gate_post(a.out, a.tag) != 0)
-        return READ_FAILED;
-    memcpy(out, &a.value, sizeof a.value);
-    *out_size = sizeof a.value;
-    return 0;
-}
 
 /* Loops until exec_task_should_stop() (or LOOP_MAX_MS), then writes 'S' (stopped) or 'N'
  * (never asked) to the gate out. */
@@ -110,12 +57,9 @@ static int loop_until_stop(const void *arg, size_t arg_size, void *out, size_t o
                            size_t *out_size)
 {
     struct loop_arg a;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
-    if (arg_size != sizeof a)
+    (void)out, (void)out_cap, (void)out_size;
+    if (!task_arg(&a, sizeof a, arg, arg_size))
         return BAD_CALL;
-    memcpy(&a, arg, sizeof a);
     uint64_t end = test_now_ms() + LOOP_MAX_MS;
     char tag = 'N';
     while (test_now_ms() < end) {
@@ -163,61 +107,6 @@ static int poll_gate_watch_stop(const void *arg, size_t arg_size, void *out, siz
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-static exec_t *make_exec(const exec_config_t *cfg)
-{
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-static exec_t *make_workers(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    return make_exec(&cfg);
-}
-
-/* A task blocked on @g; when released it writes @tag to @out (if not NULL), returns @value. */
-static exec_future_t *submit_block_tag(exec_t *ex, const struct gate *g, int64_t value,
-                                       const struct gate *out, char tag)
-{
-    struct block_arg a;
-    memset(&a, 0, sizeof a);
-    gate_path(a.gate, g);
-    if (out)
-        gate_path(a.out, out);
-    a.value = value;
-    a.tag = tag;
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, block, &a, sizeof a, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-static exec_future_t *submit_block(exec_t *ex, const struct gate *g, int64_t value)
-{
-    return submit_block_tag(ex, g, value, NULL, 0);
-}
-
-static exec_future_t *submit_echo_i64(exec_t *ex, int64_t value)
-{
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, echo, &value, sizeof value, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-static exec_future_t *submit_status(exec_t *ex, int32_t status)
-{
-    exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, return_status, &status, sizeof status, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
-
 /* Poll an atomic counter until it reaches @want (callbacks may run just after a wait
  * returns: the contract does not order them with waiters). */
 #define WAIT_COUNT(counter, want) wait_count_((counter), (want), __FILE__, __LINE__)
@@ -231,7 +120,6 @@ static void wait_count_(atomic_int *c, int want, const char *file, int line)
         test_sleep_ms(1);
     }
 }
-
 
 /* The fault fields every backend fills the same way for a task that ran on a worker. */
 static void check_ran_on_worker(const exec_fault_t *ft, int workers)
@@ -252,9 +140,7 @@ static void check_ran_on_worker(const exec_fault_t *ft, int workers)
  * wait returns EXEC_OK at once. */
 TEST(future_wait_timeout)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 5);
     ASSERT_ERR(exec_future_wait(f, 0), EXEC_ETIMEDOUT);
     ASSERT_ERR(exec_future_wait(f, 30), EXEC_ETIMEDOUT);
@@ -266,43 +152,27 @@ TEST(future_wait_timeout)
     ASSERT_OK(exec_future_wait(f, 0));
     ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
     ASSERT_RESULT_I64(f, 5);
-    exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
-}
-
-static void *release_later(void *p)
-{
-    /* Only makes it likely that the waiter is already asleep; nothing relies on it. */
-    test_sleep_ms(30);
-    gate_release(p, 1);
-    return NULL;
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* EXEC_WAIT_FOREVER sleeps until another thread lets the task finish. */
 TEST(future_wait_forever)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 6);
-    pthread_t t;
-    ASSERT_EQ(pthread_create(&t, NULL, release_later, &g), 0);
+    struct gate_later later;
+    gate_release_later(&later, &g, 1);
     ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
-    ASSERT_EQ(pthread_join(t, NULL), 0);
+    gate_later_join(&later);
     ASSERT_RESULT_I64(f, 6);
-    exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* NULL future or a negative timeout other than EXEC_WAIT_FOREVER: EXEC_EINVAL, pending or
  * terminal. */
 TEST(future_wait_invalid)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     ASSERT_ERR(exec_future_wait(NULL, 0), EXEC_EINVAL);
     ASSERT_ERR(exec_future_wait(NULL, EXEC_WAIT_FOREVER), EXEC_EINVAL);
@@ -313,17 +183,13 @@ TEST(future_wait_invalid)
     ASSERT_OK(exec_future_wait(f, BOUND_MS));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ASSERT_ERR(exec_future_wait(f, bad[i]), EXEC_EINVAL);
-    exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* QUEUED while the only worker is busy, RUNNING once it takes the task, DONE at the end. */
 TEST(future_state_transitions)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     ASSERT_ERR(exec_future_state(NULL), EXEC_EINVAL);
     exec_future_t *a = submit_block(ex, &g, 1);
     exec_future_t *b = submit_block(ex, &g, 2);
@@ -338,23 +204,16 @@ TEST(future_state_transitions)
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_DONE);
-    exec_future_release(a);
-    exec_future_release(b);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a, b);
 }
 
 /* wait_any: the index of the one that finished among blocked ones; the lowest index when
  * several are terminal; EXEC_ETIMEDOUT when none finishes; a sleeping wait woken by one. */
 TEST(future_wait_any)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(3);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    exec_future_t *b = submit_block(ex, &g, 2);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
-    WAIT_STATE(b, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 3);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
+    exec_future_t *b = SUBMIT_RUNNING(ex, &g, 2);
 
     exec_future_t *blocked[2] = {a, b};
     ASSERT_ERR(exec_future_wait_any(blocked, 2, 0), EXEC_ETIMEDOUT);
@@ -372,31 +231,24 @@ TEST(future_wait_any)
     ASSERT_EQ(exec_future_wait_any(adc, 3, EXEC_WAIT_FOREVER), 1); /* lowest of d, c */
 
     /* Asleep in wait_any when one of the blocked ones finishes. */
-    pthread_t t;
-    ASSERT_EQ(pthread_create(&t, NULL, release_later, &g), 0);
+    struct gate_later later;
+    gate_release_later(&later, &g, 1);
     int idx = exec_future_wait_any(blocked, 2, EXEC_WAIT_FOREVER);
-    ASSERT_EQ(pthread_join(t, NULL), 0);
+    gate_later_join(&later);
     ASSERT_TRUE(idx == 0 || idx == 1);
     ASSERT_EQ(exec_future_state(blocked[idx]), EXEC_STATE_DONE);
     gate_release(&g, 1);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
     ASSERT_RESULT_I64(c, 3);
-    exec_future_release(a);
-    exec_future_release(b);
-    exec_future_release(c);
-    exec_future_release(d);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a, b, c, d);
 }
 
 /* wait_all: EXEC_ETIMEDOUT while any is pending (one finished is not enough); EXEC_OK with
  * every one terminal, whatever its outcome. */
 TEST(future_wait_all)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(3);
+    exec_t *ex = make_gated(&g, 3);
     exec_future_t *fs[4];
     fs[0] = submit_echo_i64(ex, 0);
     fs[1] = submit_block(ex, &g, 1);
@@ -418,8 +270,7 @@ TEST(future_wait_all)
     ASSERT_OK(exec_future_wait_all(fs, 4, 0));
     for (int i = 0; i < 4; i++)
         exec_future_release(fs[i]);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    destroy_gated(ex, &g);
 }
 
 /* Bad input of wait_any / wait_all: NULL array, n == 0, a NULL entry anywhere, a negative
@@ -469,7 +320,7 @@ TEST(future_result_bytes)
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t n = sizes[k];
         exec_future_t *f = NULL;
-        ASSERT_OK(exec_submit(ex, echo, buf, n, &f));
+        ASSERT_OK(exec_submit(ex, task_echo, buf, n, &f));
         ASSERT_OK(exec_future_wait(f, BOUND_MS));
         ASSERT_EQ(exec_future_state(f), EXEC_STATE_DONE);
         const void *data = SENTINEL;
@@ -498,9 +349,7 @@ TEST(future_result_bytes)
 /* result and fault of a future that is not terminal: EXEC_EAGAIN, nothing written. */
 TEST(future_result_pending)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *a = submit_block(ex, &g, 1);
     exec_future_t *b = submit_block(ex, &g, 2); /* stays QUEUED */
     WAIT_STATE(a, EXEC_STATE_RUNNING);
@@ -522,10 +371,7 @@ TEST(future_result_pending)
     gate_release(&g, 2);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
-    exec_future_release(a);
-    exec_future_release(b);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a, b);
 }
 
 /* A task returning non-zero: state FAILED, result EXEC_ETASK with no bytes (those it wrote
@@ -589,12 +435,10 @@ TEST(future_fault_success)
  * EXEC_ECANCELLED, the task never runs; cancelling again is EXEC_EBUSY. */
 TEST(future_cancel_queued)
 {
-    struct gate g, out;
-    gate_open(&g);
+    struct gate out;
+    exec_t *ex = make_gated(&g, 1);
     gate_open(&out);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *b = submit_block_tag(ex, &g, 2, &out, 'b');
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
 
@@ -619,32 +463,23 @@ TEST(future_cancel_queued)
     ASSERT_OK(exec_shutdown(ex, 0));
     ASSERT_EQ(gate_read_within(&out, 0), -1);
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_CANCELLED);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.cancelled, 1);
     ASSERT_EQ(st.completed, 1);
-    exec_future_release(a);
-    exec_future_release(b);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a, b);
     gate_close(&out);
 }
 
 /* A running task without EXEC_CANCEL_RUNNING: EXEC_EBUSY, and it runs on unharmed. */
 TEST(future_cancel_running_busy)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     ASSERT_ERR(exec_future_cancel(a, 0), EXEC_EBUSY);
     ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING);
     gate_release(&g, 1);
     ASSERT_RESULT_I64(a, 1);
-    exec_future_release(a);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a);
 }
 
 /* A terminal task (done or failed), with or without the flag: EXEC_EBUSY, outcome kept.
@@ -664,8 +499,7 @@ TEST(future_cancel_finished)
     ASSERT_RESULT_I64(ok, 1);
     ASSERT_EQ(exec_future_state(bad), EXEC_STATE_FAILED);
     ASSERT_ERR(exec_future_result(bad, NULL, NULL), EXEC_ETASK);
-    exec_future_release(ok);
-    exec_future_release(bad);
+    RELEASE_ALL(ok, bad);
     ASSERT_OK(exec_destroy(ex));
 }
 
@@ -675,8 +509,7 @@ TEST(future_cancel_finished)
 TEST(future_cancel_running)
 {
     struct gate out;
-    gate_open(&out);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&out, 1);
     struct loop_arg la;
     gate_path(la.out, &out);
     exec_future_t *f = NULL;
@@ -695,14 +528,10 @@ TEST(future_cancel_running)
         ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'S');
     exec_future_t *next = submit_echo_i64(ex, 5);
     ASSERT_RESULT_I64(next, 5);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.cancelled, 1);
     ASSERT_EQ(st.completed, 1);
-    exec_future_release(next);
-    exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&out);
+    DESTROY_GATED(ex, &out, next, f);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -733,13 +562,18 @@ static void cb_count(exec_future_t *f, void *user_data)
     atomic_fetch_add(&log->calls, 1);
 }
 
+/* The callback logged in @log ran exactly once, and always saw what it should. */
+static void ran_once(struct cb_log *log)
+{
+    ASSERT_EQ(load(&log->calls), 1);
+    ASSERT_EQ(load(&log->bad), 0);
+}
+
 /* on_done added while pending runs exactly once, after the end; added after the end it runs
  * before on_done returns, in the calling thread. */
 TEST(future_on_done_once)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
     ASSERT_OK(exec_future_on_done(f, cb_count, &log));
@@ -757,10 +591,8 @@ TEST(future_on_done_once)
 
     /* Exactly once: nothing more by the time every thread of the pool is gone. */
     ASSERT_OK(exec_destroy(ex));
-    ASSERT_EQ(load(&log.calls), 1);
-    ASSERT_EQ(load(&late.calls), 1);
-    ASSERT_EQ(load(&log.bad), 0);
-    ASSERT_EQ(load(&late.bad), 0);
+    ran_once(&log);
+    ran_once(&late);
     exec_future_release(f);
     gate_close(&g);
 }
@@ -769,11 +601,8 @@ TEST(future_on_done_once)
  * in the cancelling thread, so its callback has run when cancel returns. */
 TEST(future_on_done_failed_and_cancelled)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_future_t *q = submit_echo_i64(ex, 2);
     exec_future_t *bad = submit_status(ex, 5);
     struct cb_log lq = {.expect = q}, lbad = {.expect = bad};
@@ -788,13 +617,9 @@ TEST(future_on_done_failed_and_cancelled)
     WAIT_COUNT(&lbad.calls, 1);
     ASSERT_EQ(lbad.state, EXEC_STATE_FAILED);
     ASSERT_OK(exec_destroy(ex));
-    ASSERT_EQ(load(&lq.calls), 1);
-    ASSERT_EQ(load(&lbad.calls), 1);
-    ASSERT_EQ(load(&lq.bad), 0);
-    ASSERT_EQ(load(&lbad.bad), 0);
-    exec_future_release(a);
-    exec_future_release(q);
-    exec_future_release(bad);
+    ran_once(&lq);
+    ran_once(&lbad);
+    RELEASE_ALL(a, q, bad);
     gate_close(&g);
 }
 
@@ -821,9 +646,7 @@ static void cb_order(exec_future_t *f, void *user_data)
  * after the end. */
 TEST(future_on_done_order)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
     struct order_cb cbs[4] = {{&log, 1, 0, 0}, {&log, 2, 0, 0}, {&log, 3, 0, 0}, {&log, 4, 0, 0}};
@@ -836,9 +659,7 @@ TEST(future_on_done_order)
     ASSERT_EQ(load(&log.calls), 4);
     for (int i = 0; i < 4; i++)
         ASSERT_EQ(load(&log.order[i]), i + 1);
-    exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* "They run in the order added" also when a callback is added right after the future ended
@@ -848,9 +669,7 @@ TEST(future_on_done_order)
  * first callback is slow on purpose, to open that window. */
 TEST(future_on_done_order_after_end)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     exec_future_t *f = submit_block(ex, &g, 1);
     struct cb_log log = {.expect = f};
     struct order_cb slow = {&log, 1, 100, 0}, late = {&log, 2, 0, 0};
@@ -862,9 +681,7 @@ TEST(future_on_done_order_after_end)
     ASSERT_TRUE(pthread_equal(late.thread, pthread_self()));
     ASSERT_EQ(load(&log.order[0]), 1);
     ASSERT_EQ(load(&log.order[1]), 2);
-    exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* Bad input: EXEC_EINVAL, and the callback never runs. */
@@ -896,9 +713,7 @@ static void cb_release(exec_future_t *f, void *user_data)
  * runs in the finishing thread or in on_done itself. */
 TEST(future_on_done_release_self)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
+    exec_t *ex = make_gated(&g, 1);
     atomic_int done = 0;
     exec_future_t *f = submit_block(ex, &g, 1);
     ASSERT_OK(exec_future_on_done(f, cb_release, &done));
@@ -935,10 +750,9 @@ TEST(future_on_done_release_self)
  * the future and its result alive; releasing a pending future does not cancel its task. */
 TEST(future_retain_release)
 {
-    struct gate g, out;
-    gate_open(&g);
+    struct gate out;
+    exec_t *ex = make_gated(&g, 1);
     gate_open(&out);
-    exec_t *ex = make_workers(1);
     ASSERT_NULL(exec_future_retain(NULL));
     exec_future_release(NULL);
 
@@ -962,9 +776,7 @@ TEST(future_retain_release)
     gate_release(&g, 2);
     ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'b');
     ASSERT_RESULT_I64(a, 1);
-    exec_future_release(a);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a);
     gate_close(&out);
 }
 
@@ -984,11 +796,7 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
 {
     struct gate out;
     gate_open(&out);
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = n;
-    cfg.timeout_ms = cfg_timeout_ms;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(n, (exec_config_t){.timeout_ms = cfg_timeout_ms});
     exec_future_t *fs[4];
     ASSERT_LE(n, 4);
     struct loop_arg la;
@@ -1018,8 +826,7 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
     if (test_backend == EXEC_BACKEND_THREADS)
         for (int i = 0; i < n; i++)
             ASSERT_EQ(gate_read_within(&out, BOUND_MS), 'S');
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.timed_out, n);
     ASSERT_EQ(st.failed, n);
     ASSERT_EQ(st.completed, 0);
@@ -1029,8 +836,7 @@ static void expect_timeouts(uint32_t cfg_timeout_ms, const exec_submit_opts_t *o
     exec_future_release(f);
     for (int i = 0; i < n; i++)
         exec_future_release(fs[i]);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&out);
+    destroy_gated(ex, &out);
 }
 
 /* exec_submit_opts_t.timeout_ms on an executor without a default. */
@@ -1056,13 +862,8 @@ TEST(future_timeout_config_default)
  * flag, and succeeds when released. */
 TEST(future_timeout_none_overrides)
 {
-    struct gate g;
     gate_open(&g);
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    cfg.timeout_ms = 100;
-    exec_t *ex = make_exec(&cfg);
+    exec_t *ex = make_with(1, (exec_config_t){.timeout_ms = 100});
     exec_submit_opts_t o = {0};
     o.timeout_ms = EXEC_NO_TIMEOUT;
     exec_future_t *f = NULL;
@@ -1075,32 +876,24 @@ TEST(future_timeout_none_overrides)
     ASSERT_EQ(exec_future_state(f), EXEC_STATE_RUNNING);
     gate_release(&g, 1);
     ASSERT_RESULT_I64(f, 0); /* 0: the stop flag was never set */
-    exec_future_release(f);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, f);
 }
 
 /* The limit counts from when the task starts, not from submit: a quick task that waited in
  * the queue longer than its limit still succeeds. */
 TEST(future_timeout_counts_from_start)
 {
-    struct gate g;
-    gate_open(&g);
-    exec_t *ex = make_workers(1);
-    exec_future_t *a = submit_block(ex, &g, 1);
-    WAIT_STATE(a, EXEC_STATE_RUNNING);
+    exec_t *ex = make_gated(&g, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
     exec_submit_opts_t o = {0};
     o.timeout_ms = 100;
     int64_t v = 2;
     exec_future_t *b = NULL;
-    ASSERT_OK(exec_submit_ex(ex, echo, &v, sizeof v, &o, &b));
+    ASSERT_OK(exec_submit_ex(ex, task_echo, &v, sizeof v, &o, &b));
     ASSERT_ERR(exec_future_wait(b, 300), EXEC_ETIMEDOUT); /* queued 3x its limit */
     ASSERT_EQ(exec_future_state(b), EXEC_STATE_QUEUED);
     gate_release(&g, 1);
     ASSERT_RESULT_I64(a, 1);
     ASSERT_RESULT_I64(b, 2);
-    exec_future_release(a);
-    exec_future_release(b);
-    ASSERT_OK(exec_destroy(ex));
-    gate_close(&g);
+    DESTROY_GATED(ex, &g, a, b);
 }

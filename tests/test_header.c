@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "tasks.h"
 
 #ifndef EXEC_SRC_DIR
 #error "EXEC_SRC_DIR (the source directory) is defined by the Makefile"
@@ -45,35 +46,31 @@ static void compile_header_alone(const char *compiler, const char *flags, const 
     "-Wmissing-prototypes -Wundef"
 #define CXX_FLAGS "-std=c++11 -pedantic -Wall -Wextra -Werror -Wundef"
 
+/* compile_header_alone() with @gnu (which must exist) and with @clang if it exists. */
+static void compile_with_both(const char *gnu, const char *clang, const char *flags,
+                              const char *ext, const char *lang)
+{
+    ASSERT_TRUE(have_tool(gnu));
+    compile_header_alone(gnu, flags, ext);
+    if (have_tool(clang))
+        compile_header_alone(clang, flags, ext);
+    else
+        fprintf(stderr, "# %s not found: %s checked with %s only\n", clang, lang, gnu);
+}
+
 TEST(header_c11_alone)
 {
-    ASSERT_TRUE(have_tool("gcc"));
-    compile_header_alone("gcc", C_FLAGS, "c");
-    if (have_tool("clang"))
-        compile_header_alone("clang", C_FLAGS, "c");
-    else
-        fprintf(stderr, "# clang not found: C11 checked with gcc only\n");
+    compile_with_both("gcc", "clang", C_FLAGS, "c", "C11");
 }
 
 TEST(header_cxx)
 {
-    ASSERT_TRUE(have_tool("g++"));
-    compile_header_alone("g++", CXX_FLAGS, "cc");
-    if (have_tool("clang++"))
-        compile_header_alone("clang++", CXX_FLAGS, "cc");
-    else
-        fprintf(stderr, "# clang++ not found: C++ checked with g++ only\n");
+    compile_with_both("g++", "clang++", CXX_FLAGS, "cc", "C++");
 }
 
 TEST(header_version)
 {
-    ASSERT_EQ(exec_version(), EXEC_VERSION_NUMBER);
-    ASSERT_EQ(EXEC_VERSION_NUMBER,
-              EXEC_VERSION_MAJOR * 10000 + EXEC_VERSION_MINOR * 100 + EXEC_VERSION_PATCH);
-    char s[64];
-    snprintf(s, sizeof s, "%d.%d.%d", EXEC_VERSION_MAJOR, EXEC_VERSION_MINOR,
-             EXEC_VERSION_PATCH);
-    ASSERT_STR_EQ(EXEC_VERSION_STRING, s);
+    check_version();
 }
 
 TEST(header_errors)

@@ -8,6 +8,7 @@
  * test is valid on the process backend too.
  */
 #include "harness.h"
+#include "tasks.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -18,66 +19,29 @@
 /* Tasks                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Status a task returns when the executor broke the calling convention of exec_map(). */
-#define BAD_CALL 99
-
-/* int64 x -> int64 x*3+1. Checks the exec_map() calling convention on the way. */
-static int triple(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    int64_t x;
-    if (arg_size != sizeof x || out_cap != sizeof x || *out_size != sizeof x)
-        return BAD_CALL;
-    memcpy(&x, arg, sizeof x);
-    x = x * 3 + 1;
-    memcpy(out, &x, sizeof x);
-    return 0;
-}
-
-/* exec_submit() flavour of triple: out_cap is max_result_size and *out_size starts at 0. */
-static int triple_submit(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int64_t x;
-    if (arg_size != sizeof x || out_cap < sizeof x || *out_size != 0)
-        return BAD_CALL;
-    memcpy(&x, arg, sizeof x);
-    x = x * 3 + 1;
-    memcpy(out, &x, sizeof x);
-    *out_size = sizeof x;
-    return 0;
-}
-
-/* triple after some busy work (about 10-50 us), so that a map takes a while. */
+/* task_triple after some busy work (about 10-50 us), so that a map takes a while. */
 static int slow_triple(const void *arg, size_t arg_size, void *out, size_t out_cap,
                        size_t *out_size)
 {
-    int64_t x;
-    if (arg_size != sizeof x || out_cap != sizeof x || *out_size != sizeof x)
-        return BAD_CALL;
-    memcpy(&x, arg, sizeof x);
-    uint64_t h = (uint64_t)x;
+    uint64_t h = arg_size;
     for (int i = 0; i < 20000; i++)
         h = h * 6364136223846793005u + 1442695040888963407u;
     if (h == 42) /* keeps the loop; practically never true */
         return 42;
-    x = x * 3 + 1;
-    memcpy(out, &x, sizeof x);
-    return 0;
+    return task_triple(arg, arg_size, out, out_cap, out_size);
 }
 
-/* int64 index -> index*3+1; fails with status 5 when index % 7 == 3. */
+/* int64 index -> index*3+1 (task_triple); fails with status 5 when index % 7 == 3. */
 static int triple_or_fail(const void *arg, size_t arg_size, void *out, size_t out_cap,
                           size_t *out_size)
 {
     int64_t x;
-    if (arg_size != sizeof x || out_cap != sizeof x || *out_size != sizeof x)
-        return BAD_CALL;
-    memcpy(&x, arg, sizeof x);
-    if (x % 7 == 3)
-        return 5;
-    x = x * 3 + 1;
-    memcpy(out, &x, sizeof x);
-    return 0;
+    if (arg_size == sizeof x) {
+        memcpy(&x, arg, sizeof x);
+        if (x % 7 == 3)
+            return 5;
+    }
+    return task_triple(arg, arg_size, out, out_cap, out_size);
 }
 
 /* int64 index, no result; fails with status 5 when index % 7 == 3. */
@@ -123,39 +87,78 @@ static int spread(const void *arg, size_t arg_size, void *out, size_t out_cap, s
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-static exec_t *make_exec(int workers)
+/* malloc() that must succeed. */
+static void *must_malloc(size_t size)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    if (workers)
-        cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
+    void *p = malloc(size);
+    ASSERT_NOT_NULL(p);
+    return p;
 }
 
 static int64_t *iota64(size_t n, int64_t base)
 {
-    int64_t *a = malloc(n * sizeof *a);
-    ASSERT_NOT_NULL(a);
+    int64_t *a = must_malloc(n * sizeof *a);
     for (size_t i = 0; i < n; i++)
         a[i] = base + (int64_t)i;
     return a;
+}
+
+/* @n zeroed int64 results. */
+static int64_t *zeros64(size_t n)
+{
+    int64_t *a = calloc(n, sizeof *a);
+    ASSERT_NOT_NULL(a);
+    return a;
+}
+
+/* Set @n item statuses to -12345 (never a task's status). */
+static void reset_status(int *status, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        status[i] = -12345;
+}
+
+/* @n item statuses, reset_status(). */
+static int *new_status(size_t n)
+{
+    int *status = must_malloc(n * sizeof *status);
+    reset_status(status, n);
+    return status;
+}
+
+/* The start of most tests here: an executor with the default worker count, and @n items:
+ * *in = iota64(n, 0), then (each unless its pointer is NULL) *out = zeros64(n) and
+ * *status = new_status(n). */
+static exec_t *map_begin(size_t n, int64_t **in, int64_t **out, int **status)
+{
+    *in = iota64(n, 0);
+    if (out)
+        *out = zeros64(n);
+    if (status)
+        *status = new_status(n);
+    return make_workers(0);
+}
+
+/* The end of a test: free its arrays (any may be NULL), destroy its executor. */
+static void map_end(exec_t *ex, void *in, void *out, void *status)
+{
+    free(in);
+    free(out);
+    free(status);
+    ASSERT_OK(exec_destroy(ex));
 }
 
 /* Map triple over base..base+n-1 with @chunk and check every result in order. */
 static void map_triple_check(exec_t *ex, size_t n, size_t chunk, int64_t base)
 {
     int64_t *in = iota64(n, base);
-    int64_t *out = malloc(n * sizeof *out);
-    ASSERT_NOT_NULL(out);
+    int64_t *out = must_malloc(n * sizeof *out);
     memset(out, 0xa5, n * sizeof *out);
     exec_map_opts_t o = {0};
     o.chunk_size = chunk;
     o.failed = 12345;
     o.first_failed = 12345;
-    ASSERT_OK(exec_map(ex, triple, in, sizeof *in, out, sizeof *out, n, &o));
+    ASSERT_OK(exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, n, &o));
     for (size_t i = 0; i < n; i++)
         ASSERT_EQ(out[i], in[i] * 3 + 1);
     ASSERT_EQ(o.failed, 0);
@@ -171,26 +174,23 @@ static void map_triple_check(exec_t *ex, size_t n, size_t chunk, int64_t base)
 /* A million items, every result checked in input order; opts NULL is accepted. */
 TEST(map_million_in_order)
 {
-    exec_t *ex = make_exec(0);
+    exec_t *ex = make_workers(0);
     size_t n = 1000000;
     int64_t *in = iota64(n, -500000);
-    int64_t *out = calloc(n, sizeof *out);
-    ASSERT_NOT_NULL(out);
-    ASSERT_OK(exec_map(ex, triple, in, sizeof *in, out, sizeof *out, n, NULL));
+    int64_t *out = zeros64(n);
+    ASSERT_OK(exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, n, NULL));
     for (size_t i = 0; i < n; i++)
         ASSERT_EQ(out[i], in[i] * 3 + 1);
     /* The input is borrowed: it is unchanged. */
     for (size_t i = 0; i < n; i++)
         ASSERT_EQ(in[i], (int64_t)i - 500000);
-    free(in);
-    free(out);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, NULL);
 }
 
 /* Sizes around the automatic chunking: one item, fewer items than workers, odd counts. */
 TEST(map_small_and_odd_sizes)
 {
-    exec_t *ex = make_exec(4);
+    exec_t *ex = make_workers(4);
     static const size_t sizes[] = {1, 2, 3, 5, 63, 64, 65, 1000, 4097, 100003};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         map_triple_check(ex, sizes[k], 0, (int64_t)k * 1000);
@@ -200,7 +200,7 @@ TEST(map_small_and_odd_sizes)
 /* Explicit chunk sizes: 1, 7 (n not a multiple), n, n + 5 (larger than the input). */
 TEST(map_chunk_sizes)
 {
-    exec_t *ex = make_exec(3);
+    exec_t *ex = make_workers(3);
     size_t n = 10007;
     map_triple_check(ex, n, 1, 0);
     map_triple_check(ex, n, 7, 1);
@@ -215,12 +215,10 @@ TEST(map_chunk_sizes)
 /* Element sizes that differ: 24 bytes in -> 4 out, and 2 bytes in -> 16 out. */
 TEST(map_in_out_sizes_differ)
 {
-    exec_t *ex = make_exec(0);
+    exec_t *ex = make_workers(0);
     size_t n = 30011;
-    struct wide *in = malloc(n * sizeof *in);
-    int32_t *out = malloc(n * sizeof *out);
-    ASSERT_NOT_NULL(in);
-    ASSERT_NOT_NULL(out);
+    struct wide *in = must_malloc(n * sizeof *in);
+    int32_t *out = must_malloc(n * sizeof *out);
     for (size_t i = 0; i < n; i++)
         in[i] = (struct wide){(int64_t)i, 2 * (int64_t)i, 7};
     ASSERT_OK(exec_map(ex, sum3, in, sizeof *in, out, sizeof *out, n, NULL));
@@ -229,10 +227,8 @@ TEST(map_in_out_sizes_differ)
     free(in);
     free(out);
 
-    uint16_t *in2 = malloc(n * sizeof *in2);
-    int64_t(*out2)[2] = malloc(n * sizeof *out2);
-    ASSERT_NOT_NULL(in2);
-    ASSERT_NOT_NULL(out2);
+    uint16_t *in2 = must_malloc(n * sizeof *in2);
+    int64_t(*out2)[2] = must_malloc(n * sizeof *out2);
     for (size_t i = 0; i < n; i++)
         in2[i] = (uint16_t)(i * 13);
     ASSERT_OK(exec_map(ex, spread, in2, sizeof *in2, out2, 16, n, NULL));
@@ -240,21 +236,16 @@ TEST(map_in_out_sizes_differ)
         ASSERT_EQ(out2[i][0], (int64_t)in2[i]);
         ASSERT_EQ(out2[i][1], -(int64_t)in2[i]);
     }
-    free(in2);
-    free(out2);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in2, out2, NULL);
 }
 
 /* out_size 0 with out NULL: the items run (their statuses prove it), nothing is written. */
 TEST(map_no_result)
 {
-    exec_t *ex = make_exec(0);
     size_t n = 1000;
-    int64_t *in = iota64(n, 0);
-    int *status = malloc(n * sizeof *status);
-    ASSERT_NOT_NULL(status);
-    for (size_t i = 0; i < n; i++)
-        status[i] = -12345;
+    int64_t *in;
+    int *status;
+    exec_t *ex = map_begin(n, &in, NULL, &status);
     exec_map_opts_t o = {0};
     o.status = status;
     ASSERT_ERR(exec_map(ex, no_result, in, sizeof *in, NULL, 0, n, &o), EXEC_ETASK);
@@ -269,9 +260,7 @@ TEST(map_no_result)
 
     /* All succeed when no index is 3 mod 7. */
     ASSERT_OK(exec_map(ex, no_result, in, sizeof *in, NULL, 0, 3, NULL));
-    free(in);
-    free(status);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, NULL, status);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -281,17 +270,13 @@ TEST(map_no_result)
 /* Some items fail: EXEC_ETASK, the count, the first index, every status, the others computed. */
 TEST(map_item_failures)
 {
-    exec_t *ex = make_exec(0);
     size_t n = 100000;
-    int64_t *in = iota64(n, 0);
-    int64_t *out = calloc(n, sizeof *out);
-    int *status = malloc(n * sizeof *status);
-    ASSERT_NOT_NULL(out);
-    ASSERT_NOT_NULL(status);
+    int64_t *in, *out;
+    int *status;
+    exec_t *ex = map_begin(n, &in, &out, &status);
     static const size_t chunks[] = {0, 1, 7, 1000};
     for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
-        for (size_t i = 0; i < n; i++)
-            status[i] = -12345;
+        reset_status(status, n);
         memset(out, 0, n * sizeof *out);
         exec_map_opts_t o = {0};
         o.chunk_size = chunks[k];
@@ -330,39 +315,28 @@ TEST(map_item_failures)
     ASSERT_ERR(exec_map(ex, triple_or_fail, in + 3, sizeof *in, out, sizeof *out, n - 3, &o),
                EXEC_ETASK);
     ASSERT_EQ(o.first_failed, 0);
-    free(in);
-    free(out);
-    free(status);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, status);
 }
 
 /* Success writes failed = 0 and first_failed = n, and a status of 0 for every item. */
 TEST(map_success_summary)
 {
-    exec_t *ex = make_exec(0);
     size_t n = 4321;
-    int64_t *in = iota64(n, 0);
-    int64_t *out = calloc(n, sizeof *out);
-    int *status = malloc(n * sizeof *status);
-    ASSERT_NOT_NULL(out);
-    ASSERT_NOT_NULL(status);
-    for (size_t i = 0; i < n; i++)
-        status[i] = -12345;
+    int64_t *in, *out;
+    int *status;
+    exec_t *ex = map_begin(n, &in, &out, &status);
     exec_map_opts_t o = {0};
     o.status = status;
     o.failed = 99;
     o.first_failed = 0;
-    ASSERT_OK(exec_map(ex, triple, in, sizeof *in, out, sizeof *out, n, &o));
+    ASSERT_OK(exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, n, &o));
     ASSERT_EQ(o.failed, 0);
     ASSERT_EQ(o.first_failed, n);
     for (size_t i = 0; i < n; i++) {
         ASSERT_EQ(status[i], 0);
         ASSERT_EQ(out[i], (int64_t)i * 3 + 1);
     }
-    free(in);
-    free(out);
-    free(status);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, status);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -398,11 +372,9 @@ static void on_progress(size_t done, size_t total, void *user_data)
 /* Progress is reported on the calling thread, never backwards, and ends at done == total. */
 TEST(map_progress)
 {
-    exec_t *ex = make_exec(0);
     size_t n = 1000000;
-    int64_t *in = iota64(n, 0);
-    int64_t *out = malloc(n * sizeof *out);
-    ASSERT_NOT_NULL(out);
+    int64_t *in, *out;
+    exec_t *ex = map_begin(n, &in, &out, NULL);
     static const uint32_t intervals[] = {1, 0};
     for (size_t k = 0; k < 2; k++) {
         struct progress p = {.caller = pthread_self(), .total = n};
@@ -411,7 +383,7 @@ TEST(map_progress)
         o.progress_data = &p;
         o.progress_interval_ms = intervals[k];
         o.chunk_size = k ? 0 : 1000;
-        ASSERT_OK(exec_map(ex, triple, in, sizeof *in, out, sizeof *out, n, &o));
+        ASSERT_OK(exec_map(ex, task_triple, in, sizeof *in, out, sizeof *out, n, &o));
         ASSERT_LT(0, p.calls);
         ASSERT_EQ(p.last_done, n);
         ASSERT_EQ(p.other_thread, 0);
@@ -421,9 +393,7 @@ TEST(map_progress)
         for (size_t i = 0; i < n; i += 997)
             ASSERT_EQ(out[i], (int64_t)i * 3 + 1);
     }
-    free(in);
-    free(out);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, NULL);
 }
 
 /* The rate limit: at most one call per interval plus the final one. The items are slow
@@ -431,11 +401,9 @@ TEST(map_progress)
  * times, and fast enough to finish within one interval on an idle machine. */
 TEST(map_progress_rate_limit)
 {
-    exec_t *ex = make_exec(0);
     size_t n = 5000;
-    int64_t *in = iota64(n, 0);
-    int64_t *out = malloc(n * sizeof *out);
-    ASSERT_NOT_NULL(out);
+    int64_t *in, *out;
+    exec_t *ex = map_begin(n, &in, &out, NULL);
     struct progress p = {.caller = pthread_self(), .total = n};
     exec_map_opts_t o = {0};
     o.progress = on_progress;
@@ -454,9 +422,7 @@ TEST(map_progress_rate_limit)
     ASSERT_EQ(p.other_thread, 0);
     for (size_t i = 0; i < n; i++)
         ASSERT_EQ(out[i], (int64_t)i * 3 + 1);
-    free(in);
-    free(out);
-    ASSERT_OK(exec_destroy(ex));
+    map_end(ex, in, out, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -505,13 +471,11 @@ static void on_item(size_t index, int status, const void *result, void *user_dat
 static void run_unordered(exec_t *ex, size_t n, size_t chunk)
 {
     int64_t *in = iota64(n, 0);
-    int64_t *out = calloc(n, sizeof *out);
-    int *status = malloc(n * sizeof *status);
+    int64_t *out = zeros64(n);
+    int *status = new_status(n);
     struct items it = {.caller = pthread_self(), .n = n, .out_size = sizeof *out};
     it.out = (const unsigned char *)out;
     it.seen = calloc(n, 1);
-    ASSERT_NOT_NULL(out);
-    ASSERT_NOT_NULL(status);
     ASSERT_NOT_NULL(it.seen);
     exec_map_opts_t o = {0};
     o.chunk_size = chunk;
@@ -542,7 +506,7 @@ static void run_unordered(exec_t *ex, size_t n, size_t chunk)
 /* on_item: exactly once per index, on the calling thread, at out + index * out_size. */
 TEST(map_unordered)
 {
-    exec_t *ex = make_exec(0);
+    exec_t *ex = make_workers(0);
     run_unordered(ex, 200003, 0);
     run_unordered(ex, 10007, 1);
     run_unordered(ex, 10007, 13);
@@ -552,7 +516,7 @@ TEST(map_unordered)
 /* An unordered map where nothing fails returns EXEC_OK. */
 TEST(map_unordered_all_ok)
 {
-    exec_t *ex = make_exec(0);
+    exec_t *ex = make_workers(0);
     size_t n = 3; /* indexes 0..2: none is 3 mod 7 */
     int64_t in[3] = {0, 1, 2};
     int64_t out[3] = {0};
@@ -598,8 +562,7 @@ TEST(map_bad_input)
     test_config(&cfg);
     cfg.max_arg_size = 64;
     cfg.max_result_size = 64;
-    exec_t *ex;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_exec(&cfg);
     int64_t in[4] = {1, 2, 3, 4};
     int64_t out[4];
     unsigned char big[2 * 65] = {0}, big_out[2 * 65];
@@ -608,42 +571,44 @@ TEST(map_bad_input)
     o.progress = never_progress;
     o.progress_data = &calls;
 
-    ASSERT_ERR(exec_map(NULL, triple, in, 8, out, 8, 4, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map(NULL, task_triple, in, 8, out, 8, 4, &o), EXEC_EINVAL);
     ASSERT_ERR(exec_map(ex, NULL, in, 8, out, 8, 4, &o), EXEC_EINVAL);
-    ASSERT_ERR(exec_map(ex, triple, NULL, 8, out, 8, 4, &o), EXEC_EINVAL);
-    ASSERT_ERR(exec_map(ex, triple, in, 8, out, 8, 0, &o), EXEC_EINVAL);
-    ASSERT_ERR(exec_map(ex, triple, in, 0, out, 8, 4, &o), EXEC_EINVAL);
-    ASSERT_ERR(exec_map(ex, triple, in, 8, NULL, 8, 4, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map(ex, task_triple, NULL, 8, out, 8, 4, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map(ex, task_triple, in, 8, out, 8, 0, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map(ex, task_triple, in, 0, out, 8, 4, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map(ex, task_triple, in, 8, NULL, 8, 4, &o), EXEC_EINVAL);
     /* Limits: element sizes above the configured maximums. */
-    ASSERT_ERR(exec_map(ex, triple, big, 65, out, 8, 2, &o), EXEC_ETOOBIG);
-    ASSERT_ERR(exec_map(ex, triple, in, 8, big_out, 65, 2, &o), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_map(ex, task_triple, big, 65, out, 8, 2, &o), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_map(ex, task_triple, in, 8, big_out, 65, 2, &o), EXEC_ETOOBIG);
     /* The limits themselves are fine (these items fail: triple insists on 8 bytes). */
-    ASSERT_ERR(exec_map(ex, triple, big, 64, big_out, 64, 2, NULL), EXEC_ETASK);
+    ASSERT_ERR(exec_map(ex, task_triple, big, 64, big_out, 64, 2, NULL), EXEC_ETASK);
     /* n * size overflowing size_t. */
-    ASSERT_ERR(exec_map(ex, triple, in, 8, NULL, 0, SIZE_MAX / 8 + 1, &o), EXEC_EINVAL);
-    ASSERT_ERR(exec_map(ex, triple, in, 1, out, 8, SIZE_MAX / 8 + 1, &o), EXEC_EINVAL);
-    ASSERT_ERR(exec_map(ex, triple, in, 64, out, 64, SIZE_MAX / 2, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map(ex, task_triple, in, 8, NULL, 0, SIZE_MAX / 8 + 1, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map(ex, task_triple, in, 1, out, 8, SIZE_MAX / 8 + 1, &o), EXEC_EINVAL);
+    ASSERT_ERR(exec_map(ex, task_triple, in, 64, out, 64, SIZE_MAX / 2, &o), EXEC_EINVAL);
     /* Reserved option fields. */
     for (size_t r = 0; r < sizeof o.reserved / sizeof o.reserved[0]; r++) {
         exec_map_opts_t bad = o;
         bad.reserved[r] = 1;
-        ASSERT_ERR(exec_map(ex, triple, in, 8, out, 8, 4, &bad), EXEC_EINVAL);
-        ASSERT_ERR(exec_map_unordered(ex, triple, in, 8, out, 8, 4, never_item, &calls, &bad),
-                   EXEC_EINVAL);
+        ASSERT_ERR(exec_map(ex, task_triple, in, 8, out, 8, 4, &bad), EXEC_EINVAL);
+        ASSERT_ERR(
+            exec_map_unordered(ex, task_triple, in, 8, out, 8, 4, never_item, &calls, &bad),
+            EXEC_EINVAL);
     }
     /* Unordered: the same checks, plus on_item NULL. */
-    ASSERT_ERR(exec_map_unordered(ex, triple, in, 8, out, 8, 4, NULL, NULL, &o), EXEC_EINVAL);
-    ASSERT_ERR(exec_map_unordered(NULL, triple, in, 8, out, 8, 4, never_item, &calls, &o),
+    ASSERT_ERR(exec_map_unordered(ex, task_triple, in, 8, out, 8, 4, NULL, NULL, &o),
+               EXEC_EINVAL);
+    ASSERT_ERR(exec_map_unordered(NULL, task_triple, in, 8, out, 8, 4, never_item, &calls, &o),
                EXEC_EINVAL);
     ASSERT_ERR(exec_map_unordered(ex, NULL, in, 8, out, 8, 4, never_item, &calls, &o),
                EXEC_EINVAL);
-    ASSERT_ERR(exec_map_unordered(ex, triple, in, 8, out, 8, 0, never_item, &calls, &o),
+    ASSERT_ERR(exec_map_unordered(ex, task_triple, in, 8, out, 8, 0, never_item, &calls, &o),
                EXEC_EINVAL);
-    ASSERT_ERR(exec_map_unordered(ex, triple, in, 8, NULL, 8, 4, never_item, &calls, &o),
+    ASSERT_ERR(exec_map_unordered(ex, task_triple, in, 8, NULL, 8, 4, never_item, &calls, &o),
                EXEC_EINVAL);
-    ASSERT_ERR(exec_map_unordered(ex, triple, big, 65, out, 8, 2, never_item, &calls, &o),
+    ASSERT_ERR(exec_map_unordered(ex, task_triple, big, 65, out, 8, 2, never_item, &calls, &o),
                EXEC_ETOOBIG);
-    ASSERT_ERR(exec_map_unordered(ex, triple, in, 8, NULL, 0, SIZE_MAX / 4, never_item,
+    ASSERT_ERR(exec_map_unordered(ex, task_triple, in, 8, NULL, 0, SIZE_MAX / 4, never_item,
                                   &calls, &o),
                EXEC_EINVAL);
     /* A call that fails on its input never calls its callbacks. */
@@ -651,14 +616,14 @@ TEST(map_bad_input)
 
     /* The executor still works. */
     o = (exec_map_opts_t){0};
-    ASSERT_OK(exec_map(ex, triple, in, 8, out, 8, 4, &o));
+    ASSERT_OK(exec_map(ex, task_triple, in, 8, out, 8, 4, &o));
     ASSERT_EQ(out[3], 13);
 
     /* After shutdown. */
     ASSERT_OK(exec_shutdown(ex, 0));
-    ASSERT_ERR(exec_map(ex, triple, in, 8, out, 8, 4, &o), EXEC_ESHUTDOWN);
-    ASSERT_ERR(exec_map(ex, triple, in, 8, out, 8, 4, NULL), EXEC_ESHUTDOWN);
-    ASSERT_ERR(exec_map_unordered(ex, triple, in, 8, out, 8, 4, never_item, &calls, &o),
+    ASSERT_ERR(exec_map(ex, task_triple, in, 8, out, 8, 4, &o), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_map(ex, task_triple, in, 8, out, 8, 4, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_map_unordered(ex, task_triple, in, 8, out, 8, 4, never_item, &calls, &o),
                EXEC_ESHUTDOWN);
     ASSERT_EQ(calls, 0);
     ASSERT_OK(exec_destroy(ex));
@@ -701,7 +666,7 @@ static void *submit_loop(void *arg)
         }
         if (i < s->count) {
             int64_t x = s->base + (int64_t)i;
-            int e = exec_submit(s->ex, triple_submit, &x, sizeof x, &fs[slot]);
+            int e = exec_submit(s->ex, task_triple_submit, &x, sizeof x, &fs[slot]);
             if (e != 0) {
                 s->bad++;
                 if (!s->first_err)
@@ -715,7 +680,7 @@ static void *submit_loop(void *arg)
 /* A map runs to completion, in order, while two other threads submit tasks. */
 TEST(map_with_concurrent_submits)
 {
-    exec_t *ex = make_exec(0);
+    exec_t *ex = make_workers(0);
     struct submitter s[2] = {{ex, 1000000, 20000, 0, 0}, {ex, 2000000, 20000, 0, 0}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
@@ -742,19 +707,11 @@ struct mapper {
 static void *map_thread(void *arg)
 {
     struct mapper *m = arg;
-    int64_t *in = malloc(m->n * sizeof *in);
-    int64_t *out = malloc(m->n * sizeof *out);
-    if (!in || !out) {
-        m->ret = EXEC_ENOMEM;
-        free(in);
-        free(out);
-        return NULL;
-    }
-    for (size_t i = 0; i < m->n; i++)
-        in[i] = m->base + (int64_t)i;
+    int64_t *in = iota64(m->n, m->base);
+    int64_t *out = must_malloc(m->n * sizeof *out);
     exec_map_opts_t o = {0};
     o.chunk_size = m->chunk;
-    m->ret = exec_map(m->ex, triple, in, sizeof *in, out, sizeof *out, m->n, &o);
+    m->ret = exec_map(m->ex, task_triple, in, sizeof *in, out, sizeof *out, m->n, &o);
     for (size_t i = 0; i < m->n; i++)
         m->bad += out[i] != in[i] * 3 + 1;
     free(in);
@@ -765,7 +722,7 @@ static void *map_thread(void *arg)
 /* Two maps at once from two threads, each gets its own results. */
 TEST(map_two_at_once)
 {
-    exec_t *ex = make_exec(0);
+    exec_t *ex = make_workers(0);
     for (int round = 0; round < 3; round++) {
         struct mapper m[2] = {{ex, 0, 400000, 0, -100, 0},
                               {ex, 10000000, 250007, round == 1 ? 1 : 0, -100, 0}};
@@ -784,7 +741,7 @@ TEST(map_two_at_once)
 /* exec_stats: map_items grows by n per map (ordered and unordered); submitted does not move. */
 TEST(map_stats_items)
 {
-    exec_t *ex = make_exec(0);
+    exec_t *ex = make_workers(0);
     exec_stats_t a, b, c;
     ASSERT_OK(exec_stats(ex, &a));
     map_triple_check(ex, 12345, 0, 0);

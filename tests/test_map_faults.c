@@ -18,6 +18,7 @@
 
 #include "gate.h"
 #include "harness.h"
+#include "tasks.h"
 
 enum { N = 1000 };
 
@@ -87,16 +88,6 @@ static struct item *items(int64_t block_below, const struct gate *started,
     return in;
 }
 
-static exec_t *make(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    return ex;
-}
-
 struct call {
     exec_t *ex;
     struct item *in;
@@ -124,7 +115,7 @@ TEST(map_cancel_keeps_ran)
     static int64_t out[N];
     static int status[N];
     memset(out, 0, sizeof out);
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     struct call c = {ex, items(2, &started, &go), out, status, {0}, 0};
     c.opts.chunk_size = 1;
     c.opts.status = status;
@@ -185,7 +176,7 @@ TEST(process_map_crash_keeps_finished)
     sh_map();
     static int64_t out[N];
     static int status[N];
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     exec_map_opts_t o = {0};
     o.chunk_size = 100;
     o.status = status;
@@ -225,7 +216,7 @@ TEST(process_map_unordered_crash)
     static int64_t out[N];
     static struct seen s;
     memset(&s, 0, sizeof s);
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     exec_map_opts_t o = {0};
     o.chunk_size = 100;
     struct item *in = items(-1, NULL, NULL);

@@ -8,6 +8,8 @@
  * look at thread identity, none of which means anything in a worker process.
  */
 #include "harness.h"
+#include "gate.h"
+#include "tasks.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -18,152 +20,51 @@
 #include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------- */
-/* Helpers                                                                                   */
-/* ---------------------------------------------------------------------------------------- */
-
-static exec_t *make_exec(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    if (workers)
-        cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-/* Poll until @f is in @state; false after about @timeout_ms. */
-static bool wait_state(exec_future_t *f, int state, int timeout_ms)
-{
-    for (int i = 0; i < timeout_ms; i++) {
-        if (exec_future_state(f) == state)
-            return true;
-        test_sleep_ms(1);
-    }
-    return exec_future_state(f) == state;
-}
-
-/* Wait for @f and return its int64 result; fails the test on anything else. */
-static int64_t result_i64(exec_future_t *f)
-{
-    ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
-    const void *r = NULL;
-    size_t size = 0;
-    ASSERT_OK(exec_future_result(f, &r, &size));
-    ASSERT_EQ(size, sizeof(int64_t));
-    int64_t v;
-    memcpy(&v, r, sizeof v);
-    return v;
-}
-
-static int put_i64(void *out, size_t out_cap, size_t *out_size, int64_t v)
-{
-    if (out_cap < sizeof v)
-        return 98;
-    memcpy(out, &v, sizeof v);
-    *out_size = sizeof v;
-    return 0;
-}
-
-/* int64 x -> x*3+1 (exec_submit() flavour). */
-static int triple_submit(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int64_t x;
-    if (arg_size != sizeof x)
-        return 99;
-    memcpy(&x, arg, sizeof x);
-    return put_i64(out, out_cap, out_size, x * 3 + 1);
-}
-
-/* int64 x -> x*3+1 (exec_map() flavour). */
-static int triple_map(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                      size_t *out_size)
-{
-    int64_t x;
-    (void)out_size;
-    if (arg_size != sizeof x || out_cap != sizeof x)
-        return 99;
-    memcpy(&x, arg, sizeof x);
-    x = x * 3 + 1;
-    memcpy(out, &x, sizeof x);
-    return 0;
-}
-
-static int noop(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    (void)arg;
-    (void)arg_size;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
-    return 0;
-}
-
-/* Blocks until one byte can be read from the pipe fd in its argument; returns its tid. */
-static int block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    int fd;
-    char c;
-    if (arg_size != sizeof fd)
-        return 99;
-    memcpy(&fd, arg, sizeof fd);
-    if (read(fd, &c, 1) != 1)
-        return 97;
-    return put_i64(out, out_cap, out_size, gettid());
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* Nested submission                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-struct node {
-    exec_t *ex; /* the executor travels in the argument bytes */
-    int64_t depth;
-};
+/* The tasks here that use an executor themselves take a struct ex_arg (tests/tasks.h): n
+ * is a depth, the x of a triple, or the count of a nested map's items (base, base + 1...). */
 
 /* THREADS_ONLY (nested submission to the parent's executor): submit the child, wait on it,
  * return depth. */
 static int chain(const void *arg, size_t arg_size, void *out, size_t out_cap,
                  size_t *out_size)
 {
-    struct node nd;
-    if (arg_size != sizeof nd)
-        return 99;
-    memcpy(&nd, arg, sizeof nd);
-    if (nd.depth > 0) {
-        struct node child = {nd.ex, nd.depth - 1};
+    struct ex_arg nd;
+    if (!task_arg(&nd, sizeof nd, arg, arg_size))
+        return BAD_CALL;
+    if (nd.n > 0) {
+        struct ex_arg child = {nd.ex, nd.n - 1, 0};
         exec_future_t *f;
         if (exec_submit(nd.ex, chain, &child, sizeof child, &f) != 0)
             return 10;
-        int e = exec_future_wait(f, EXEC_WAIT_FOREVER);
-        const void *r;
-        size_t size;
-        if (e == 0)
-            e = exec_future_result(f, &r, &size);
         int64_t v = -1;
-        if (e == 0 && size == sizeof v)
-            memcpy(&v, r, sizeof v);
+        (void)task_wait_i64(f, EXEC_WAIT_FOREVER, &v); /* v stays -1 on failure */
         exec_future_release(f);
-        if (v != nd.depth - 1)
+        if (v != nd.n - 1)
             return 11;
     }
-    return put_i64(out, out_cap, out_size, nd.depth);
+    return task_put_i64(out, out_cap, out_size, nd.n);
+}
+
+/* Run the nested task @fn with n = @n on @ex; returns its result. */
+static int64_t run_nested(exec_t *ex, exec_task_fn *fn, int64_t n)
+{
+    struct ex_arg root = {ex, n, 0};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, fn, &root, sizeof root, &f));
+    int64_t v = wait_i64(f);
+    exec_future_release(f);
+    return v;
 }
 
 /* A chain of 1,000 tasks, each waiting on the next, on two workers. */
 TEST(pool_recursive_chain)
 {
-    exec_t *ex = make_exec(2);
-    struct node root = {ex, 1000};
-    exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, chain, &root, sizeof root, &f));
-    ASSERT_EQ(result_i64(f), 1000);
-    exec_future_release(f);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_t *ex = make_workers(2);
+    ASSERT_EQ(run_nested(ex, chain, 1000), 1000);
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, 1001);
     ASSERT_EQ(st.completed, 1001);
     ASSERT_OK(exec_destroy(ex));
@@ -174,28 +75,21 @@ TEST(pool_recursive_chain)
 static int fan_out(const void *arg, size_t arg_size, void *out, size_t out_cap,
                    size_t *out_size)
 {
-    struct node nd;
-    if (arg_size != sizeof nd)
-        return 99;
-    memcpy(&nd, arg, sizeof nd);
+    struct ex_arg nd;
+    if (!task_arg(&nd, sizeof nd, arg, arg_size))
+        return BAD_CALL;
     int64_t total = 1;
-    if (nd.depth > 0) {
-        struct node child = {nd.ex, nd.depth - 1};
+    if (nd.n > 0) {
+        struct ex_arg child = {nd.ex, nd.n - 1, 0};
         exec_future_t *f[2] = {NULL, NULL};
         int bad = 0;
         for (int i = 0; i < 2; i++)
             if (exec_submit(nd.ex, fan_out, &child, sizeof child, &f[i]) != 0)
                 bad = 1;
         for (int i = 0; i < 2 && !bad; i++) {
-            const void *r;
-            size_t size;
-            int e = exec_future_wait(f[i], EXEC_WAIT_FOREVER);
-            if (e == 0)
-                e = exec_future_result(f[i], &r, &size);
             int64_t v = 0;
-            if (e == 0 && size == sizeof v)
-                memcpy(&v, r, sizeof v);
-            if (v != ((int64_t)1 << nd.depth) - 1) /* a child's subtree: 2^depth - 1 nodes */
+            (void)task_wait_i64(f[i], EXEC_WAIT_FOREVER, &v); /* v stays 0 on failure */
+            if (v != ((int64_t)1 << nd.n) - 1) /* a child's subtree: 2^depth - 1 nodes */
                 bad = 1;
             total += v;
         }
@@ -204,18 +98,14 @@ static int fan_out(const void *arg, size_t arg_size, void *out, size_t out_cap,
         if (bad)
             return 12;
     }
-    return put_i64(out, out_cap, out_size, total);
+    return task_put_i64(out, out_cap, out_size, total);
 }
 
 /* A binary tree of depth 10 (2,047 tasks), each waiting on both children, on two workers. */
 TEST(pool_fan_out_tree)
 {
-    exec_t *ex = make_exec(2);
-    struct node root = {ex, 10};
-    exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, fan_out, &root, sizeof root, &f));
-    ASSERT_EQ(result_i64(f), 2047);
-    exec_future_release(f);
+    exec_t *ex = make_workers(2);
+    ASSERT_EQ(run_nested(ex, fan_out, 10), 2047);
     ASSERT_OK(exec_destroy(ex));
 }
 
@@ -245,7 +135,7 @@ static int count_in_thread(const void *arg, size_t arg_size, void *out, size_t o
         tl_serial = atomic_fetch_add(&serial_source, 1) + 1;
     struct tally t = {++tl_count, tl_serial, gettid()};
     if (out_cap < sizeof t)
-        return 98;
+        return BAD_CALL;
     memcpy(out, &t, sizeof t);
     *out_size = sizeof t;
     return 0;
@@ -254,12 +144,7 @@ static int count_in_thread(const void *arg, size_t arg_size, void *out, size_t o
 static void check_recycling(uint32_t max_tasks)
 {
     enum { M = 60, WORKERS = 2 };
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = WORKERS;
-    cfg.max_tasks_per_child = max_tasks;
-    exec_t *ex;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_with(WORKERS, (exec_config_t){.max_tasks_per_child = max_tasks});
     exec_future_t *f[M];
     for (int i = 0; i < M; i++)
         ASSERT_OK(exec_submit(ex, count_in_thread, NULL, 0, &f[i]));
@@ -357,7 +242,7 @@ static int blocked_signals(const void *arg, size_t arg_size, void *out, size_t o
     for (size_t i = 0; i < N_ASYNC; i++)
         if (sigismember(&set, async_signals[i]) == 1)
             mask |= (int64_t)1 << i;
-    return put_i64(out, out_cap, out_size, mask);
+    return task_put_i64(out, out_cap, out_size, mask);
 }
 
 /* Worker threads block asynchronous signals, so they land on the application's threads. */
@@ -369,11 +254,11 @@ TEST(pool_worker_signals_blocked)
     for (size_t i = 0; i < N_ASYNC; i++)
         sigaddset(&none, async_signals[i]);
     ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &none, &old), 0);
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     for (int i = 0; i < 8; i++) {
         exec_future_t *f;
         ASSERT_OK(exec_submit(ex, blocked_signals, NULL, 0, &f));
-        ASSERT_EQ(result_i64(f), ((int64_t)1 << N_ASYNC) - 1);
+        ASSERT_EQ(wait_i64(f), ((int64_t)1 << N_ASYNC) - 1);
         exec_future_release(f);
     }
     ASSERT_OK(exec_destroy(ex));
@@ -405,19 +290,19 @@ TEST(pool_no_signal_handlers)
 {
     struct sigaction before[N_HANDLED], now[N_HANDLED];
     snapshot_handlers(before);
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     snapshot_handlers(now);
     same_handlers(before, now);
 
     int64_t in[100], out[100];
     for (int i = 0; i < 100; i++)
         in[i] = i;
-    ASSERT_OK(exec_map(ex, triple_map, in, sizeof in[0], out, sizeof out[0], 100, NULL));
+    ASSERT_OK(exec_map(ex, task_triple, in, sizeof in[0], out, sizeof out[0], 100, NULL));
     ASSERT_EQ(out[99], 298);
     exec_future_t *f;
     int64_t x = 5;
-    ASSERT_OK(exec_submit(ex, triple_submit, &x, sizeof x, &f));
-    ASSERT_EQ(result_i64(f), 16);
+    ASSERT_OK(exec_submit(ex, task_triple_submit, &x, sizeof x, &f));
+    ASSERT_EQ(wait_i64(f), 16);
     exec_future_release(f);
     snapshot_handlers(now);
     same_handlers(before, now);
@@ -438,7 +323,7 @@ TEST(pool_no_signal_handlers)
  * fourth task waits in the queue, and it later runs on one of the same three threads. */
 TEST(pool_worker_count)
 {
-    exec_t *ex = make_exec(3);
+    exec_t *ex = make_workers(3);
     exec_stats_t st;
     for (int i = 0; i < 5000; i++) {
         ASSERT_OK(exec_stats(ex, &st));
@@ -449,10 +334,10 @@ TEST(pool_worker_count)
     ASSERT_EQ(st.workers_alive, 3);
 
     int p[2];
-    ASSERT_EQ(pipe(p), 0);
+    pipe_open(p);
     exec_future_t *f[4];
     for (int i = 0; i < 4; i++)
-        ASSERT_OK(exec_submit(ex, block_on_pipe, &p[0], sizeof p[0], &f[i]));
+        f[i] = submit_pipe_blocker(ex, p);
     int running = 0;
     for (int t = 0; t < 5000 && running < 3; t++) {
         running = 0;
@@ -479,89 +364,61 @@ TEST(pool_worker_count)
     int64_t tid[4];
     for (int i = 0, k = 0; i < 4; i++)
         if (i != queued)
-            tid[k++] = result_i64(f[i]);
-    tid[3] = result_i64(f[queued]);
-    ASSERT_NE(tid[0], tid[1]);
-    ASSERT_NE(tid[0], tid[2]);
-    ASSERT_NE(tid[1], tid[2]);
-    for (int i = 0; i < 3; i++)
-        ASSERT_NE(tid[i], (int64_t)gettid());
-    ASSERT_EQ(tid[3] == tid[0] || tid[3] == tid[1] || tid[3] == tid[2], 1);
+            tid[k++] = wait_i64(f[i]);
+    tid[3] = wait_i64(f[queued]);
+    check_worker_tids(tid, 3, tid[3]);
     for (int i = 0; i < 4; i++)
         exec_future_release(f[i]);
-    ASSERT_OK(exec_destroy(ex));
-    close(p[0]);
-    close(p[1]);
+    destroy_with_pipe(ex, p);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Waiting and mapping from inside tasks                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
-struct forward {
-    exec_t *other;
-    int64_t x;
-};
-
 /* THREADS_ONLY (executor pointer in the argument): run triple on another executor and wait. */
 static int via_other(const void *arg, size_t arg_size, void *out, size_t out_cap,
                      size_t *out_size)
 {
-    struct forward fw;
-    if (arg_size != sizeof fw)
-        return 99;
-    memcpy(&fw, arg, sizeof fw);
+    struct ex_arg fw; /* fw.ex: the other executor */
+    if (!task_arg(&fw, sizeof fw, arg, arg_size))
+        return BAD_CALL;
     exec_future_t *f;
-    if (exec_submit(fw.other, triple_submit, &fw.x, sizeof fw.x, &f) != 0)
+    if (exec_submit(fw.ex, task_triple_submit, &fw.n, sizeof fw.n, &f) != 0)
         return 20;
-    const void *r;
-    size_t size;
-    int e = exec_future_wait(f, 10000);
-    if (e == 0)
-        e = exec_future_result(f, &r, &size);
     int64_t v = 0;
-    if (e == 0 && size == sizeof v)
-        memcpy(&v, r, sizeof v);
+    int e = task_wait_i64(f, 10000, &v);
     exec_future_release(f);
-    if (e != 0)
-        return 21;
-    return put_i64(out, out_cap, out_size, v);
+    return e ? 21 : task_put_i64(out, out_cap, out_size, v);
 }
 
 /* A task waits on a future of another executor. */
 TEST(pool_wait_other_executor)
 {
-    exec_t *a = make_exec(2);
-    exec_t *b = make_exec(1);
+    exec_t *a = make_workers(2);
+    exec_t *b = make_workers(1);
     enum { N = 50 };
     exec_future_t *f[N];
     for (int i = 0; i < N; i++) {
-        struct forward fw = {b, i};
+        struct ex_arg fw = {b, i, 0};
         ASSERT_OK(exec_submit(a, via_other, &fw, sizeof fw, &f[i]));
     }
     for (int i = 0; i < N; i++) {
-        ASSERT_EQ(result_i64(f[i]), 3 * i + 1);
+        ASSERT_EQ(wait_i64(f[i]), 3 * i + 1);
         exec_future_release(f[i]);
     }
     ASSERT_OK(exec_destroy(a));
     ASSERT_OK(exec_destroy(b));
 }
 
-struct nested_map {
-    exec_t *ex;
-    int64_t base;
-    int64_t n;
-};
-
 /* THREADS_ONLY (executor pointer in the argument): exec_map on our own executor; returns
  * the sum of the results. */
 static int map_inside(const void *arg, size_t arg_size, void *out, size_t out_cap,
                       size_t *out_size)
 {
-    struct nested_map nm;
-    if (arg_size != sizeof nm)
-        return 99;
-    memcpy(&nm, arg, sizeof nm);
+    struct ex_arg nm;
+    if (!task_arg(&nm, sizeof nm, arg, arg_size))
+        return BAD_CALL;
     int64_t *in = calloc((size_t)nm.n, sizeof *in);
     int64_t *res = malloc((size_t)nm.n * sizeof *res);
     if (!in || !res) {
@@ -571,7 +428,7 @@ static int map_inside(const void *arg, size_t arg_size, void *out, size_t out_ca
     }
     for (int64_t i = 0; i < nm.n; i++)
         in[i] = nm.base + i;
-    int e = exec_map(nm.ex, triple_map, in, sizeof *in, res, sizeof *res, (size_t)nm.n, NULL);
+    int e = exec_map(nm.ex, task_triple, in, sizeof *in, res, sizeof *res, (size_t)nm.n, NULL);
     int64_t sum = 0;
     for (int64_t i = 0; i < nm.n; i++) {
         if (res[i] != in[i] * 3 + 1)
@@ -580,27 +437,25 @@ static int map_inside(const void *arg, size_t arg_size, void *out, size_t out_ca
     }
     free(in);
     free(res);
-    if (e != 0)
-        return 32;
-    return put_i64(out, out_cap, out_size, sum);
+    return e ? 32 : task_put_i64(out, out_cap, out_size, sum);
 }
 
 /* exec_map called from inside tasks of the same executor completes, even with every worker
  * inside such a task. */
 TEST(pool_nested_map)
 {
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     enum { K = 5 };
     exec_future_t *f[K];
     for (int i = 0; i < K; i++) {
-        struct nested_map nm = {ex, 1000 * i, 20000};
+        struct ex_arg nm = {ex, 20000, 1000 * i};
         ASSERT_OK(exec_submit(ex, map_inside, &nm, sizeof nm, &f[i]));
     }
     for (int i = 0; i < K; i++) {
         int64_t want = 0;
         for (int64_t x = 1000 * i; x < 1000 * i + 20000; x++)
             want += 3 * x + 1;
-        ASSERT_EQ(result_i64(f[i]), want);
+        ASSERT_EQ(wait_i64(f[i]), want);
         exec_future_release(f[i]);
     }
     ASSERT_OK(exec_destroy(ex));
@@ -625,17 +480,16 @@ static void *shutdown_thread(void *arg)
 /* exec_shutdown(0) with tasks queued behind a blocked worker runs them all. */
 TEST(pool_shutdown_runs_queued)
 {
-    exec_t *ex = make_exec(1);
+    exec_t *ex = make_workers(1);
     int p[2];
-    ASSERT_EQ(pipe(p), 0);
-    exec_future_t *blocker;
-    ASSERT_OK(exec_submit(ex, block_on_pipe, &p[0], sizeof p[0], &blocker));
-    ASSERT_EQ(wait_state(blocker, EXEC_STATE_RUNNING, 5000), true);
+    pipe_open(p);
+    exec_future_t *blocker = submit_pipe_blocker(ex, p);
+    WAIT_STATE(blocker, EXEC_STATE_RUNNING);
     enum { N = 50 };
     exec_future_t *f[N];
     for (int i = 0; i < N; i++) {
         int64_t x = i;
-        ASSERT_OK(exec_submit(ex, triple_submit, &x, sizeof x, &f[i]));
+        ASSERT_OK(exec_submit(ex, task_triple_submit, &x, sizeof x, &f[i]));
     }
     for (int i = 0; i < N; i++)
         ASSERT_EQ(exec_future_state(f[i]), EXEC_STATE_QUEUED);
@@ -647,7 +501,7 @@ TEST(pool_shutdown_runs_queued)
      * run too). */
     int e = 0;
     for (int i = 0; i < 5000 && e == 0; i++) {
-        e = exec_submit(ex, noop, NULL, 0, NULL);
+        e = exec_submit(ex, task_noop, NULL, 0, NULL);
         if (e == 0)
             test_sleep_ms(1);
     }
@@ -660,17 +514,14 @@ TEST(pool_shutdown_runs_queued)
     ASSERT_EQ(exec_future_state(blocker), EXEC_STATE_DONE);
     for (int i = 0; i < N; i++) {
         ASSERT_EQ(exec_future_state(f[i]), EXEC_STATE_DONE);
-        ASSERT_EQ(result_i64(f[i]), 3 * i + 1);
+        ASSERT_EQ(wait_i64(f[i]), 3 * i + 1);
         exec_future_release(f[i]);
     }
     exec_future_release(blocker);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.completed, st.submitted);
     ASSERT_EQ(st.queued, 0);
     ASSERT_EQ(st.running, 0);
     ASSERT_EQ(st.cancelled, 0);
-    ASSERT_OK(exec_destroy(ex));
-    close(p[0]);
-    close(p[1]);
+    destroy_with_pipe(ex, p);
 }

@@ -15,6 +15,7 @@
  * deadline), the test checks that bound plus a margin and prints nothing else about speed.
  */
 #include "harness.h"
+#include "tasks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -58,14 +59,9 @@ static void sh_map(void)
     sh = p;
 }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static exec_t *make(int workers, exec_config_t *cfg_in)
+/* A process-backend executor with @workers workers and the other fields of @cfg_in (NULL:
+ * all defaults). */
+static exec_t *make(int workers, const exec_config_t *cfg_in)
 {
     exec_config_t cfg;
     if (cfg_in)
@@ -74,19 +70,19 @@ static exec_t *make(int workers, exec_config_t *cfg_in)
         memset(&cfg, 0, sizeof cfg);
     cfg.backend = EXEC_BACKEND_PROCESSES;
     cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    return ex;
+    return make_exec(&cfg);
 }
 
 static uint64_t stat_of(exec_t *ex, size_t offset)
 {
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     uint64_t v;
     memcpy(&v, (const char *)&st + offset, sizeof v);
     return v;
 }
+
+/* The statistic @field of @ex now. */
+#define STAT(ex, field) stat_of(ex, offsetof(exec_stats_t, field))
 
 /* Wait until a statistic reaches @want (liveness bound); returns its last value. */
 #define WAIT_STAT(ex, field, want) wait_stat(ex, offsetof(exec_stats_t, field), want)
@@ -94,13 +90,42 @@ static uint64_t wait_stat(exec_t *ex, size_t offset, uint64_t want)
 {
     uint64_t end = test_now_ms() + BOUND_MS, v;
     while ((v = stat_of(ex, offset)) != want && test_now_ms() < end)
-        sleep_ms(2);
+        test_sleep_ms(2);
     return v;
 }
+
+/* make() after sh_map(): for the tests whose tasks use the shared block. */
+static exec_t *make_sh(int workers, const exec_config_t *cfg)
+{
+    sh_map();
+    return make(workers, cfg);
+}
+
+/* Poll (1 ms) until @cond holds, at most @ms. */
+#define WAIT_FOR(cond, ms)                                                                 \
+    do {                                                                                   \
+        uint64_t wait_end_ = test_now_ms() + (ms);                                         \
+        while (!(cond) && test_now_ms() < wait_end_)                                       \
+            test_sleep_ms(1);                                                              \
+    } while (0)
 
 static void wait_ok(exec_future_t *f)
 {
     ASSERT_OK(exec_future_wait(f, BOUND_MS));
+}
+
+/* Submit @fn without an argument (with the per-task @timeout_ms, if not 0) and wait for it
+ * to end; returns its future. */
+static exec_future_t *run_task(exec_t *ex, exec_task_fn *fn, uint32_t timeout_ms)
+{
+    exec_submit_opts_t so = {.timeout_ms = timeout_ms};
+    exec_future_t *f = NULL;
+    if (timeout_ms)
+        ASSERT_OK(exec_submit_ex(ex, fn, NULL, 0, &so, &f));
+    else
+        ASSERT_OK(exec_submit(ex, fn, NULL, 0, &f));
+    wait_ok(f);
+    return f;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -111,17 +136,6 @@ static void wait_ok(exec_future_t *f)
  * Not NULL (UBSan would stop at a NULL load before the fault) and volatile (a known bad
  * pointer may be compiled into a trap instruction). */
 static int *volatile nowhere = (int *)(uintptr_t)64;
-
-/* Echo: the argument back. */
-static int t_echo(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
-{
-    if (n > cap)
-        return 97;
-    if (n)
-        memcpy(out, arg, n);
-    *osz = n;
-    return 0;
-}
 
 /* Index task: arg is an int index; counts the run, records and returns the worker's pid. */
 static int t_index(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
@@ -163,7 +177,7 @@ static int t_block(const void *arg, size_t n, void *out, size_t cap, size_t *osz
     (void)arg, (void)n, (void)out, (void)cap, (void)osz;
     atomic_store(&sh->worker_pid, (int)getpid());
     while (!atomic_load(&sh->flag))
-        sleep_ms(1);
+        test_sleep_ms(1);
     return 0;
 }
 
@@ -182,7 +196,7 @@ static int t_polite(const void *arg, size_t n, void *out, size_t cap, size_t *os
 {
     (void)arg, (void)n, (void)out, (void)cap, (void)osz;
     while (!exec_task_should_stop())
-        sleep_ms(1);
+        test_sleep_ms(1);
     atomic_store(&sh->stopped, 1);
     return 0;
 }
@@ -193,7 +207,7 @@ static int t_sleep(const void *arg, size_t n, void *out, size_t cap, size_t *osz
     (void)cap;
     memcpy(&ms, arg, sizeof ms);
     (void)n;
-    sleep_ms((unsigned)ms);
+    test_sleep_ms((unsigned)ms);
     int pid = (int)getpid();
     memcpy(out, &pid, sizeof pid);
     *osz = sizeof pid;
@@ -333,6 +347,22 @@ static exec_fault_t fault_of(exec_future_t *f)
     return ft;
 }
 
+/* run_task(), then the fault code of its future (released). */
+static int run_fault(exec_t *ex, exec_task_fn *fn, uint32_t timeout_ms)
+{
+    exec_future_t *f = run_task(ex, fn, timeout_ms);
+    int code = fault_of(f).code;
+    exec_future_release(f);
+    return code;
+}
+
+/* Submit the index tasks base..base+n-1 into fs[0..n-1]. */
+static void submit_indexes(exec_t *ex, exec_future_t **fs, int base, int n)
+{
+    for (int i = 0; i < n; i++)
+        fs[i] = submit_index(ex, base + i);
+}
+
 /* Run @n index tasks (indices base..base+n-1), windowed, and check each ran exactly once. */
 static void run_indexed(exec_t *ex, int base, int n)
 {
@@ -340,8 +370,7 @@ static void run_indexed(exec_t *ex, int base, int n)
     exec_future_t *fs[WIN];
     for (int i = 0; i < n; i += WIN) {
         int k = n - i < WIN ? n - i : WIN;
-        for (int j = 0; j < k; j++)
-            fs[j] = submit_index(ex, base + i + j);
+        submit_indexes(ex, fs, base + i, k);
         for (int j = 0; j < k; j++) {
             wait_ok(fs[j]);
             ASSERT_EQ(result_int(fs[j]), atomic_load(&sh->pid_of[base + i + j]));
@@ -384,8 +413,7 @@ static bool pid_gone(int pid)
 /* One crashing task of each kind: only its future fails, with the detail, within 1 s. */
 static void crash_kind(exec_task_fn *fn, int want_sig, int want_exit)
 {
-    sh_map();
-    exec_t *ex = make(2, NULL);
+    exec_t *ex = make_sh(2, NULL);
     exec_future_t *f;
     uint64_t t0 = test_now_ms();
     ASSERT_OK(exec_submit(ex, fn, NULL, 0, &f));
@@ -404,7 +432,7 @@ static void crash_kind(exec_task_fn *fn, int want_sig, int want_exit)
     ASSERT_EQ(WAIT_STAT(ex, workers_alive, 2), 2);
     ASSERT_EQ(WAIT_STAT(ex, retired_crash, 1), 1);
     run_indexed(ex, 0, 100);
-    ASSERT_EQ(stat_of(ex, offsetof(exec_stats_t, crashed)), 1);
+    ASSERT_EQ(STAT(ex, crashed), 1);
     ASSERT_OK(exec_destroy(ex));
 }
 
@@ -426,13 +454,10 @@ TEST(process_crash_exit)
 /* A worker killed from outside with SIGKILL: its task fails with signal 9 within 1 s. */
 TEST(process_crash_kill9)
 {
-    sh_map();
-    exec_t *ex = make(2, NULL);
+    exec_t *ex = make_sh(2, NULL);
     exec_future_t *f;
     ASSERT_OK(exec_submit(ex, t_block, NULL, 0, &f));
-    uint64_t end = test_now_ms() + BOUND_MS;
-    while (!atomic_load(&sh->worker_pid) && test_now_ms() < end)
-        sleep_ms(1);
+    WAIT_FOR(atomic_load(&sh->worker_pid), BOUND_MS);
     int pid = atomic_load(&sh->worker_pid);
     ASSERT_GT(pid, 0);
     uint64_t t0 = test_now_ms();
@@ -452,8 +477,7 @@ TEST(process_crash_kill9)
  * ring) all run, exactly once; then the pool runs 10,000 more tasks correctly. */
 TEST(process_crash_then_10000_tasks)
 {
-    sh_map();
-    exec_t *ex = make(2, NULL);
+    exec_t *ex = make_sh(2, NULL);
     exec_future_t *fs[201];
     for (int i = 0; i < 200; i++) {
         if (i == 50)
@@ -470,10 +494,8 @@ TEST(process_crash_then_10000_tasks)
     ASSERT_EQ(fault_of(fs[200]).code, EXEC_ECRASHED);
     exec_future_release(fs[200]);
     run_indexed(ex, 200, 10000);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
-    ASSERT_EQ(st.crashed, 1);
-    ASSERT_EQ(st.completed, 10200);
+    ASSERT_EQ(STAT(ex, crashed), 1);
+    ASSERT_EQ(STAT(ex, completed), 10200);
     ASSERT_OK(exec_destroy(ex));
 }
 
@@ -513,10 +535,7 @@ TEST(process_map_crash_chunk)
  * worker killed and replaced. */
 TEST(process_deadline_kills)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.kill_grace_ms = 100;
-    exec_t *ex = make(1, &cfg);
+    exec_t *ex = make_sh(1, &(exec_config_t){.kill_grace_ms = 100});
     exec_submit_opts_t so = {0};
     so.timeout_ms = 300;
     exec_future_t *f;
@@ -533,12 +552,10 @@ TEST(process_deadline_kills)
     ASSERT_EQ(ft.worker_pid, pid);
     exec_future_release(f);
     /* The deaf worker dies at the end of the grace (SIGKILL). */
-    uint64_t end = test_now_ms() + BOUND_MS;
-    while (!pid_gone(pid) && test_now_ms() < end)
-        sleep_ms(2);
+    WAIT_FOR(pid_gone(pid), BOUND_MS);
     ASSERT_TRUE(pid_gone(pid));
     ASSERT_EQ(WAIT_STAT(ex, retired_timeout, 1), 1);
-    ASSERT_EQ(stat_of(ex, offsetof(exec_stats_t, timed_out)), 1);
+    ASSERT_EQ(STAT(ex, timed_out), 1);
     run_indexed(ex, 0, 20);
     ASSERT_NE(atomic_load(&sh->pid_of[0]), pid);
     ASSERT_OK(exec_destroy(ex));
@@ -547,19 +564,13 @@ TEST(process_deadline_kills)
 /* After the SIGTERM of a deadline, exec_task_should_stop() is true in the worker. */
 TEST(process_deadline_should_stop)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.timeout_ms = 100;   /* the executor's default timeout */
-    cfg.kill_grace_ms = 5000; /* long: the task must stop by itself */
-    exec_t *ex = make(1, &cfg);
-    exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, t_polite, NULL, 0, &f));
-    wait_ok(f);
-    ASSERT_EQ(fault_of(f).code, EXEC_ETIMEDOUT);
-    exec_future_release(f);
-    uint64_t end = test_now_ms() + 2000;
-    while (!atomic_load(&sh->stopped) && test_now_ms() < end)
-        sleep_ms(1);
+    const exec_config_t cfg = {
+        .timeout_ms = 100,     /* the executor's default timeout */
+        .kill_grace_ms = 5000, /* long: the task must stop by itself */
+    };
+    exec_t *ex = make_sh(1, &cfg);
+    ASSERT_ERR(run_fault(ex, t_polite, 0), EXEC_ETIMEDOUT);
+    WAIT_FOR(atomic_load(&sh->stopped), 2000);
     ASSERT_EQ(atomic_load(&sh->stopped), 1);
     ASSERT_EQ(WAIT_STAT(ex, retired_timeout, 1), 1);
     ASSERT_OK(exec_destroy(ex));
@@ -569,13 +580,10 @@ TEST(process_deadline_should_stop)
  * the flag a running task is EXEC_EBUSY. */
 TEST(process_cancel_running)
 {
-    sh_map();
-    exec_t *ex = make(1, NULL);
+    exec_t *ex = make_sh(1, NULL);
     exec_future_t *f;
     ASSERT_OK(exec_submit(ex, t_block, NULL, 0, &f));
-    uint64_t end = test_now_ms() + BOUND_MS;
-    while (exec_future_state(f) != EXEC_STATE_RUNNING && test_now_ms() < end)
-        sleep_ms(1);
+    WAIT_FOR(exec_future_state(f) == EXEC_STATE_RUNNING, BOUND_MS);
     ASSERT_EQ(exec_future_state(f), EXEC_STATE_RUNNING);
     int pid = atomic_load(&sh->worker_pid);
     ASSERT_GT(pid, 0);
@@ -584,8 +592,7 @@ TEST(process_cancel_running)
     ASSERT_EQ(exec_future_state(f), EXEC_STATE_CANCELLED);
     ASSERT_ERR(exec_future_result(f, NULL, NULL), EXEC_ECANCELLED);
     exec_future_release(f);
-    while (!pid_gone(pid) && test_now_ms() < end)
-        sleep_ms(2);
+    WAIT_FOR(pid_gone(pid), BOUND_MS);
     ASSERT_TRUE(pid_gone(pid));
     ASSERT_EQ(WAIT_STAT(ex, retired_timeout, 1), 1);
     run_indexed(ex, 0, 10);
@@ -595,12 +602,10 @@ TEST(process_cancel_running)
 /* A task waiting in a busy worker's ring can be cancelled, and then never runs. */
 TEST(process_cancel_queued_in_ring)
 {
-    sh_map();
-    exec_t *ex = make(1, NULL);
+    exec_t *ex = make_sh(1, NULL);
     exec_future_t *blocker, *fs[3];
     ASSERT_OK(exec_submit(ex, t_block, NULL, 0, &blocker));
-    for (int i = 0; i < 3; i++)
-        fs[i] = submit_index(ex, i);
+    submit_indexes(ex, fs, 0, 3);
     ASSERT_OK(exec_future_cancel(fs[1], 0));
     ASSERT_EQ(exec_future_state(fs[1]), EXEC_STATE_CANCELLED);
     atomic_store(&sh->flag, 1);
@@ -626,14 +631,10 @@ TEST(process_cancel_queued_in_ring)
  * idle worker, and then the work runs out.) */
 TEST(process_max_tasks_exact)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.max_tasks_per_child = 3;
-    exec_t *ex = make(2, &cfg);
+    exec_t *ex = make_sh(2, &(exec_config_t){.max_tasks_per_child = 3});
     enum { N = 60 };
     exec_future_t *fs[N];
-    for (int i = 0; i < N; i++)
-        fs[i] = submit_index(ex, i);
+    submit_indexes(ex, fs, 0, N);
     for (int i = 0; i < N; i++) {
         wait_ok(fs[i]);
         ASSERT_EQ(atomic_load(&sh->calls[i]), 1);
@@ -659,10 +660,7 @@ TEST(process_max_tasks_exact)
 /* A worker leaking 8 MiB per task retires once above 32 MiB. */
 TEST(process_max_rss)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.max_rss_per_child = 32u << 20;
-    exec_t *ex = make(2, &cfg);
+    exec_t *ex = make_sh(2, &(exec_config_t){.max_rss_per_child = 32u << 20});
     enum { N = 40 };
     exec_future_t *fs[N];
     for (int i = 0; i < N; i++) {
@@ -684,18 +682,15 @@ TEST(process_max_rss)
     for (int j = 0; j < k; j++)
         ASSERT_LE(counts[j], 4); /* 4 x 8 MiB > 32 MiB: retired after the 4th at the latest */
     ASSERT_GE(k, N / 4);
-    ASSERT_GE(stat_of(ex, offsetof(exec_stats_t, retired_memory)), (uint64_t)(N / 4 - 2));
-    ASSERT_EQ(stat_of(ex, offsetof(exec_stats_t, retired_tasks)), 0);
+    ASSERT_GE(STAT(ex, retired_memory), (uint64_t)(N / 4 - 2));
+    ASSERT_EQ(STAT(ex, retired_tasks), 0);
     ASSERT_OK(exec_destroy(ex));
 }
 
 /* max_age_ms: workers retire between tasks once too old, and also while idle. */
 TEST(process_max_age)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.max_age_ms = 100;
-    exec_t *ex = make(2, &cfg);
+    exec_t *ex = make_sh(2, &(exec_config_t){.max_age_ms = 100});
     enum { N = 30 };
     exec_future_t *fs[N];
     int ms = 20;
@@ -714,24 +709,21 @@ TEST(process_max_age)
     }
     (void)last;
     ASSERT_GE(distinct, 2); /* 300 ms of work per worker, 100 ms lives */
-    uint64_t before = stat_of(ex, offsetof(exec_stats_t, retired_age));
+    uint64_t before = STAT(ex, retired_age);
     ASSERT_GE(before, 2);
     /* Idle: still retired by age, and replaced. */
-    sleep_ms(350);
-    ASSERT_GT(stat_of(ex, offsetof(exec_stats_t, retired_age)), before);
+    test_sleep_ms(350);
+    ASSERT_GT(STAT(ex, retired_age), before);
     ASSERT_EQ(WAIT_STAT(ex, workers_alive, 2), 2);
-    ASSERT_EQ(stat_of(ex, offsetof(exec_stats_t, retired_crash)), 0);
+    ASSERT_EQ(STAT(ex, retired_crash), 0);
     ASSERT_OK(exec_destroy(ex));
 }
 
 /* recycle_jitter_pct spreads max_tasks_per_child downwards, never above it. */
 TEST(process_recycle_jitter)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.max_tasks_per_child = 20;
-    cfg.recycle_jitter_pct = 50;
-    exec_t *ex = make(2, &cfg);
+    const exec_config_t cfg = {.max_tasks_per_child = 20, .recycle_jitter_pct = 50};
+    exec_t *ex = make_sh(2, &cfg);
     enum { N = 400 };
     run_indexed(ex, 0, N);
     int pids[N], counts[N];
@@ -750,26 +742,14 @@ TEST(process_recycle_jitter)
 /* Retirements are counted by reason, and workers_retired is their sum. */
 TEST(process_stats_by_reason)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.max_tasks_per_child = 5;
-    cfg.kill_grace_ms = 50;
-    exec_t *ex = make(1, &cfg);
+    exec_t *ex = make_sh(1, &(exec_config_t){.max_tasks_per_child = 5, .kill_grace_ms = 50});
     run_indexed(ex, 0, 10); /* two retirements for tasks */
     ASSERT_EQ(WAIT_STAT(ex, retired_tasks, 2), 2);
-    exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, t_segv, NULL, 0, &f));
-    wait_ok(f);
-    exec_future_release(f);
-    exec_submit_opts_t so = {0};
-    so.timeout_ms = 50;
-    ASSERT_OK(exec_submit_ex(ex, t_spin, NULL, 0, &so, &f));
-    wait_ok(f);
-    exec_future_release(f);
+    ASSERT_ERR(run_fault(ex, t_segv, 0), EXEC_ECRASHED);
+    ASSERT_ERR(run_fault(ex, t_spin, 50), EXEC_ETIMEDOUT);
     ASSERT_EQ(WAIT_STAT(ex, retired_crash, 1), 1);
     ASSERT_EQ(WAIT_STAT(ex, retired_timeout, 1), 1);
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.retired_tasks, 2);
     ASSERT_EQ(st.retired_memory, 0);
     ASSERT_EQ(st.retired_age, 0);
@@ -783,29 +763,25 @@ TEST(process_stats_by_reason)
 /* Shutdown while workers recycle after every task: every queued task runs exactly once. */
 TEST(process_shutdown_during_recycling)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.max_tasks_per_child = 1;
-    exec_t *ex = make(2, &cfg);
+    const exec_config_t cfg = {.max_tasks_per_child = 1};
+    exec_t *ex = make_sh(2, &cfg);
     enum { N = 100 };
     exec_future_t *fs[N];
-    for (int i = 0; i < N; i++)
-        fs[i] = submit_index(ex, i);
+    submit_indexes(ex, fs, 0, N);
     ASSERT_OK(exec_shutdown(ex, 0));
     for (int i = 0; i < N; i++) {
         ASSERT_EQ(exec_future_state(fs[i]), EXEC_STATE_DONE);
         ASSERT_EQ(atomic_load(&sh->calls[i]), 1);
         exec_future_release(fs[i]);
     }
-    ASSERT_EQ(stat_of(ex, offsetof(exec_stats_t, workers_alive)), 0);
+    ASSERT_EQ(STAT(ex, workers_alive), 0);
     ASSERT_OK(exec_destroy(ex));
 
     /* The same with EXEC_SHUTDOWN_CANCEL: each task ran once or was cancelled, none is left
      * pending, none ran twice. */
     memset(sh, 0, sizeof *sh);
     ex = make(2, &cfg);
-    for (int i = 0; i < N; i++)
-        fs[i] = submit_index(ex, i);
+    submit_indexes(ex, fs, 0, N);
     ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL));
     int done = 0, cancelled = 0;
     for (int i = 0; i < N; i++) {
@@ -829,10 +805,7 @@ TEST(process_shutdown_during_recycling)
  * failures that go on fail the waiting tasks with EXEC_ESYS instead of stranding them. */
 TEST(process_spawn_failure)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.max_tasks_per_child = 1;
-    exec_t *ex = make(1, &cfg);
+    exec_t *ex = make_sh(1, &(exec_config_t){.max_tasks_per_child = 1});
     ASSERT_EQ(WAIT_STAT(ex, workers_alive, 1), 1);
     exec__fault_arm(EXEC__FAULT_SPAWN, 3);
     run_indexed(ex, 0, 20);
@@ -845,8 +818,7 @@ TEST(process_spawn_failure)
     ASSERT_EQ(WAIT_STAT(ex, workers_alive, 1), 1);
     exec__fault_arm(EXEC__FAULT_SPAWN, 1000000);
     exec_future_t *fs[5];
-    for (int i = 0; i < 5; i++)
-        fs[i] = submit_index(ex, 100 + i);
+    submit_indexes(ex, fs, 100, 5);
     for (int i = 0; i < 5; i++)
         wait_ok(fs[i]);
     if (exec_future_state(fs[0]) == EXEC_STATE_DONE) {
@@ -916,10 +888,7 @@ TEST(process_initializer_ok)
 
 TEST(process_initializer_fails)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.initializer = t_init_fail;
-    exec_t *ex = make(2, &cfg);
+    exec_t *ex = make_sh(2, &(exec_config_t){.initializer = t_init_fail});
     exec_future_t *fs[4];
     int accepted = 0;
     for (int i = 0; i < 4; i++) {
@@ -944,7 +913,7 @@ TEST(process_initializer_fails)
     ASSERT_ERR(exec_submit(ex, t_index, &(int){9}, sizeof(int), &f), EXEC_EBROKEN);
     ASSERT_NULL(f);
     /* No respawn loop: the initializer ran in the first two workers only. */
-    sleep_ms(200);
+    test_sleep_ms(200);
     ASSERT_LE(atomic_load(&sh->init_calls), 2);
     ASSERT_OK(exec_destroy(ex));
 }
@@ -953,15 +922,9 @@ TEST(process_initializer_fails)
  * fail with EXEC_EBROKEN. Off by default: ten crashes in a row change nothing. */
 TEST(process_crash_breaker)
 {
-    sh_map();
-    exec_t *ex = make(1, NULL);
-    for (int i = 0; i < 10; i++) {
-        exec_future_t *f;
-        ASSERT_OK(exec_submit(ex, t_segv, NULL, 0, &f));
-        wait_ok(f);
-        ASSERT_EQ(fault_of(f).code, EXEC_ECRASHED);
-        exec_future_release(f);
-    }
+    exec_t *ex = make_sh(1, NULL);
+    for (int i = 0; i < 10; i++)
+        ASSERT_ERR(run_fault(ex, t_segv, 0), EXEC_ECRASHED);
     run_indexed(ex, 0, 10);
     ASSERT_OK(exec_destroy(ex));
 
@@ -1060,7 +1023,7 @@ static void orphan_case(exec_start_method_t method)
             int64_t v = 5;
             exec_future_t *f;
             const void *res;
-            if (exec_submit(a.ex, t_echo, &v, sizeof v, &f) == 0 &&
+            if (exec_submit(a.ex, task_echo, &v, sizeof v, &f) == 0 &&
                 exec_future_wait(f, BOUND_MS) == 0 && exec_future_result(f, &res, NULL) == 0 &&
                 *(const int64_t *)res == 5)
                 ok = 1;
@@ -1082,7 +1045,7 @@ static void orphan_case(exec_start_method_t method)
     uint64_t t0 = test_now_ms();
     int left;
     while ((left = count_group(child)) > 0 && test_now_ms() - t0 < 3000)
-        sleep_ms(5);
+        test_sleep_ms(5);
     ASSERT_EQ(left, 0);
     ASSERT_LE(test_now_ms() - t0, 1000 + 250);
 }
@@ -1123,11 +1086,7 @@ static void hygiene_case(exec_start_method_t method)
         if (!before[fd] && is_fd_open(fd))
             ASSERT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     run_indexed(ex, 0, 100);
-    exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, t_segv, NULL, 0, &f));
-    wait_ok(f);
-    ASSERT_EQ(fault_of(f).code, EXEC_ECRASHED);
-    exec_future_release(f);
+    ASSERT_ERR(run_fault(ex, t_segv, 0), EXEC_ECRASHED);
     run_indexed(ex, 100, 100);
     ASSERT_OK(exec_destroy(ex));
     ASSERT_EQ(test_count_fds(), fds0);
@@ -1166,9 +1125,7 @@ TEST(process_worker_signals_and_fds)
         exec_config_t cfg = {0};
         cfg.start_method = m ? EXEC_START_FORK : EXEC_START_FORKSERVER;
         exec_t *ex = make(1, &cfg);
-        exec_future_t *f;
-        ASSERT_OK(exec_submit(ex, t_signals, NULL, 0, &f));
-        wait_ok(f);
+        exec_future_t *f = run_task(ex, t_signals, 0);
         ASSERT_EQ(result_int(f), 1 | 2 | 4 | 8 | 16);
         exec_future_release(f);
         if (m == 0) {
@@ -1201,9 +1158,7 @@ TEST(process_sigchld_ignored)
         exec_t *ex = make(2, &cfg);
         memset(sh, 0, sizeof *sh);
         run_indexed(ex, 0, 100);
-        exec_future_t *f;
-        ASSERT_OK(exec_submit(ex, t_segv, NULL, 0, &f));
-        wait_ok(f);
+        exec_future_t *f = run_task(ex, t_segv, 0);
         exec_fault_t ft = fault_of(f);
         ASSERT_EQ(ft.code, EXEC_ECRASHED);
         if (m == 0)
@@ -1252,17 +1207,8 @@ TEST(process_eintr_storm)
         ASSERT_OK(exec_map(ex, t_map_sq, in, 8, out, 8, N, NULL));
         for (int i = 0; i < N; i++)
             ASSERT_EQ(out[i], in[i] * in[i]);
-        exec_future_t *f;
-        ASSERT_OK(exec_submit(ex, t_segv, NULL, 0, &f));
-        wait_ok(f);
-        ASSERT_EQ(fault_of(f).code, EXEC_ECRASHED);
-        exec_future_release(f);
-        exec_submit_opts_t so = {0};
-        so.timeout_ms = 30;
-        ASSERT_OK(exec_submit_ex(ex, t_spin, NULL, 0, &so, &f));
-        wait_ok(f);
-        ASSERT_EQ(fault_of(f).code, EXEC_ETIMEDOUT);
-        exec_future_release(f);
+        ASSERT_ERR(run_fault(ex, t_segv, 0), EXEC_ECRASHED);
+        ASSERT_ERR(run_fault(ex, t_spin, 30), EXEC_ETIMEDOUT);
         ASSERT_OK(exec_shutdown(ex, 0));
         ASSERT_OK(exec_destroy(ex));
     }
@@ -1293,10 +1239,7 @@ static void *hammer(void *p)
  * thousands of times: no worker is forked from this multi-threaded process, nothing hangs. */
 TEST(process_recycle_under_malloc_storm)
 {
-    sh_map();
-    exec_config_t cfg = {0};
-    cfg.max_tasks_per_child = 1;
-    exec_t *ex = make(2, &cfg);
+    exec_t *ex = make_sh(2, &(exec_config_t){.max_tasks_per_child = 1});
     pthread_t t[8];
     for (int i = 0; i < 8; i++)
         ASSERT_OK(pthread_create(&t[i], NULL, hammer, NULL));
@@ -1330,7 +1273,7 @@ TEST(process_largest_messages)
     for (int i = 0; i < N; i++) {
         for (int j = 0; j < SZ; j++)
             buf[j] = (unsigned char)(i * 31 + j * 7);
-        ASSERT_OK(exec_submit(ex, t_echo, buf, SZ, &fs[i]));
+        ASSERT_OK(exec_submit(ex, task_echo, buf, SZ, &fs[i]));
     }
     for (int i = 0; i < N; i++) {
         wait_ok(fs[i]);
@@ -1345,12 +1288,12 @@ TEST(process_largest_messages)
         exec_future_release(fs[i]);
     }
     exec_future_t *f = NULL;
-    ASSERT_ERR(exec_submit(ex, t_echo, buf, SZ + 1, &f), EXEC_ETOOBIG);
+    ASSERT_ERR(exec_submit(ex, task_echo, buf, SZ + 1, &f), EXEC_ETOOBIG);
     ASSERT_OK(exec_destroy(ex));
 
     /* Default limits: exactly 64 KiB each way works. */
     ex = make(2, NULL);
-    ASSERT_OK(exec_submit(ex, t_echo, buf, EXEC_DEFAULT_MAX_ARG_SIZE, &f));
+    ASSERT_OK(exec_submit(ex, task_echo, buf, EXEC_DEFAULT_MAX_ARG_SIZE, &f));
     wait_ok(f);
     size_t n;
     ASSERT_OK(exec_future_result(f, NULL, &n));
@@ -1364,16 +1307,13 @@ TEST(process_largest_messages)
  * truncated result or a hang; the worker stays usable. */
 TEST(process_result_too_big)
 {
-    sh_map();
-    exec_t *ex = make(1, NULL);
-    exec_future_t *f;
-    ASSERT_OK(exec_submit(ex, t_too_big, NULL, 0, &f));
-    wait_ok(f);
+    exec_t *ex = make_sh(1, NULL);
+    exec_future_t *f = run_task(ex, t_too_big, 0);
     ASSERT_ERR(exec_future_result(f, NULL, NULL), EXEC_ETOOBIG);
     ASSERT_EQ(exec_future_state(f), EXEC_STATE_FAILED);
     exec_future_release(f);
     run_indexed(ex, 0, 10);
-    ASSERT_EQ(stat_of(ex, offsetof(exec_stats_t, retired_crash)), 0);
+    ASSERT_EQ(STAT(ex, retired_crash), 0);
     ASSERT_OK(exec_destroy(ex));
 }
 
@@ -1394,8 +1334,9 @@ TEST(process_result_too_big)
 #define EXEC_TEST_SANFLAGS ""
 #endif
 
-/* Build examples/@name.c against the library under test and run it; its output into @out. */
-static void run_example(const char *name, char *out, size_t cap)
+/* Build examples/@name.c against the library under test and run it; its output into @out.
+ * Every string of the NULL-terminated @want must be in the output. */
+static void run_example(const char *name, char *out, size_t cap, const char *const *want)
 {
     const char *dir = test_tmpdir();
     char cmd[2048];
@@ -1413,33 +1354,34 @@ static void run_example(const char *name, char *out, size_t cap)
     int st = pclose(p);
     if (st != 0)
         TEST_FAIL("%s exited with %d; output:\n%s", name, st, out);
+    for (; *want; want++)
+        if (!strstr(out, *want))
+            TEST_FAIL("%s: no \"%s\" in its output:\n%s", name, *want, out);
 }
 
 TEST(process_example_crash)
 {
     char out[4096];
-    run_example("07_crash", out, sizeof out);
-    ASSERT_NOT_NULL(strstr(out, "square(7) = 49"));
-    ASSERT_NOT_NULL(strstr(out, "EXEC_ECRASHED"));
-    ASSERT_NOT_NULL(strstr(out, "signal 11"));
-    ASSERT_NOT_NULL(strstr(out, "after the crash: 100 of 100 tasks ok"));
+    run_example("07_crash", out, sizeof out,
+                (const char *const[]){"square(7) = 49", "EXEC_ECRASHED", "signal 11",
+                                      "after the crash: 100 of 100 tasks ok", NULL});
 }
 
 TEST(process_example_deadline)
 {
     char out[4096];
-    run_example("08_deadline", out, sizeof out);
-    ASSERT_NOT_NULL(strstr(out, "stuck task: EXEC_ETIMEDOUT"));
-    ASSERT_NOT_NULL(strstr(out, "polite task: EXEC_ETIMEDOUT"));
-    ASSERT_NOT_NULL(strstr(out, "the pool still works: 6 * 7 = 42"));
+    run_example("08_deadline", out, sizeof out,
+                (const char *const[]){"stuck task: EXEC_ETIMEDOUT",
+                                      "polite task: EXEC_ETIMEDOUT",
+                                      "the pool still works: 6 * 7 = 42", NULL});
 }
 
 TEST(process_example_leaky)
 {
     char out[4096];
-    run_example("09_leaky", out, sizeof out);
-    ASSERT_NOT_NULL(strstr(out, "200 calls of a task that leaks 1 MiB per call"));
-    ASSERT_NOT_NULL(strstr(out, "recycling bounded the workers' memory: yes"));
+    run_example("09_leaky", out, sizeof out,
+                (const char *const[]){"200 calls of a task that leaks 1 MiB per call",
+                                      "recycling bounded the workers' memory: yes", NULL});
     /* Bounded: 20 tasks of 1 MiB plus the worker's own size, where 200 calls without
      * recycling reach 200 MiB and more. The worker's own size depends on the build (a
      * sanitizer runtime adds tens of MiB: 112 MiB was seen under TSan), so the bound is
@@ -1476,11 +1418,7 @@ static int t_read_global(const void *arg, size_t n, void *out, size_t cap, size_
 TEST(backend_globals_snapshot)
 {
     g_value = 1;
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 1;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(1);
     g_value = 2; /* written after exec_create */
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, t_read_global, NULL, 0, &f));
@@ -1506,12 +1444,6 @@ struct nested_arg {
     exec_t *ex;
 };
 
-static int t_noop(const void *arg, size_t n, void *out, size_t cap, size_t *len)
-{
-    (void)arg, (void)n, (void)out, (void)cap, (void)len;
-    return 0;
-}
-
 /* Submits to the executor whose pointer it was given; returns the three codes. */
 static int t_use_parent_executor(const void *arg, size_t n, void *out, size_t cap, size_t *len)
 {
@@ -1520,12 +1452,12 @@ static int t_use_parent_executor(const void *arg, size_t n, void *out, size_t ca
     memcpy(&a, arg, sizeof a);
     exec_future_t *f = NULL;
     int32_t rc[2];
-    rc[0] = exec_submit(a.ex, t_noop, NULL, 0, &f);
+    rc[0] = exec_submit(a.ex, task_noop, NULL, 0, &f);
     if (rc[0] == EXEC_OK) {
         rc[1] = exec_future_wait(f, 10000);
         exec_future_release(f);
     } else {
-        rc[1] = exec_map(a.ex, t_noop, &rc, 1, NULL, 0, 1, NULL);
+        rc[1] = exec_map(a.ex, task_noop, &rc, 1, NULL, 0, 1, NULL);
     }
     memcpy(out, rc, sizeof rc);
     *len = sizeof rc;
@@ -1536,11 +1468,7 @@ static int t_use_parent_executor(const void *arg, size_t n, void *out, size_t ca
  * copy of it, and submitting or mapping there returns EXEC_ESHUTDOWN (never a hang). */
 TEST(backend_nested_submit)
 {
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = 2;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
+    exec_t *ex = make_workers(2);
     struct nested_arg a = {ex};
     exec_future_t *f = NULL;
     ASSERT_OK(exec_submit(ex, t_use_parent_executor, &a, sizeof a, &f));

@@ -15,6 +15,7 @@
 
 #include "core/backend.h"
 #include "harness.h"
+#include "tasks.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* The inline backend                                                                        */
@@ -102,18 +103,6 @@ static const struct exec__backend_ops inline_ops = {
     .destroy = inl_destroy,
 };
 
-static int square(const void *arg, size_t size, void *out, size_t cap, size_t *osz)
-{
-    int64_t v;
-    if (size != sizeof v || cap < sizeof v)
-        return 7;
-    memcpy(&v, arg, sizeof v);
-    v *= v;
-    memcpy(out, &v, sizeof v);
-    *osz = sizeof v;
-    return 0;
-}
-
 static exec_t *create_with(const struct exec__backend_ops *ops, int *r)
 {
     exec__test_backend_set(ops);
@@ -136,20 +125,13 @@ TEST(seam_third_backend)
     ASSERT_EQ(checked_configs, 1);
     for (int64_t i = 0; i < 100; i++) {
         exec_future_t *f = NULL;
-        ASSERT_OK(exec_submit(ex, square, &i, sizeof i, &f));
-        ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
-        const void *d = NULL;
-        size_t n = 0;
-        ASSERT_OK(exec_future_result(f, &d, &n));
-        ASSERT_EQ(n, sizeof(int64_t));
-        int64_t v;
-        memcpy(&v, d, sizeof v);
-        ASSERT_EQ(v, i * i);
+        ASSERT_OK(exec_submit(ex, task_triple_submit, &i, sizeof i, &f));
+        ASSERT_EQ(wait_i64(f), 3 * i + 1);
         ASSERT_ERR(exec_future_cancel(f, 0), EXEC_EBUSY);
         exec_future_release(f);
     }
     int64_t in[4] = {1, 2, 3, 4}, out[4];
-    ASSERT_ERR(exec_map(ex, square, in, sizeof in[0], out, sizeof out[0], 4, NULL),
+    ASSERT_ERR(exec_map(ex, task_triple, in, sizeof in[0], out, sizeof out[0], 4, NULL),
                EXEC_ENOTSUP);
     exec_stats_t st;
     ASSERT_OK(exec_stats(ex, &st));
@@ -157,7 +139,7 @@ TEST(seam_third_backend)
     ASSERT_EQ(st.completed, 100);
     ASSERT_OK(exec_shutdown(ex, 0));
     int64_t one = 1;
-    ASSERT_ERR(exec_submit(ex, square, &one, sizeof one, NULL), EXEC_ESHUTDOWN);
+    ASSERT_ERR(exec_submit(ex, task_triple_submit, &one, sizeof one, NULL), EXEC_ESHUTDOWN);
     ASSERT_OK(exec_destroy(ex));
 }
 

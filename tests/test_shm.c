@@ -22,6 +22,7 @@
  * Names used here start with "exec-" so that the runner's /dev/shm hygiene check sees them.
  */
 #include "harness.h"
+#include "tasks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -100,34 +101,6 @@ static int count_maps(void)
     return count_shared_maps("/proc/self/maps");
 }
 
-/* Wait for @pid; fail unless it ends as @want_sig says (0: exit status 0) within 10 s. */
-static void expect_end(pid_t pid, int want_sig)
-{
-    int status = 0;
-    pid_t r = 0;
-    for (int i = 0; i < 10000 && r == 0; i++) {
-        r = waitpid(pid, &status, WNOHANG);
-        if (r == 0)
-            test_sleep_ms(1);
-    }
-    if (r == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        TEST_FAIL("forked child %d did not end within 10 s (killed)", (int)pid);
-    }
-    ASSERT_EQ(r, pid);
-    if (want_sig == 0) {
-        if (WIFSIGNALED(status))
-            TEST_FAIL("forked child %d died of signal %d", (int)pid, WTERMSIG(status));
-        ASSERT_EQ(WEXITSTATUS(status), 0);
-    } else {
-        if (!WIFSIGNALED(status))
-            TEST_FAIL("forked child %d exited %d, want signal %d", (int)pid,
-                      WEXITSTATUS(status), want_sig);
-        ASSERT_EQ(WTERMSIG(status), want_sig);
-    }
-}
-
 /* The children of this process; returns how many, the first in *first. */
 static int children(pid_t *first)
 {
@@ -189,134 +162,111 @@ static void write_pipe_byte(int fd)
     ASSERT_EQ(write(fd, &c, 1), 1);
 }
 
+/* fork() with a pipe up (child to parent) and, if @down is not NULL, one down (parent to
+ * child). Each process closes the ends that are not its own (the child keeps up[1] and
+ * down[0], the parent up[0] and down[1]), so a read sees end-of-file once the other side
+ * is gone. Returns fork()'s value. */
+static pid_t fork_piped(int up[2], int down[2])
+{
+    ASSERT_EQ(pipe(up), 0);
+    if (down)
+        ASSERT_EQ(pipe(down), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    close(up[pid == 0 ? 0 : 1]);
+    if (down)
+        close(down[pid == 0 ? 1 : 0]);
+    return pid;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
-/* What every task here receives: a ref, a range of uint64_t words and a few parameters. */
+/* What every task here receives: a ref, a range of uint64_t words, a few parameters and
+ * what to do with them. */
+enum job_op {
+    JOB_SUM,      /* result: the sum of words [lo, hi) */
+    JOB_FILL,     /* write seed + i into words [lo, hi); result 0 */
+    JOB_WHERE,    /* result: the mapping's address and the pid of the process holding it */
+    JOB_WAIT_SUM, /* word 1 := 1 (mapped), wait for word 0 != 0 (at most 10 s), then sum */
+    JOB_CRASH,    /* write seed into word lo, then die of SIGSEGV (process backend only) */
+};
+
 struct job {
     exec_shm_ref_t ref;
     uint64_t lo, hi;
     uint64_t seed;
     unsigned flags; /* for exec_shm_map() */
-    int pad;
+    int op;         /* enum job_op */
 };
 
 /* Task errors: 200 + -EXEC_E* for a failed exec_shm_map(), 190.. for bad input. */
 #define MAP_FAIL(r) (200 - (r))
 
-static int load_job(const void *arg, size_t n, struct job *j, void **p, size_t *size)
+static uint64_t sum_words(const uint64_t *v, uint64_t lo, uint64_t hi)
 {
-    if (n != sizeof *j)
+    uint64_t s = 0;
+    for (uint64_t i = lo; i < hi; i++)
+        s += v[i];
+    return s;
+}
+
+/* The one task of this file: map the job's buffer, then do its op. */
+static int task_job(const void *arg, size_t n, void *out, size_t cap, size_t *out_size)
+{
+    struct job j;
+    if (n != sizeof j)
         return 190;
-    memcpy(j, arg, sizeof *j);
-    int r = exec_shm_map(&j->ref, j->flags, p, size);
+    memcpy(&j, arg, sizeof j);
+    void *p;
+    size_t size;
+    int r = exec_shm_map(&j.ref, j.flags, &p, &size);
     if (r != 0)
         return MAP_FAIL(r);
-    if (*size != j->ref.size || j->hi * sizeof(uint64_t) > *size)
+    if (size != j.ref.size || j.hi * sizeof(uint64_t) > size)
         return 191;
-    return 0;
-}
-
-static int put_u64(void *out, size_t cap, size_t *out_size, uint64_t v)
-{
-    if (cap < sizeof v)
-        return 192;
-    memcpy(out, &v, sizeof v);
-    *out_size = sizeof v;
-    return 0;
-}
-
-/* Sum of words [lo, hi). */
-static int task_sum(const void *arg, size_t n, void *out, size_t cap, size_t *out_size)
-{
-    struct job j;
-    void *p;
-    size_t size;
-    int r = load_job(arg, n, &j, &p, &size);
-    if (r)
-        return r;
-    const uint64_t *v = p;
-    uint64_t s = 0;
-    for (uint64_t i = j.lo; i < j.hi; i++)
-        s += v[i];
-    return put_u64(out, cap, out_size, s);
-}
-
-/* Write seed + i into words [lo, hi). */
-static int task_fill(const void *arg, size_t n, void *out, size_t cap, size_t *out_size)
-{
-    struct job j;
-    void *p;
-    size_t size;
-    int r = load_job(arg, n, &j, &p, &size);
-    if (r)
-        return r;
     uint64_t *v = p;
-    for (uint64_t i = j.lo; i < j.hi; i++)
-        v[i] = j.seed + i;
-    return put_u64(out, cap, out_size, 0);
-}
-
-/* The mapping's address and the process that holds it. */
-static int task_where(const void *arg, size_t n, void *out, size_t cap, size_t *out_size)
-{
-    struct job j;
-    void *p;
-    size_t size;
-    int r = load_job(arg, n, &j, &p, &size);
-    if (r)
-        return r;
-    uint64_t v[2] = {(uint64_t)(uintptr_t)p, (uint64_t)getpid()};
-    if (cap < sizeof v)
-        return 192;
-    memcpy(out, v, sizeof v);
-    *out_size = sizeof v;
-    return 0;
-}
-
-/* Word 1 := 1 (mapped), wait for word 0 != 0 (at most 10 s), then sum words [lo, hi). */
-static int task_wait_sum(const void *arg, size_t n, void *out, size_t cap, size_t *out_size)
-{
-    struct job j;
-    void *p;
-    size_t size;
-    int r = load_job(arg, n, &j, &p, &size);
-    if (r)
-        return r;
-    uint64_t *v = p;
-    __atomic_store_n(&v[1], 1, __ATOMIC_RELEASE);
-    uint64_t t0 = test_now_ms();
-    while (__atomic_load_n(&v[0], __ATOMIC_ACQUIRE) == 0) {
-        if (test_now_ms() - t0 > 10000)
-            return 193;
-        test_sleep_ms(1);
+    switch (j.op) {
+    case JOB_SUM:
+        return task_put_i64(out, cap, out_size, (int64_t)sum_words(v, j.lo, j.hi));
+    case JOB_FILL:
+        for (uint64_t i = j.lo; i < j.hi; i++)
+            v[i] = j.seed + i;
+        return task_put_i64(out, cap, out_size, 0);
+    case JOB_WHERE: {
+        uint64_t w[2] = {(uint64_t)(uintptr_t)p, (uint64_t)getpid()};
+        if (cap < sizeof w)
+            return 192;
+        memcpy(out, w, sizeof w);
+        *out_size = sizeof w;
+        return 0;
     }
-    uint64_t s = 0;
-    for (uint64_t i = j.lo; i < j.hi; i++)
-        s += v[i];
-    return put_u64(out, cap, out_size, s);
+    case JOB_WAIT_SUM: {
+        __atomic_store_n(&v[1], 1, __ATOMIC_RELEASE);
+        uint64_t t0 = test_now_ms();
+        while (__atomic_load_n(&v[0], __ATOMIC_ACQUIRE) == 0) {
+            if (test_now_ms() - t0 > 10000)
+                return 193;
+            test_sleep_ms(1);
+        }
+        return task_put_i64(out, cap, out_size, (int64_t)sum_words(v, j.lo, j.hi));
+    }
+    case JOB_CRASH:
+        v[j.lo] = j.seed;
+        raise(SIGSEGV);
+        return 194;
+    }
+    return 195;
 }
 
-/* Map, write seed into word lo, then die of SIGSEGV (process backend only). */
-static int task_crash(const void *arg, size_t n, void *out, size_t cap, size_t *out_size)
+/* Submit @j with @op; returns its future. */
+static exec_future_t *submit_job(exec_t *ex, int op, const struct job *j)
 {
-    struct job j;
-    void *p;
-    size_t size;
-    (void)out, (void)cap, (void)out_size;
-    int r = load_job(arg, n, &j, &p, &size);
-    if (r)
-        return r;
-    ((uint64_t *)p)[j.lo] = j.seed;
-    raise(SIGSEGV);
-    return 194;
-}
-
-static exec_future_t *submit_job(exec_t *ex, exec_task_fn *fn, const struct job *j)
-{
+    struct job c = *j;
+    c.op = op;
     exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit(ex, fn, j, sizeof *j, &f));
+    ASSERT_OK(exec_submit(ex, task_job, &c, sizeof c, &f));
     return f;
 }
 
@@ -340,9 +290,9 @@ static uint64_t result_u64(exec_future_t *f)
     return v;
 }
 
-static uint64_t run_job(exec_t *ex, exec_task_fn *fn, const struct job *j)
+static uint64_t run_job(exec_t *ex, int op, const struct job *j)
 {
-    return result_u64(submit_job(ex, fn, j));
+    return result_u64(submit_job(ex, op, j));
 }
 
 static void job_for(struct job *j, const exec_shm_t *s, uint64_t lo, uint64_t hi, uint64_t seed,
@@ -354,16 +304,6 @@ static void job_for(struct job *j, const exec_shm_t *s, uint64_t lo, uint64_t hi
     j->hi = hi;
     j->seed = seed;
     j->flags = flags;
-}
-
-static exec_t *make_exec(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    return ex;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -694,7 +634,7 @@ TEST(shm_rdonly_attach_segv)
         p[0] = 'X';           /* writing faults */
         _exit(0);
     }
-    expect_end(pid, SIGSEGV);
+    EXPECT_CHILD_END(pid, SIGSEGV, 10000);
     ASSERT_STR_EQ((char *)exec_shm_ptr(s), "ro");
     ASSERT_TRUE(shm_exists(name)); /* the attacher's death removed nothing */
     ASSERT_OK(exec_shm_close(s));
@@ -722,7 +662,7 @@ TEST(shm_rdonly_map_segv)
         *(volatile char *)ro = 'X';
         _exit(0);
     }
-    expect_end(pid, SIGSEGV);
+    EXPECT_CHILD_END(pid, SIGSEGV, 10000);
     ASSERT_STR_EQ((char *)exec_shm_ptr(s), "ro");
     int maps = count_maps();
     ASSERT_OK(exec_shm_close(s)); /* also drops the read-only mapping made for its ref */
@@ -735,59 +675,67 @@ TEST(shm_rdonly_map_segv)
 
 #define WORDS 200000u /* 1.6 MB */
 
+/* A new buffer of WORDS words (@flags for exec_shm_create()), filled by fill(@seed). */
+static exec_shm_t *filled(unsigned flags, uint64_t seed)
+{
+    exec_shm_t *s = NULL;
+    ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, flags));
+    fill(exec_shm_ptr(s), WORDS, seed);
+    return s;
+}
+
+/* Submit @op on each quarter of the WORDS words of @s, into fs[0..3]. */
+static void submit_quarters(exec_t *ex, const exec_shm_t *s, int op, uint64_t seed,
+                            unsigned flags, exec_future_t *fs[4])
+{
+    struct job j;
+    for (int k = 0; k < 4; k++) {
+        job_for(&j, s, WORDS / 4 * (uint64_t)k, WORDS / 4 * (uint64_t)(k + 1), seed, flags);
+        fs[k] = submit_job(ex, op, &j);
+    }
+}
+
 /* Sum a buffer in 4 slices through tasks and compare with the expected total. */
 static void sum_through_tasks(exec_t *ex, const exec_shm_t *s, uint64_t seed, unsigned flags)
 {
     exec_future_t *fs[4];
-    struct job j;
-    for (int k = 0; k < 4; k++) {
-        job_for(&j, s, WORDS / 4 * (uint64_t)k, WORDS / 4 * (uint64_t)(k + 1), 0, flags);
-        fs[k] = submit_job(ex, task_sum, &j);
-    }
+    submit_quarters(ex, s, JOB_SUM, 0, flags, fs);
     uint64_t total = 0;
     for (int k = 0; k < 4; k++)
         total += result_u64(fs[k]);
     ASSERT_EQ(total, expected_sum(seed, 0, WORDS));
 }
 
-TEST(shm_ref_named_in_task)
+/* A buffer made after the pool (a real mapping), filled with @seed, summed through tasks
+ * read-write and read-only; then the parent refills it with @seed2 and the workers see it
+ * (same pages, not copies). */
+static void ref_in_task(unsigned create_flags, uint64_t seed, uint64_t seed2)
 {
-    exec_t *ex = make_exec(2);
-    exec_shm_t *s = NULL;
-    ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, 0)); /* after the pool: real mapping */
-    fill(exec_shm_ptr(s), WORDS, 11);
-    sum_through_tasks(ex, s, 11, 0);
-    sum_through_tasks(ex, s, 11, EXEC_SHM_RDONLY);
-    /* The parent changes the data: the workers see it (same pages, not copies). */
-    fill(exec_shm_ptr(s), WORDS, 5000);
-    sum_through_tasks(ex, s, 5000, 0);
+    exec_t *ex = make_workers(2);
+    exec_shm_t *s = filled(create_flags, seed);
+    sum_through_tasks(ex, s, seed, 0);
+    sum_through_tasks(ex, s, seed, EXEC_SHM_RDONLY);
+    fill(exec_shm_ptr(s), WORDS, seed2);
+    sum_through_tasks(ex, s, seed2, 0);
     ASSERT_OK(exec_destroy(ex));
     ASSERT_OK(exec_shm_close(s));
 }
 
+TEST(shm_ref_named_in_task)
+{
+    ref_in_task(0, 11, 5000);
+}
+
 TEST(shm_ref_anonymous_in_task)
 {
-    exec_t *ex = make_exec(2);
-    exec_shm_t *s = NULL;
-    ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, EXEC_SHM_ANONYMOUS));
-    fill(exec_shm_ptr(s), WORDS, 3);
-    sum_through_tasks(ex, s, 3, 0);
-    sum_through_tasks(ex, s, 3, EXEC_SHM_RDONLY);
-    fill(exec_shm_ptr(s), WORDS, 77);
-    sum_through_tasks(ex, s, 77, 0);
-    ASSERT_OK(exec_destroy(ex));
-    ASSERT_OK(exec_shm_close(s));
+    ref_in_task(EXEC_SHM_ANONYMOUS, 3, 77);
 }
 
 TEST(shm_buffer_before_executor)
 {
     /* Made before the pool: process workers inherit its mapping (and the table) at fork. */
-    exec_shm_t *n = NULL, *a = NULL;
-    ASSERT_OK(exec_shm_create(&n, NULL, WORDS * 8, 0));
-    ASSERT_OK(exec_shm_create(&a, NULL, WORDS * 8, EXEC_SHM_ANONYMOUS));
-    fill(exec_shm_ptr(n), WORDS, 8);
-    fill(exec_shm_ptr(a), WORDS, 9);
-    exec_t *ex = make_exec(2);
+    exec_shm_t *n = filled(0, 8), *a = filled(EXEC_SHM_ANONYMOUS, 9);
+    exec_t *ex = make_workers(2);
     sum_through_tasks(ex, n, 8, 0);
     sum_through_tasks(ex, a, 9, 0);
     sum_through_tasks(ex, a, 9, EXEC_SHM_RDONLY);
@@ -798,16 +746,11 @@ TEST(shm_buffer_before_executor)
 
 TEST(shm_task_writes_parent_reads)
 {
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     for (int anon = 0; anon < 2; anon++) {
-        exec_shm_t *s = NULL;
-        ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, anon ? EXEC_SHM_ANONYMOUS : 0));
+        exec_shm_t *s = filled(anon ? EXEC_SHM_ANONYMOUS : 0, 0); /* not yet 1000 + i */
         exec_future_t *fs[4];
-        struct job j;
-        for (int k = 0; k < 4; k++) {
-            job_for(&j, s, WORDS / 4 * (uint64_t)k, WORDS / 4 * (uint64_t)(k + 1), 1000, 0);
-            fs[k] = submit_job(ex, task_fill, &j);
-        }
+        submit_quarters(ex, s, JOB_FILL, 1000, 0, fs);
         for (int k = 0; k < 4; k++)
             ASSERT_EQ(result_u64(fs[k]), 0);
         const uint64_t *v = exec_shm_ptr(s);
@@ -823,7 +766,7 @@ TEST(shm_task_writes_parent_reads)
 
 TEST(shm_map_cached_per_worker)
 {
-    exec_t *ex = make_exec(1);
+    exec_t *ex = make_workers(1);
     for (int anon = 0; anon < 2; anon++) {
         exec_shm_t *s = NULL;
         ASSERT_OK(exec_shm_create(&s, NULL, 4096, anon ? EXEC_SHM_ANONYMOUS : 0));
@@ -831,7 +774,7 @@ TEST(shm_map_cached_per_worker)
         job_for(&j, s, 0, 1, 0, 0);
         uint64_t first[2] = {0, 0};
         for (int k = 0; k < 20; k++) {
-            exec_future_t *f = submit_job(ex, task_where, &j);
+            exec_future_t *f = submit_job(ex, JOB_WHERE, &j);
             ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
             const void *r = NULL;
             size_t size = 0;
@@ -858,18 +801,16 @@ TEST(shm_map_cached_per_worker)
 
 TEST(shm_unlink_while_task_maps)
 {
-    exec_t *ex = make_exec(1);
-    exec_shm_t *s = NULL;
-    ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, 0));
+    exec_t *ex = make_workers(1);
+    exec_shm_t *s = filled(0, 40);
     char name[NAME_CAP];
     snprintf(name, sizeof name, "%s", exec_shm_name(s));
     uint64_t *v = exec_shm_ptr(s);
-    fill(v, WORDS, 40);
     v[0] = 0; /* go flag */
     v[1] = 0; /* mapped flag */
     struct job j;
     job_for(&j, s, 2, WORDS, 0, 0);
-    exec_future_t *f = submit_job(ex, task_wait_sum, &j);
+    exec_future_t *f = submit_job(ex, JOB_WAIT_SUM, &j);
     uint64_t t0 = test_now_ms();
     while (__atomic_load_n(&v[1], __ATOMIC_ACQUIRE) == 0) {
         ASSERT_LT(test_now_ms() - t0, 10000);
@@ -887,7 +828,7 @@ TEST(shm_unlink_while_task_maps)
     job_for(&j, s, 2, WORDS, 0, 0);
     v[0] = 1;
     if (test_backend == EXEC_BACKEND_THREADS)
-        ASSERT_EQ(run_job(ex, task_sum, &j), expected_sum(40, 2, WORDS));
+        ASSERT_EQ(run_job(ex, JOB_SUM, &j), expected_sum(40, 2, WORDS));
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
@@ -898,20 +839,18 @@ TEST(shm_unlink_while_task_maps)
         ASSERT_ERR(exec_shm_map(&ref, 0, &p, &size), EXEC_ESYS);
         _exit(0);
     }
-    expect_end(pid, 0);
+    EXPECT_CHILD_END(pid, 0, 10000);
     ASSERT_OK(exec_destroy(ex));
     ASSERT_OK(exec_shm_close(s));
 }
 
 TEST(shm_worker_crash_holding_mapping)
 {
-    exec_t *ex = make_exec(1);
-    exec_shm_t *s = NULL;
-    ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, 0));
-    fill(exec_shm_ptr(s), WORDS, 0);
+    exec_t *ex = make_workers(1);
+    exec_shm_t *s = filled(0, 0);
     struct job j;
     job_for(&j, s, 0, 1, 999, 0);
-    exec_future_t *f = submit_job(ex, task_crash, &j);
+    exec_future_t *f = submit_job(ex, JOB_CRASH, &j);
     ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
     ASSERT_ERR(exec_future_result(f, NULL, NULL), EXEC_ECRASHED);
     exec_fault_t fault;
@@ -923,9 +862,8 @@ TEST(shm_worker_crash_holding_mapping)
     ASSERT_TRUE(shm_exists(exec_shm_name(s)));
     ASSERT_EQ(((uint64_t *)exec_shm_ptr(s))[0], 999);
     job_for(&j, s, 1, WORDS, 0, 0);
-    ASSERT_EQ(run_job(ex, task_sum, &j), expected_sum(0, 1, WORDS));
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    ASSERT_EQ(run_job(ex, JOB_SUM, &j), expected_sum(0, 1, WORDS));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.crashed, 1);
     ASSERT_OK(exec_destroy(ex));
     ASSERT_OK(exec_shm_close(s));
@@ -937,11 +875,7 @@ TEST(shm_worker_crash_holding_mapping)
 
 TEST(shm_fork_child_maps_ref)
 {
-    exec_shm_t *n = NULL, *a = NULL;
-    ASSERT_OK(exec_shm_create(&n, NULL, WORDS * 8, 0));
-    ASSERT_OK(exec_shm_create(&a, NULL, WORDS * 8, EXEC_SHM_ANONYMOUS));
-    fill(exec_shm_ptr(n), WORDS, 1);
-    fill(exec_shm_ptr(a), WORDS, 2);
+    exec_shm_t *n = filled(0, 1), *a = filled(EXEC_SHM_ANONYMOUS, 2);
     exec_shm_ref_t rn, ra;
     ASSERT_OK(exec_shm_ref(n, &rn));
     ASSERT_OK(exec_shm_ref(a, &ra));
@@ -968,7 +902,7 @@ TEST(shm_fork_child_maps_ref)
         }
         _exit(0);
     }
-    expect_end(pid, 0);
+    EXPECT_CHILD_END(pid, 0, 10000);
     ASSERT_EQ(((uint64_t *)exec_shm_ptr(n))[0], 4242);
     ASSERT_EQ(((uint64_t *)exec_shm_ptr(a))[0], 4243);
     ASSERT_TRUE(shm_exists(exec_shm_name(n))); /* the child's close removed nothing */
@@ -978,9 +912,7 @@ TEST(shm_fork_child_maps_ref)
 
 TEST(shm_fork_child_crash_holding_mapping)
 {
-    exec_shm_t *s = NULL;
-    ASSERT_OK(exec_shm_create(&s, NULL, WORDS * 8, 0));
-    fill(exec_shm_ptr(s), WORDS, 0);
+    exec_shm_t *s = filled(0, 0);
     exec_shm_ref_t ref;
     ASSERT_OK(exec_shm_ref(s, &ref));
     for (int round = 0; round < 2; round++) {
@@ -996,7 +928,7 @@ TEST(shm_fork_child_crash_holding_mapping)
             raise(SIGSEGV);
             _exit(0);
         }
-        expect_end(pid, SIGSEGV);
+        EXPECT_CHILD_END(pid, SIGSEGV, 10000);
     }
     const uint64_t *v = exec_shm_ptr(s);
     ASSERT_EQ(v[0], 777);
@@ -1018,13 +950,8 @@ TEST(shm_trim_drops_unlinked)
     ASSERT_OK(exec_shm_ref(a, &refs[1]));
     ASSERT_OK(exec_shm_ref(k, &refs[2]));
     int to_child[2], to_parent[2];
-    ASSERT_EQ(pipe(to_child), 0);
-    ASSERT_EQ(pipe(to_parent), 0);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
+    pid_t pid = fork_piped(to_parent, to_child);
     if (pid == 0) {
-        close(to_child[1]);
-        close(to_parent[0]);
         exec_shm_close(n);
         exec_shm_close(a);
         exec_shm_close(k);
@@ -1046,13 +973,11 @@ TEST(shm_trim_drops_unlinked)
         ASSERT_ERR(exec_shm_map(&refs[1], 0, &again, &size), EXEC_ESYS);
         _exit(0);
     }
-    close(to_child[0]);
-    close(to_parent[1]);
     read_pipe_byte(to_parent[0]); /* fails at once (EOF) if the child failed */
     ASSERT_OK(exec_shm_unlink(n));
     ASSERT_OK(exec_shm_close(a));
     write_pipe_byte(to_child[1]);
-    expect_end(pid, 0);
+    EXPECT_CHILD_END(pid, 0, 10000);
     close(to_child[1]);
     close(to_parent[0]);
     ASSERT_OK(exec_shm_close(n));
@@ -1117,7 +1042,7 @@ TEST(shm_map_bad_refs)
     ASSERT_GE(dead, 0);
     if (dead == 0)
         _exit(0);
-    expect_end(dead, 0);
+    EXPECT_CHILD_END(dead, 0, 10000);
     r = anon;
     r.id ^= 0x5555;
     r.owner_pid = dead;
@@ -1237,7 +1162,7 @@ static void sigkill_test(bool grandkids)
     if (grandkids) /* the case that matters: the _Fork() child holds the guardian socket */
         ASSERT_GE(count_links(kids[1], "socket:"), 1);
     ASSERT_EQ(kill(pid, SIGKILL), 0);
-    expect_end(pid, SIGKILL);
+    EXPECT_CHILD_END(pid, SIGKILL, 10000);
     long ms = wait_gone(names, 3, 1000);
     for (int i = 0; i < 2; i++)
         if (kids[i] > 0)
@@ -1276,7 +1201,7 @@ TEST(shm_exit_and_exec_clean_persistent_stays)
             execl("/bin/true", "true", (char *)NULL); /* the image goes, the pid stays */
             _exit(127);
         }
-        expect_end(pid, 0);
+        EXPECT_CHILD_END(pid, 0, 10000);
         if (wait_gone(&names[how], 1, 1000) < 0)
             TEST_FAIL("%s still in /dev/shm 1 s after its creator %s", names[how],
                       how ? "called execve" : "exited");
@@ -1298,11 +1223,8 @@ TEST(shm_attacher_never_unlinks)
     ASSERT_OK(exec_shm_create(&s, name, 4096, 0));
     for (int how = 0; how < 4; how++) {
         int p[2];
-        ASSERT_EQ(pipe(p), 0);
-        pid_t pid = fork();
-        ASSERT_GE(pid, 0);
+        pid_t pid = fork_piped(p, NULL);
         if (pid == 0) {
-            close(p[0]);
             exec_shm_t *a = NULL;
             switch (how) {
             case 0: /* attach, write, close, exit */
@@ -1326,14 +1248,13 @@ TEST(shm_attacher_never_unlinks)
                 _exit(0);
             }
         }
-        close(p[1]);
         read_pipe_byte(p[0]);
         close(p[0]);
         if (how == 1) {
             kill(pid, SIGKILL);
-            expect_end(pid, SIGKILL);
+            EXPECT_CHILD_END(pid, SIGKILL, 10000);
         } else {
-            expect_end(pid, 0);
+            EXPECT_CHILD_END(pid, 0, 10000);
         }
         test_sleep_ms(50); /* time for anything that would wrongly remove it */
         if (!shm_exists(name))
@@ -1457,11 +1378,8 @@ TEST(shm_guardian_replaced_after_kill)
     char n0[NAME_CAP], n1[NAME_CAP];
     const char *names[2] = {tname(n0, "r0"), tname(n1, "r1")};
     int p[2];
-    ASSERT_EQ(pipe(p), 0);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
+    pid_t pid = fork_piped(p, NULL);
     if (pid == 0) {
-        close(p[0]);
         exec_shm_t *s0 = NULL, *s1 = NULL;
         ASSERT_OK(exec_shm_create(&s0, names[0], 4096, 0));
         pid_t g = 0;
@@ -1484,13 +1402,12 @@ TEST(shm_guardian_replaced_after_kill)
         for (;;)
             pause();
     }
-    close(p[1]);
     read_pipe_byte(p[0]);
     close(p[0]);
     ASSERT_TRUE(shm_exists(names[0]));
     ASSERT_TRUE(shm_exists(names[1]));
     kill(pid, SIGKILL);
-    expect_end(pid, SIGKILL);
+    EXPECT_CHILD_END(pid, SIGKILL, 10000);
     if (wait_gone(names, 2, 1000) < 0)
         TEST_FAIL("names left 1 s after the creator died (replaced guardian)");
 }
@@ -1502,13 +1419,8 @@ TEST(shm_guardian_spares_recreated_names)
     char na[NAME_CAP], nb[NAME_CAP], nc[NAME_CAP];
     const char *names[3] = {tname(na, "sa"), tname(nb, "sb"), tname(nc, "sc")};
     int p[2], q[2];
-    ASSERT_EQ(pipe(p), 0);
-    ASSERT_EQ(pipe(q), 0);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
+    pid_t pid = fork_piped(p, q);
     if (pid == 0) {
-        close(p[0]);
-        close(q[1]);
         exec_shm_t *s[3];
         for (int i = 0; i < 3; i++)
             ASSERT_OK(exec_shm_create(&s[i], names[i], 4096, 0));
@@ -1518,8 +1430,6 @@ TEST(shm_guardian_spares_recreated_names)
         for (;;)
             pause();
     }
-    close(p[1]);
-    close(q[0]);
     read_pipe_byte(p[0]);
     /* A stranger makes a new a, and replaces b. */
     int fa = shm_open(names[0], O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -1531,7 +1441,7 @@ TEST(shm_guardian_spares_recreated_names)
     close(fb);
     write_pipe_byte(q[1]);
     ASSERT_EQ(kill(pid, SIGKILL), 0);
-    expect_end(pid, SIGKILL);
+    EXPECT_CHILD_END(pid, SIGKILL, 10000);
     if (wait_gone(&names[2], 1, 1000) < 0) /* c: still the creator's, removed */
         TEST_FAIL("%s left after its creator died", names[2]);
     test_sleep_ms(100); /* the guardian has handled every name by now */
@@ -1593,7 +1503,7 @@ TEST(shm_threads_and_fork)
             ASSERT_EQ(children(NULL), 0); /* its own guardian came and went */
             _exit(0);
         }
-        expect_end(pid, 0);
+        EXPECT_CHILD_END(pid, 0, 10000);
     }
     atomic_store(&churn_stop, true);
     for (int i = 0; i < 3; i++)

@@ -13,16 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-
-static exec_t *make(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    return ex;
-}
+#include "tasks.h"
 
 /* Items count their runs here (shared with worker processes). */
 static _Atomic uint64_t *runs;
@@ -58,7 +49,8 @@ struct st {
     int fail_with;          /* producer: return this at index fail_at */
     uint64_t fail_at;
     uint64_t stop_at;       /* consumer: ask to stop here */
-    exec_t *shutdown_ex;    /* consumer: cancelling shutdown at stop_at instead */
+    bool shutdown;          /* consumer: a cancelling shutdown of ex at stop_at instead */
+    exec_t *ex;
     uint64_t consumed, next_index, bad;
     uint64_t *seen;         /* unordered: deliveries per index (or NULL) */
     int statuses[4];        /* counts: ok, task failure (9), crashed, cancelled */
@@ -126,8 +118,8 @@ static int consume_one(size_t index, int status, const void *result, void *ud)
         s->bad++;
     }
     if (index == s->stop_at) {
-        if (s->shutdown_ex)
-            return exec_shutdown(s->shutdown_ex, EXEC_SHUTDOWN_CANCEL | EXEC_SHUTDOWN_NOWAIT);
+        if (s->shutdown)
+            return exec_shutdown(s->ex, EXEC_SHUTDOWN_CANCEL | EXEC_SHUTDOWN_NOWAIT);
         return 1;
     }
     return 0;
@@ -151,10 +143,21 @@ static int run(exec_t *ex, struct st *s, size_t window, unsigned flags, exec_str
                            o);
 }
 
+/* Run @s through a window of 1024 on 2 workers: the map returns @want and every result the
+ * consumer saw was right. */
+static void expect_run(struct st *s, exec_stream_opts_t *o, int want)
+{
+    exec_t *ex = make_workers(2);
+    s->ex = ex;
+    ASSERT_ERR(run(ex, s, 1024, 0, o), want);
+    ASSERT_EQ(s->bad, 0);
+    ASSERT_OK(exec_destroy(ex));
+}
+
 /* In input order, every item once, task failures reported per item, the summary right. */
 TEST(stream_in_order)
 {
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     struct st s = fresh(100000);
     exec_stream_opts_t o;
     ASSERT_ERR(run(ex, &s, 1000, 0, &o), EXEC_ETASK);
@@ -173,7 +176,7 @@ TEST(stream_in_order)
 /* Completion order: every item delivered exactly once, with its own result. */
 TEST(stream_unordered)
 {
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     struct st s = fresh(50000);
     s.seen = calloc(50000, sizeof *s.seen);
     ASSERT_NOT_NULL(s.seen);
@@ -227,7 +230,7 @@ static int produce_rss(void *items, size_t max, size_t size, size_t *count, void
  * (a bound, measured every million items from the first million on). */
 TEST(stream_memory_flat)
 {
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     uint64_t n = 100000000 / (uint64_t)test_timeout_scale();
     struct rss r;
     memset(&r, 0, sizeof r);
@@ -251,16 +254,13 @@ TEST(stream_memory_flat)
  * order, and its code comes back. */
 TEST(stream_producer_fails)
 {
-    exec_t *ex = make(2);
     struct st s = fresh(100000);
     s.fail_at = 5000;
     s.fail_with = EXEC_ESYS;
     exec_stream_opts_t o;
-    ASSERT_ERR(run(ex, &s, 1024, 0, &o), EXEC_ESYS);
-    ASSERT_EQ(s.bad, 0);
+    expect_run(&s, &o, EXEC_ESYS);
     ASSERT_EQ(s.consumed, 5000);
     ASSERT_EQ(o.items, 5000);
-    ASSERT_OK(exec_destroy(ex));
 }
 
 /* A consumer that asks to stop: nothing more is delivered, what had not started never runs
@@ -268,16 +268,13 @@ TEST(stream_producer_fails)
 TEST(stream_consumer_stops)
 {
     runs_map();
-    exec_t *ex = make(2);
     struct st s = fresh(1000000);
     s.stop_at = 3000;
     exec_stream_opts_t o;
-    ASSERT_ERR(run(ex, &s, 1024, 0, &o), EXEC_ECANCELLED);
-    ASSERT_EQ(s.bad, 0);
+    expect_run(&s, &o, EXEC_ECANCELLED);
     ASSERT_EQ(s.consumed, 3001); /* the batch with item 3000 was the last one delivered */
     ASSERT_LE(o.items, 3001 + 1024 + 1024);
     ASSERT_LE(atomic_load(runs), o.items);
-    ASSERT_OK(exec_destroy(ex));
     munmap((void *)runs, 4096);
     runs = NULL;
 }
@@ -286,24 +283,21 @@ TEST(stream_consumer_stops)
  * EXEC_ECANCELLED, production stops, EXEC_ECANCELLED. */
 TEST(stream_shutdown_cancel)
 {
-    exec_t *ex = make(2);
     struct st s = fresh(1000000);
     s.stop_at = 2000;
-    s.shutdown_ex = ex;
+    s.shutdown = true;
     exec_stream_opts_t o;
-    ASSERT_ERR(run(ex, &s, 1024, 0, &o), EXEC_ECANCELLED);
-    ASSERT_EQ(s.bad, 0);
+    expect_run(&s, &o, EXEC_ECANCELLED);
     ASSERT_EQ(s.consumed, o.items);
     ASSERT_LE(o.items, 2001 + 1024 + 1024);
     ASSERT_EQ((uint64_t)s.statuses[0] + s.statuses[1] + s.statuses[3], o.items);
-    ASSERT_OK(exec_destroy(ex));
 }
 
 /* A worker dying in the middle of the stream fails that item only; the rest keep their
  * results, in order. */
 TEST(process_stream_crash)
 {
-    exec_t *ex = make(2);
+    exec_t *ex = make_workers(2);
     struct st s = fresh(20000);
     s.crash_at = 12345;
     exec_stream_opts_t o;
@@ -325,7 +319,7 @@ static int never_produce(void *items, size_t max, size_t size, size_t *count, vo
 /* Bad input: a code, and no callback runs. */
 TEST(stream_bad_input)
 {
-    exec_t *ex = make(1);
+    exec_t *ex = make_workers(1);
     struct st s = fresh(10);
     exec_stream_opts_t o = {0};
     ASSERT_ERR(exec_map_stream(NULL, triple, 8, 8, never_produce, consume, &s, NULL),

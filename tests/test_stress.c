@@ -5,6 +5,7 @@
  * backends: tasks only see their argument bytes, and callbacks run in this process on both.
  */
 #include "harness.h"
+#include "tasks.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -16,42 +17,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-
-static exec_t *make_exec(int workers)
-{
-    exec_config_t cfg;
-    test_config(&cfg);
-    if (workers)
-        cfg.workers = workers;
-    exec_t *ex = NULL;
-    ASSERT_OK(exec_create(&ex, &cfg));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-/* int64 x -> x*2+1. */
-static int twice_plus_one(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                          size_t *out_size)
-{
-    int64_t x;
-    if (arg_size != sizeof x || out_cap < sizeof x)
-        return 99;
-    memcpy(&x, arg, sizeof x);
-    x = x * 2 + 1;
-    memcpy(out, &x, sizeof x);
-    *out_size = sizeof x;
-    return 0;
-}
-
-static int noop(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size)
-{
-    (void)arg;
-    (void)arg_size;
-    (void)out;
-    (void)out_cap;
-    (void)out_size;
-    return 0;
-}
 
 /* 0 when @f finished with the int64 result @want, else a code saying what went wrong. */
 static int check_i64(exec_future_t *f, int64_t want)
@@ -107,7 +72,7 @@ static void *produce(void *arg)
             int64_t x = p->base + (int64_t)(i - WINDOW);
             int e = exec_future_wait(fs[slot], EXEC_WAIT_FOREVER);
             if (e == 0)
-                e = check_i64(fs[slot], x * 2 + 1);
+                e = check_i64(fs[slot], x * 3 + 1);
             if (e != 0)
                 producer_fail(p, e, x);
             p->done++;
@@ -116,7 +81,7 @@ static void *produce(void *arg)
         }
         if (i < PER_THREAD) {
             int64_t x = p->base + (int64_t)i;
-            int e = exec_submit(p->ex, twice_plus_one, &x, sizeof x, &fs[slot]);
+            int e = exec_submit(p->ex, task_triple_submit, &x, sizeof x, &fs[slot]);
             if (e != 0) {
                 producer_fail(p, e, x);
                 fs[slot] = NULL;
@@ -130,7 +95,7 @@ static void *produce(void *arg)
 /* 1,000,000 tasks from four threads, every result checked, futures released as we go. */
 TEST(stress_million_tasks)
 {
-    exec_t *ex = make_exec(0);
+    exec_t *ex = make_workers(0);
     struct producer p[MILLION_THREADS];
     pthread_t t[MILLION_THREADS];
     for (int i = 0; i < MILLION_THREADS; i++) {
@@ -144,8 +109,7 @@ TEST(stress_million_tasks)
                       p[i].first_err, exec_errname(p[i].first_err), (long long)p[i].first_at);
         ASSERT_EQ(p[i].done, PER_THREAD);
     }
-    exec_stats_t st;
-    ASSERT_OK(exec_stats(ex, &st));
+    exec_stats_t st = stats_of(ex);
     ASSERT_EQ(st.submitted, (uint64_t)MILLION_THREADS * PER_THREAD);
     ASSERT_EQ(st.queued, 0);
     ASSERT_OK(exec_destroy(ex));
@@ -159,12 +123,12 @@ TEST(stress_million_tasks)
  * terminal state the cancel's return promised, and the counters add up. */
 TEST(stress_cancel_race)
 {
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     enum { N = 100000 };
     uint64_t won = 0, lost = 0;
     for (int i = 0; i < N; i++) {
         exec_future_t *f;
-        ASSERT_OK(exec_submit(ex, noop, NULL, 0, &f));
+        ASSERT_OK(exec_submit(ex, task_noop, NULL, 0, &f));
         int c = exec_future_cancel(f, 0);
         ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
         int st = exec_future_state(f);
@@ -186,8 +150,7 @@ TEST(stress_cancel_race)
     }
     /* After a waiting shutdown nothing is in flight, so the counters must be exact. */
     ASSERT_OK(exec_shutdown(ex, 0));
-    exec_stats_t s;
-    ASSERT_OK(exec_stats(ex, &s));
+    exec_stats_t s = stats_of(ex);
     ASSERT_EQ(s.submitted, N);
     ASSERT_EQ(s.cancelled + s.completed, s.submitted);
     ASSERT_EQ(s.cancelled, won);
@@ -217,7 +180,7 @@ static void on_done_common(exec_future_t *f, size_t i)
     int st = exec_future_state(f);
     if (st != EXEC_STATE_DONE && st != EXEC_STATE_FAILED && st != EXEC_STATE_CANCELLED)
         atomic_fetch_add(&cbs.not_final, 1);
-    else if (check_i64(f, (int64_t)i * 2 + 1) != 0)
+    else if (check_i64(f, (int64_t)i * 3 + 1) != 0)
         atomic_fetch_add(&cbs.bad_result, 1);
     atomic_fetch_add(&cbs.total, 1);
 }
@@ -266,7 +229,7 @@ static void *add_b(void *arg)
  * sees the future terminal with its result, and they run in the order added. */
 TEST(stress_on_done_once)
 {
-    exec_t *ex = make_exec(2);
+    exec_t *ex = make_workers(2);
     cbs.calls_a = calloc(CB_TOTAL, sizeof *cbs.calls_a);
     cbs.calls_b = calloc(CB_TOTAL, sizeof *cbs.calls_b);
     exec_future_t **fs = calloc(CB_TOTAL, sizeof *fs);
@@ -286,7 +249,7 @@ TEST(stress_on_done_once)
         for (size_t k = 0; k < CB_ROUND; k++) {
             size_t i = first + k;
             int64_t x = (int64_t)i;
-            ASSERT_OK(exec_submit(ex, twice_plus_one, &x, sizeof x, &fs[i]));
+            ASSERT_OK(exec_submit(ex, task_triple_submit, &x, sizeof x, &fs[i]));
             ASSERT_OK(exec_future_on_done(fs[i], on_done_a, &cbs.calls_a[i]));
             atomic_store_explicit(&a.published, k + 1, memory_order_release);
         }

@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <glob.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "shell.h"
+#include "tasks.h"
 
 #if !defined(EXEC_SRC_DIR) || !defined(EXEC_BUILD_DIR) || !defined(EXEC_TEST_CC) ||           \
     !defined(EXEC_TEST_SANFLAGS)
@@ -33,84 +34,11 @@
 #define SHARED_REAL "libexecutor.so." STR(EXEC_VERSION_MAJOR) "." STR(EXEC_VERSION_MINOR)
 #define SONAME "libexecutor.so." STR(EXEC_VERSION_MAJOR)
 
-/* The outer make (when `make test` runs us) exports its own state; a make started here must
- * not inherit its jobserver or command-line variables. */
-static void clean_make_env(void)
-{
-    static const char *vars[] = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
-                                 "MAKE_TERMOUT", "MAKE_TERMERR", "GNUMAKEFLAGS"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
-}
-
-__attribute__((format(printf, 2, 3))) static char *fmt(char *buf, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(buf, 4096, f, ap);
-    va_end(ap);
-    if (n < 0 || n >= 4096)
-        TEST_FAIL("command or path too long");
-    return buf;
-}
-
-/* Runs @cmd with sh, its output appended to @log; returns its exit status (-1 if it did not
- * exit normally). */
-static int sh(const char *log, const char *cmd)
-{
-    char full[4608];
-    fmt(full, "( %s ) >>'%s' 2>&1", cmd, log);
-    fprintf(stderr, "# %s\n", cmd);
-    int st = system(full);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void dump_log(const char *log)
-{
-    char cmd[4096];
-    fprintf(stderr, "---- %s ----\n", log);
-    fflush(stderr);
-    if (system(fmt(cmd, "cat '%s' >&2", log)) != 0)
-        fprintf(stderr, "(cannot show it)\n");
-    fprintf(stderr, "---- end ----\n");
-}
-
-/* Runs @cmd and fails the test, showing the log, if it does not exit with 0. */
-#define SH_OK(log, cmd)                                                                    \
-    do {                                                                                   \
-        int sh_st_ = sh(log, cmd);                                                         \
-        if (sh_st_ != 0) {                                                                 \
-            dump_log(log);                                                                 \
-            TEST_FAIL("`%s`: exit status %d", cmd, sh_st_);                                \
-        }                                                                                  \
-    } while (0)
-
 static void make(const char *log, const char *args)
 {
     char cmd[4096];
     fmt(cmd, "make -C '%s' --no-print-directory CC='%s' %s", EXEC_SRC_DIR, EXEC_TEST_CC, args);
     SH_OK(log, cmd);
-}
-
-/* Whole contents of a small file, NUL-terminated, in @buf. */
-static void read_file(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        TEST_FAIL("open %s: %s", path, strerror(errno));
-    size_t n = fread(buf, 1, cap - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        TEST_FAIL("create %s: %s", path, strerror(errno));
-    fputs(text, f);
-    if (fclose(f) != 0)
-        TEST_FAIL("write %s: %s", path, strerror(errno));
 }
 
 static void assert_file(const char *path)
@@ -162,47 +90,8 @@ static size_t installed_files(const char *root, char paths[][512], size_t cap)
     return n;
 }
 
-static const char program[] =
-    "#include <executor.h>\n"
-    "#include <stdint.h>\n"
-    "#include <stdio.h>\n"
-    "#include <string.h>\n"
-    "\n"
-    "static int square(const void *arg, size_t arg_size, void *out, size_t out_cap,\n"
-    "                  size_t *out_size)\n"
-    "{\n"
-    "    int64_t x;\n"
-    "    if (arg_size != sizeof x || out_cap < sizeof x)\n"
-    "        return 1;\n"
-    "    memcpy(&x, arg, sizeof x);\n"
-    "    x *= x;\n"
-    "    memcpy(out, &x, sizeof x);\n"
-    "    *out_size = sizeof x;\n"
-    "    return 0;\n"
-    "}\n"
-    "\n"
-    "int main(void)\n"
-    "{\n"
-    "    exec_config_t cfg = {0};\n"
-    "    exec_t *ex;\n"
-    "    exec_future_t *f;\n"
-    "    int64_t v = 7;\n"
-    "    const void *r;\n"
-    "    size_t n;\n"
-    "    cfg.workers = 2;\n"
-    "    if (exec_create(&ex, &cfg) != 0)\n"
-    "        return 2;\n"
-    "    if (exec_submit(ex, square, &v, sizeof v, &f) != 0)\n"
-    "        return 3;\n"
-    "    if (exec_future_wait(f, EXEC_WAIT_FOREVER) != 0)\n"
-    "        return 4;\n"
-    "    if (exec_future_result(f, &r, &n) != 0 || n != sizeof v)\n"
-    "        return 5;\n"
-    "    memcpy(&v, r, sizeof v);\n"
-    "    printf(\"version %u\\nsquare %lld\\n\", exec_version(), (long long)v);\n"
-    "    exec_future_release(f);\n"
-    "    return exec_destroy(ex) == 0 ? 0 : 6;\n"
-    "}\n";
+/* The program the install test builds against the installed tree. */
+#define CONSUMER EXEC_SRC_DIR "/tests/tooling/consumer.c"
 
 TEST(tooling_install)
 {
@@ -233,11 +122,10 @@ TEST(tooling_install)
     ASSERT_STR_EQ(text, fmt(path, "%s/lib\n", prefix));
 
     /* A program built with pkg-config against the shared library runs and works. */
-    write_file(fmt(path, "%s/prog.c", dir), program);
     SH_OK(log, fmt(cmd,
-                   "cd '%s' && %s -std=c11 -pedantic -Wall -Wextra -Werror -o prog prog.c "
+                   "cd '%s' && %s -std=c11 -pedantic -Wall -Wextra -Werror -o prog '%s' "
                    "$(%s --cflags --libs executor)",
-                   dir, EXEC_TEST_CC, pc));
+                   dir, EXEC_TEST_CC, CONSUMER, pc));
     SH_OK(log, fmt(cmd, "readelf -d '%s/prog' | grep -q 'NEEDED.*\\[" SONAME "\\]'", dir));
     SH_OK(log, fmt(cmd, "LD_LIBRARY_PATH='%s/lib' '%s/prog' > '%s/out'", prefix, dir, dir));
     read_file(fmt(path, "%s/out", dir), text, sizeof text);
