@@ -115,11 +115,12 @@ static void run_chunk(struct exec__map *m, size_t lo, size_t hi)
     const unsigned char *in = exec__map_in(m, lo);
     unsigned char *out = exec__map_out(m, lo);
     int *status = exec__map_status(m, lo);
-    size_t nfail = 0, first = hi;
-    for (size_t k = 0; k < hi - lo; k++) {
+    size_t ostep = out ? m->out_size : 0, nfail = 0, first = hi;
+    if (!out)
+        out = dummy; /* out_size is 0: nothing is written */
+    for (size_t k = 0; k < hi - lo; k++, in += m->in_size, out += ostep) {
         size_t osz = m->out_size;
-        void *o = out ? out + k * m->out_size : dummy;
-        int st = m->fn(in + k * m->in_size, m->in_size, o, m->out_size, &osz);
+        int st = m->fn(in, m->in_size, out, m->out_size, &osz);
         if (status)
             status[k] = st;
         if (st && !nfail++)
@@ -135,10 +136,12 @@ struct work {
     size_t lo, hi;
 };
 
-static bool take_work(struct tp *tp, struct slot *s, struct work *w)
+static inline bool take_work(struct tp *tp, struct slot *s, struct work *w)
 {
     w->f = exec__tp_q_pop(tp, s->id);
-    return w->f || map_pop(tp, &w->m, &w->lo, &w->hi);
+    if (w->f)
+        return true;
+    return !exec__list_empty(&tp->maps) && map_pop(tp, &w->m, &w->lo, &w->hi);
 }
 
 static void do_work(struct slot *s, struct work *w, bool top)
