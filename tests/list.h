@@ -292,4 +292,18 @@
     X(alloc_fork_create_fails, PROCESSES_ONLY)                                             \
     X(alloc_fork_shm_guardian_fails, THREADS_ONLY)                                         \
     X(alloc_fork_spawn_fails, PROCESSES_ONLY)                                              \
+    /* tests/test_trace.c */                                                               \
+    X(trace_task_spans, BOTH_BACKENDS)                                                     \
+    X(trace_map_chunks, BOTH_BACKENDS)                                                     \
+    X(trace_crash, PROCESSES_ONLY)                                                         \
+    X(trace_deadline, BOTH_BACKENDS)                                                       \
+    X(trace_cancel, BOTH_BACKENDS)                                                         \
+    X(trace_cancel_at_shutdown, BOTH_BACKENDS)                                             \
+    X(trace_recycle, BOTH_BACKENDS)                                                        \
+    X(trace_env_overrides, THREADS_ONLY)                                                   \
+    X(trace_bad_path, BOTH_BACKENDS)                                                       \
+    X(trace_written_while_running, BOTH_BACKENDS)                                          \
+    X(trace_executors_share_a_file, THREADS_ONLY)                                          \
+    X(trace_survives_sigkill, BOTH_BACKENDS)                                               \
+    X(trace_memory_bounded, BOTH_BACKENDS)                                                 \
     /* end of TEST_LIST */
