@@ -52,9 +52,8 @@ struct exec {
 
     struct exec__counters cnt;
 
-    /* The trace (core/trace.h), NULL when not tracing; tseq numbers the submitted tasks. */
+    /* The trace (core/trace.h), NULL when not tracing. */
     struct exec__trace *trace;
-    _Atomic uint64_t tseq;
 
     /* Maps running now (core/map.c), so that a cancelling shutdown reaches them; map_lock
      * protects the list. Map callers sleep on map_word (bumped at every accounting) and

@@ -93,8 +93,9 @@ struct exec_future {
 
     uint32_t timeout_ms;  /* effective run-time limit, 0 = none */
 
-    /* Trace (core/trace.h), written at submit only when the executor traces: the task's
-     * number (from 1, in submission order), exec__ticks() at submit, its argument bytes. */
+    /* Trace (core/trace.h): the task's number (from 1, in the order the backend accepted
+     * them; set by the backend's submit, traced or not), exec__ticks() at submit and the
+     * argument bytes (set by the front only when the executor traces). */
     uint64_t tseq, tsub;
     uint32_t targ;
     uint32_t ttid; /* threads: the OS thread id of the worker that took it (its track) */

@@ -6,7 +6,7 @@
  *
  * The file. One trace file may hold several executors of one program (each its own "pid" in
  * the JSON, numbered from 1 in the order they were created): the first executor of this
- * process that opens a path truncates it and writes the opening "[", later ones append. The
+ * process that opens a path starts it afresh with the opening "[", later ones append. The
  * Trace Event format lets an array end without its "]", and every line is one complete event
  * followed by a comma, so a file cut after any complete line (a crash, a kill) still opens.
  */
@@ -38,31 +38,44 @@ static struct {
 static unsigned nstarted;
 static _Atomic uint32_t next_id; /* executors traced by this process */
 
-/* Truncate @fd and write "[" unless this process did so already. 0, or -1 with errno. */
-static int start_file(int fd)
+static bool started_has(dev_t dev, ino_t ino)
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return -1;
-    pthread_mutex_lock(&started_lock);
     unsigned n = nstarted < STARTED_MAX ? nstarted : STARTED_MAX;
     for (unsigned i = 0; i < n; i++)
-        if (started[i].dev == st.st_dev && started[i].ino == st.st_ino) {
-            pthread_mutex_unlock(&started_lock);
-            return 0;
+        if (started[i].dev == dev && started[i].ino == ino)
+            return true;
+    return false;
+}
+
+/* Open @path to append to it: as it is if this process started it already, else afresh
+ * with its "[" line. The fd, or -1 with errno. A non-empty regular file is replaced rather
+ * than truncated: ext4 writes a file truncated to zero back to disk when it is closed
+ * (auto_da_alloc), which would stall exec_destroy() on a big trace. */
+static int open_file(const char *path)
+{
+    pthread_mutex_lock(&started_lock);
+    struct stat st;
+    bool known = stat(path, &st) == 0 && started_has(st.st_dev, st.st_ino);
+    if (!known && lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+        (void)unlink(path); /* if that fails, it is truncated below */
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int err = errno;
+    if (fd >= 0 && !known) {
+        if (fstat(fd, &st) != 0 || (S_ISREG(st.st_mode) && st.st_size > 0 &&
+                                    ftruncate(fd, 0) != 0) ||
+            exec__trace_write_all(fd, "[\n", 2) != 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        } else {
+            started[nstarted % STARTED_MAX].dev = st.st_dev;
+            started[nstarted % STARTED_MAX].ino = st.st_ino;
+            nstarted++;
         }
-    int r = 0;
-    if (S_ISREG(st.st_mode) && ftruncate(fd, 0) != 0)
-        r = -1;
-    if (r == 0 && exec__trace_write_all(fd, "[\n", 2) != 0)
-        r = -1;
-    if (r == 0) {
-        started[nstarted % STARTED_MAX].dev = st.st_dev;
-        started[nstarted % STARTED_MAX].ino = st.st_ino;
-        nstarted++;
     }
     pthread_mutex_unlock(&started_lock);
-    return r;
+    errno = err;
+    return fd;
 }
 
 int exec__trace_write_all(int fd, const char *p, size_t n)
@@ -374,9 +387,9 @@ int exec__trace_open(struct exec *core, const char *path)
     t->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
     t->fork_gen = exec__fork_gen();
     t->tick0 = exec__trace_clock_pair(&t->ns0);
-    t->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    t->fd = open_file(path);
     int err = errno;
-    if (t->fd < 0 || start_file(t->fd) != 0 || exec__trace_header(t) != 0) {
+    if (t->fd < 0 || exec__trace_header(t) != 0) {
         err = errno;
         if (t->fd >= 0)
             close(t->fd);

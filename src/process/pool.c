@@ -202,6 +202,7 @@ static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
     /* The argument is copied once: straight into a ring with room, or else into the future,
      * where it waits for one (and from where refill() copies it into the ring). */
     struct inst *in = exec__list_empty(&pp->queue) ? exec__pp_pick(pp) : NULL;
+    f->tseq = pp->submitted + 1; /* the task's number in the trace */
     if (in && exec__pp_dispatch_task(in, f, arg)) {
         pp->submitted++;
         exec__pp_flush(in);

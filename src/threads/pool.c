@@ -350,8 +350,9 @@ static int tp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
         if (r)
             return r;
     }
-    /* Counted before the push so that depth() never sees a pop before its push. */
-    atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed);
+    /* Counted before the push so that depth() never sees a pop before its push. The count
+     * numbers the task for the trace. */
+    f->tseq = atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed) + 1;
     if (EXEC__UNLIKELY(!exec__tp_q_push(tp, f))) {
         atomic_fetch_sub_explicit(&tp->pushed, 1, memory_order_relaxed);
         return EXEC_ESHUTDOWN;
