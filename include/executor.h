@@ -289,11 +289,15 @@ typedef struct exec_config {
 
     /** Trace file: write a timeline of the executor's run to this path, in the Trace Event
      *  JSON format that Perfetto (ui.perfetto.dev) and chrome://tracing open; NULL = no
-     *  trace. The string is copied by exec_create() (the caller keeps its own). The
-     *  environment variable EXEC_TRACE, read once by each exec_create(), overrides it
-     *  without recompiling: EXEC_TRACE=path traces to path, EXEC_TRACE= (empty) traces
-     *  nothing (ignored in set-user-ID programs). See docs/guide.md, "A timeline of a run",
-     *  for what the file holds, what it costs and how much memory it takes. */
+     *  trace. The string is copied by exec_create() (the caller keeps its own). A file that
+     *  cannot be opened fails exec_create() with EXEC_ESYS; a later write error only ends
+     *  the trace. The first executor of a program to open a path starts the file afresh,
+     *  later ones append. The file opens after any complete line (a crash loses only what
+     *  was not written yet); its memory is bounded: about 120 KiB per worker thread and
+     *  240 KiB per process pool. The environment variable EXEC_TRACE, read by each
+     *  exec_create(), overrides this field without recompiling: EXEC_TRACE=path traces to
+     *  path, EXEC_TRACE= (empty) traces nothing; it is ignored in set-user-ID programs.
+     *  See docs/guide.md, "A timeline of a run", for the events and what they cost. */
     const char *trace_path;
 
     /** Must be zero (else EXEC_EINVAL); future fields come out of it. */

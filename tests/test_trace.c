@@ -563,7 +563,7 @@ TEST(trace_task_spans)
             ASSERT_EQ(inum(e, "tid"), pids[i]);
         assert_worker_track(&t, e);
     }
-    ASSERT_EQ(count(&t, "M", "exec_trace_dropped"), 0);
+    ASSERT_EQ(count(&t, "M", "trace_dropped"), 0);
     trace_free(&t);
 }
 
@@ -988,7 +988,7 @@ static uint64_t traced_run(const char *path, int tasks)
     struct trace t;
     trace_load(&t, path, false);
     ASSERT_EQ(count(&t, "X", "task"), tasks);
-    ASSERT_EQ(count(&t, "M", "exec_trace_dropped"), 0);
+    ASSERT_EQ(count(&t, "M", "trace_dropped"), 0);
     trace_free(&t);
     unlink(path);
     return calls;

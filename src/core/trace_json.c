@@ -346,7 +346,7 @@ void exec__trace_footer(struct exec__trace *t)
     if (!lost || atomic_load_explicit(&t->werr, memory_order_relaxed))
         return;
     char *p = head(t->fbuf, t, 'M', 0, t->ns0);
-    p = PUT(p, ",\"name\":\"exec_trace_dropped\",\"args\":{\"events\":");
+    p = PUT(p, ",\"name\":\"trace_dropped\",\"args\":{\"events\":");
     p = put_u(p, lost);
     p = end_line(p);
     (void)exec__trace_write_all(t->fd, t->fbuf, (size_t)(p - t->fbuf));
