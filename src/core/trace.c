@@ -354,9 +354,13 @@ static void trace_free(struct exec__trace *t, bool destroy_locks)
 /* Everything but the file and the thread. */
 static struct exec__trace *trace_alloc(const char *path, int nlanes)
 {
-    struct exec__trace *t = calloc(1, sizeof *t);
+    /* aligned_alloc: the shared lane inside is cache-line aligned. */
+    size_t size = (sizeof(struct exec__trace) + EXEC__CACHELINE - 1) / EXEC__CACHELINE *
+                  EXEC__CACHELINE;
+    struct exec__trace *t = aligned_alloc(EXEC__CACHELINE, size);
     if (!t)
         return NULL;
+    memset(t, 0, sizeof *t);
     t->fd = -1;
     t->nlanes = nlanes;
     pthread_mutex_init(&t->wlock, NULL);
