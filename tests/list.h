@@ -307,4 +307,7 @@
     X(trace_executors_share_a_file, THREADS_ONLY)                                          \
     X(trace_survives_sigkill, BOTH_BACKENDS)                                               \
     X(trace_memory_bounded, BOTH_BACKENDS)                                                 \
+    X(trace_alloc_fails, BOTH_BACKENDS)                                                    \
+    X(trace_thread_create_fails, BOTH_BACKENDS)                                            \
+    X(trace_dropped_counted, BOTH_BACKENDS)                                                \
     /* end of TEST_LIST */

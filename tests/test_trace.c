@@ -1004,3 +1004,95 @@ TEST(trace_memory_bounded)
      * (a worker thread that was not needed for the small run). */
     ASSERT_LE(large, small + 8);
 }
+
+/* Every allocation and thread start of a traced exec_create() failing in turn: each failure
+ * is EXEC_ENOMEM or EXEC_ESYS (nothing left behind), or is absorbed (a worker whose trace
+ * buffer could not be allocated loses its events and says how many in a trace_dropped
+ * line); the pool works, and the file, when there is one, opens. */
+static void fail_in_turn(int kind)
+{
+    const char *path = tmp_path("t.json");
+    alloc_hook_start();
+    long live0 = alloc_hook_live();
+    int threads0 = test_count_threads(), fds0 = test_count_fds();
+    struct job j = {0, 0};
+    for (unsigned long n = 1;; n++) {
+        ASSERT_LT(n, 200);
+        exec_config_t cfg;
+        test_config(&cfg);
+        cfg.workers = 2;
+        cfg.trace_path = path;
+        exec_t *ex = NULL;
+        alloc_hook_fail_nth(kind, n);
+        int r = exec_create(&ex, &cfg);
+        uint64_t hit = alloc_hook_disarm(kind);
+        if (r == EXEC_OK) {
+            submit_wait(ex, t_job, &j, sizeof j);
+            ASSERT_OK(exec_destroy(ex));
+            struct trace t;
+            trace_load(&t, path, false);
+            ASSERT_NOT_NULL(task_span(&t, 1));
+            trace_free(&t);
+        } else if (r != EXEC_ENOMEM && r != EXEC_ESYS) {
+            TEST_FAIL("failing call #%lu of kind %d: %s", n, kind, exec_errname(r));
+        }
+        for (uint64_t t0 = test_now_ms(); test_count_threads() > threads0 &&
+                                          test_now_ms() - t0 < 2000;)
+            test_sleep_ms(1);
+        ASSERT_EQ(alloc_hook_live(), live0);
+        ASSERT_EQ(test_count_threads(), threads0);
+        ASSERT_EQ(test_count_fds(), fds0);
+        unlink(path);
+        if (!hit)
+            break; /* the n-th call was never made: every one has failed once */
+    }
+}
+
+TEST(trace_alloc_fails)
+{
+    fail_in_turn(AH_MALLOC);
+}
+
+TEST(trace_thread_create_fails)
+{
+    fail_in_turn(AH_THREAD);
+}
+
+/* An event that finds no memory for its buffer is lost, counted, and the count is written
+ * at the end (a trace_dropped metadata line); the pool is not affected. Here: the first
+ * cancel, whose shared buffer cannot be allocated. */
+TEST(trace_dropped_counted)
+{
+    const char *path = tmp_path("t.json");
+    exec_t *ex = traced(path, 1);
+    struct gate g;
+    gate_open(&g);
+    char gp[GATE_PATH];
+    gate_path(gp, &g);
+    exec_future_t *run, *queued;
+    ASSERT_OK(exec_submit(ex, t_gate, gp, sizeof gp, &run));
+    WAIT_STATE(run, EXEC_STATE_RUNNING);
+    struct job j = {0, 0};
+    ASSERT_OK(exec_submit(ex, t_job, &j, sizeof j, &queued));
+    alloc_hook_start();
+    alloc_hook_fail_all(AH_MALLOC);
+    ASSERT_OK(exec_future_cancel(queued, 0));
+    ASSERT_GE(alloc_hook_disarm(AH_MALLOC), 1);
+    gate_release(&g, 1);
+    ASSERT_OK(exec_future_wait(run, 10000));
+    ASSERT_OK(exec_future_result(run, NULL, NULL));
+    exec_future_release(run);
+    exec_future_release(queued);
+    ASSERT_OK(exec_destroy(ex));
+    gate_close(&g);
+
+    struct trace t;
+    trace_load(&t, path, false);
+    ASSERT_NULL(instant(&t, "cancel", NULL, 0));
+    ASSERT_NOT_NULL(task_span(&t, 1));
+    ASSERT_EQ(count(&t, "M", "trace_dropped"), 1);
+    for (int i = 0; i < t.n; i++)
+        if (is(&t.ev[i], "name", "trace_dropped"))
+            ASSERT_EQ(inum(&t.ev[i], "args.events"), 1);
+    trace_free(&t);
+}

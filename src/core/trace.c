@@ -369,13 +369,14 @@ static struct exec__trace *trace_alloc(const char *path, int nlanes)
     lane_init(t, &t->shared);
     t->path = strdup(path);
     t->lanes = aligned_alloc(EXEC__CACHELINE, (size_t)nlanes * sizeof *t->lanes);
+    if (t->lanes)
+        for (int i = 0; i < nlanes; i++)
+            lane_init(t, &t->lanes[i]);
     t->fbuf = malloc(EXEC__TRACE_FBUF);
     if (!t->path || !t->lanes || !t->fbuf) {
         trace_free(t, true);
         return NULL;
     }
-    for (int i = 0; i < nlanes; i++)
-        lane_init(t, &t->lanes[i]);
     return t;
 }
 
