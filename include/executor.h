@@ -285,8 +285,23 @@ typedef struct exec_config {
     const void *init_arg;
     size_t init_arg_size;
 
+    /* -- both backends -- */
+
+    /** Trace file: write a timeline of the executor's run to this path, in the Trace Event
+     *  JSON format that Perfetto (ui.perfetto.dev) and chrome://tracing open; NULL = no
+     *  trace. The string is copied by exec_create() (the caller keeps its own). A file that
+     *  cannot be opened fails exec_create() with EXEC_ESYS; a later write error only ends
+     *  the trace. The first executor of a program to open a path starts the file afresh,
+     *  later ones append. The file opens after any complete line (a crash loses only what
+     *  was not written yet); its memory is bounded: about 120 KiB per worker thread and
+     *  240 KiB per process pool. The environment variable EXEC_TRACE, read by each
+     *  exec_create(), overrides this field without recompiling: EXEC_TRACE=path traces to
+     *  path, EXEC_TRACE= (empty) traces nothing; it is ignored in set-user-ID programs.
+     *  See docs/guide.md, "A timeline of a run", for the events and what they cost. */
+    const char *trace_path;
+
     /** Must be zero (else EXEC_EINVAL); future fields come out of it. */
-    uint32_t reserved[8];
+    uint32_t reserved[(32 - sizeof(const char *)) / sizeof(uint32_t)];
 } exec_config_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -300,7 +315,8 @@ typedef struct exec_config {
  * Return: EXEC_OK; EXEC_EINVAL (NULL @ex, a field out of range, a backend or start method
  *         that is not one of the enum's values, reserved not zero, a process-only field on
  *         the thread backend); EXEC_ENOMEM; EXEC_ESYS (threads,
- *         processes or fds could not be made); EXEC_ENOTSUP (backend not built).
+ *         processes or fds could not be made, or the trace file could not be opened or
+ *         written: errno says why); EXEC_ENOTSUP (backend not built).
  * Thread-safety: any thread.
  */
 EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg);

@@ -265,6 +265,7 @@
     X(tooling_example_11_nested, 0)                                                        \
     X(tooling_example_12_progress, 0)                                                      \
     X(tooling_example_13_word_count, PROCESSES_ONLY)                                       \
+    X(tooling_example_14_timeline, PROCESSES_ONLY)                                         \
     X(tooling_example_demo, PROCESSES_ONLY | SLOW)                                         \
     /* tests/test_alloc.c */                                                               \
     X(alloc_map_no_per_item, BOTH_BACKENDS)                                                \
@@ -292,4 +293,21 @@
     X(alloc_fork_create_fails, PROCESSES_ONLY)                                             \
     X(alloc_fork_shm_guardian_fails, THREADS_ONLY)                                         \
     X(alloc_fork_spawn_fails, PROCESSES_ONLY)                                              \
+    /* tests/test_trace.c */                                                               \
+    X(trace_task_spans, BOTH_BACKENDS)                                                     \
+    X(trace_map_chunks, BOTH_BACKENDS)                                                     \
+    X(trace_crash, PROCESSES_ONLY)                                                         \
+    X(trace_deadline, BOTH_BACKENDS)                                                       \
+    X(trace_cancel, BOTH_BACKENDS)                                                         \
+    X(trace_cancel_at_shutdown, BOTH_BACKENDS)                                             \
+    X(trace_recycle, BOTH_BACKENDS)                                                        \
+    X(trace_env_overrides, THREADS_ONLY)                                                   \
+    X(trace_bad_path, BOTH_BACKENDS)                                                       \
+    X(trace_written_while_running, BOTH_BACKENDS)                                          \
+    X(trace_executors_share_a_file, THREADS_ONLY)                                          \
+    X(trace_survives_sigkill, BOTH_BACKENDS)                                               \
+    X(trace_memory_bounded, BOTH_BACKENDS)                                                 \
+    X(trace_alloc_fails, BOTH_BACKENDS)                                                    \
+    X(trace_thread_create_fails, BOTH_BACKENDS)                                            \
+    X(trace_dropped_counted, BOTH_BACKENDS)                                                \
     /* end of TEST_LIST */

@@ -145,6 +145,15 @@ static const struct example examples[] = {
      .expect = {"400000 lines, 3599965 words\n", "expected 3599965 words: ok\n"},
      .absent = {"WRONG"},
      .processes = true},
+    /* The run behind the timeline picture of docs/guide.md; its trace goes nowhere here. */
+    {.id = "14_timeline",
+     .binary = "14_timeline",
+     .args = {"/dev/null"},
+     .expect = {"1. a slow task and 16 short ones\n", "  task 3: EXEC_ECRASHED (signal 11)\n",
+                "  the late task: EXEC_ETIMEDOUT\n",
+                "all scenes ran as expected; trace: /dev/null\n"},
+     .absent = {"unexpected"},
+     .processes = true},
     /* `make demo`'s program: the three classic tables, serial vs threads vs processes. */
     {.id = "demo",
      .binary = "demo",
@@ -410,4 +419,5 @@ EXAMPLE_TEST(10_sizing)
 EXAMPLE_TEST(11_nested)
 EXAMPLE_TEST(12_progress)
 EXAMPLE_TEST(13_word_count)
+EXAMPLE_TEST(14_timeline)
 EXAMPLE_TEST(demo)

@@ -24,6 +24,7 @@
 #include "sys/sys.h"
 
 struct exec__backend_ops;
+struct exec__trace;
 
 /* ---------------------------------------------------------------------------------------- */
 /* The core                                                                                  */
@@ -50,6 +51,9 @@ struct exec {
     _Atomic size_t live;
 
     struct exec__counters cnt;
+
+    /* The trace (core/trace.h), NULL when not tracing. */
+    struct exec__trace *trace;
 
     /* Maps running now (core/map.c), so that a cancelling shutdown reaches them; map_lock
      * protects the list. Map callers sleep on map_word (bumped at every accounting) and

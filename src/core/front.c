@@ -7,6 +7,7 @@
  * future -> caller.
  */
 #include "core/backend.h"
+#include "core/trace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,10 @@ static int check_config(const exec_config_t *in, exec_config_t *out,
         exec_cpu_budget(NULL, &b);
         c.workers = b.workers;
     }
+    /* EXEC_TRACE overrides the trace path: a path, or empty for no trace. */
+    const char *env = exec__getenv_secure("EXEC_TRACE");
+    if (env)
+        c.trace_path = *env ? env : NULL;
     *out = c;
     *ops = o;
     return EXEC_OK;
@@ -75,8 +80,14 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
     pthread_mutex_init(&core->alloc_lock, NULL);
     pthread_mutex_init(&core->map_lock, NULL);
     exec__list_init(&core->maps);
-    r = ops->create(core, &core->impl);
+    r = c.trace_path ? exec__trace_open(core, c.trace_path) : EXEC_OK;
+    /* The executor keeps its own copy of the path, not the caller's string. */
+    core->cfg.trace_path = core->trace ? exec__trace_path(core->trace) : NULL;
+    if (r == EXEC_OK)
+        r = ops->create(core, &core->impl);
     if (r) {
+        if (core->trace)
+            exec__trace_close(core->trace);
         pthread_mutex_destroy(&core->map_lock);
         pthread_mutex_destroy(&core->alloc_lock);
         free(core->slabs);
@@ -111,7 +122,11 @@ EXEC_API int exec_shutdown(exec_t *ex, unsigned flags)
     atomic_store(&ex->shut, true);
     if (flags & EXEC_SHUTDOWN_CANCEL)
         exec__maps_cancel(ex);
-    return ex->ops->shutdown(ex->impl, flags);
+    int r = ex->ops->shutdown(ex->impl, flags);
+    /* Every worker is gone: what they recorded reaches the file now. */
+    if (ex->trace && !(flags & EXEC_SHUTDOWN_NOWAIT))
+        exec__trace_sync(ex->trace);
+    return r;
 }
 
 EXEC_API int exec_destroy(exec_t *ex)
@@ -124,13 +139,19 @@ EXEC_API int exec_destroy(exec_t *ex)
         void (*forget)(void *) = EXEC__OP(ex->ops, forget, 1);
         if (forget)
             forget(ex->impl);
+        if (ex->trace)
+            exec__trace_forget(ex->trace);
     } else {
         if (exec__core_in_task(ex))
             return EXEC_EDEADLK;
         atomic_store(&ex->shut, true);
         ex->ops->shutdown(ex->impl, 0);
         ex->ops->destroy(ex->impl);
+        if (ex->trace)
+            exec__trace_close(ex->trace);
     }
+    ex->trace = NULL;
+    ex->cfg.trace_path = NULL;
     ex->impl = NULL;
     bool dead;
     if (forked(ex)) {
@@ -160,6 +181,12 @@ static int submit(struct exec *core, exec_task_fn *fn, const void *arg, size_t a
     f->fn = fn;
     f->arg_size = arg_size;
     f->timeout_ms = timeout_ms;
+    if (EXEC__UNLIKELY(core->trace != NULL)) {
+        /* The number (f->tseq) comes from the backend, which counts its submissions
+         * anyway: one more atomic here would cost as much as a no-op task. */
+        f->tsub = exec__ticks();
+        f->targ = (uint32_t)arg_size;
+    }
     /* One reference for the caller (if it wants one), one for the backend. */
     atomic_store_explicit(&f->refs, out ? 2 : 1, memory_order_relaxed);
     int r = core->ops->submit(core->impl, f, arg, flags);

@@ -297,6 +297,13 @@ void exec__future_finish(struct exec_future *f, exec_state_t st)
     }
 }
 
+int exec__future_end_code(struct exec_future *f)
+{
+    while (!exec__st_terminal(atomic_load_explicit(&f->state, memory_order_acquire)))
+        exec__yield();
+    return f->fault.code;
+}
+
 bool exec__future_cancel_queued(struct exec_future *f)
 {
     if (!exec__future_claim(f, 1u << EXEC_STATE_QUEUED))

@@ -93,6 +93,13 @@ struct exec_future {
 
     uint32_t timeout_ms;  /* effective run-time limit, 0 = none */
 
+    /* Trace (core/trace.h): the task's number (from 1, in the order the backend accepted
+     * them; set by the backend's submit, traced or not), exec__ticks() at submit and the
+     * argument bytes (set by the front only when the executor traces). */
+    uint64_t tseq, tsub;
+    uint32_t targ;
+    uint32_t ttid; /* threads: the OS thread id of the worker that took it (its track) */
+
     /* The part that belongs to the backend holding the future, named per backend; nothing
      * else reads it. A new backend adds its own struct here (docs/internals.md). */
     union {
@@ -132,6 +139,9 @@ int exec__future_set_result(struct exec_future *f, const void *data, size_t size
 /* Publish the final state of a claimed future (code in f->fault.code must be set), wake
  * waiters, run listeners, update the core counters. */
 void exec__future_finish(struct exec_future *f, exec_state_t st);
+/* The outcome code of @f once it is terminal: for one who lost the race to end it (the
+ * winner is about to publish). Spins, yielding; never call it holding what the winner needs. */
+int exec__future_end_code(struct exec_future *f);
 /* Convenience: claim from QUEUED and finish as cancelled. Returns true if it won. */
 bool exec__future_cancel_queued(struct exec_future *f);
 

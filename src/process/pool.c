@@ -117,6 +117,8 @@ static int pp_create(struct exec *core, void **impl)
     pp->cfg = cfg;
     pp->forkserver = cfg->start_method == EXEC_START_FORKSERVER;
     pp->nslots = cfg->workers;
+    pp->trace = core->trace;
+    pp->tl = exec__trace_lane(core->trace, cfg->workers, true);
     pp->bell[0] = pp->bell[1] = pp->ctl = pp->death_w = -1;
     exec__list_init(&pp->queue);
     exec__list_init(&pp->maps);
@@ -200,6 +202,7 @@ static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
     /* The argument is copied once: straight into a ring with room, or else into the future,
      * where it waits for one (and from where refill() copies it into the ring). */
     struct inst *in = exec__list_empty(&pp->queue) ? exec__pp_pick(pp) : NULL;
+    f->tseq = pp->submitted + 1; /* the task's number in the trace */
     if (in && exec__pp_dispatch_task(in, f, arg)) {
         pp->submitted++;
         exec__pp_flush(in);
@@ -232,6 +235,7 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
             exec__pp_q_unlink(pp, f);
             end = release = true;
             r = EXEC_OK;
+            exec__pp_trace_cancel(pp, f, NULL, EXEC__TCANCEL_QUEUED);
         }
     } else if (FP(f)->where == LOC_FIFO) {
         struct inst *in = FP(f)->inst;
@@ -248,6 +252,7 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
                     FP(f)->where = LOC_NONE;
                     end = release = true;
                     r = EXEC_OK;
+                    exec__pp_trace_cancel(pp, f, NULL, EXEC__TCANCEL_QUEUED);
                 }
             } else if ((flags & EXEC_CANCEL_RUNNING) &&
                        exec__future_claim(f, 1u << EXEC_STATE_QUEUED |
@@ -258,6 +263,7 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
                 r = EXEC_OK;
                 f->fault.worker_pid = inst_pid(in);
                 f->fault.worker_id = in->slot;
+                exec__pp_trace_cancel(pp, f, in, EXEC__TCANCEL_RUNNING);
                 if (in->st != I_KILLING)
                     exec__pp_begin_kill(pp, in, R_TIMEOUT);
             }
@@ -310,6 +316,7 @@ static int pp_shutdown(void *impl, unsigned flags)
     }
     pthread_cond_broadcast(&pp->cond);
     pthread_mutex_unlock(&pp->lock);
+    exec__pp_trace_cancel_list(pp, &cancelled);
     exec__pp_end_list(&cancelled, EXEC_ECANCELLED, 0, 0);
     kick(pp);
     if (flags & EXEC_SHUTDOWN_NOWAIT)

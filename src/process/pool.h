@@ -5,6 +5,7 @@
  *   dispatch.c   what waits and where it goes: the FIFO, maps, requests into rings, taking back
  *   spawn.c      worker lifetimes: preparing, spawning, killing, settling a dead worker
  *   supervise.c  the supervisor thread: completions, events, deadlines, sleeping
+ *   tracing.c    what the trace shows of it (core/trace.h): the supervisor records every event
  *   worker.c     the child side; zygote.c the forkserver; ring.c the transport (proto.h)
  * Nothing here is API; nothing outside src/process/ includes it.
  *
@@ -85,6 +86,7 @@
 #include "process/proto.h"
 
 #include "core/backend.h"
+#include "core/trace.h"
 
 #define DEPTH 64u            /* requests in flight per worker (power of two) */
 #define DRAIN_BATCH 64u      /* completions handled per lock round */
@@ -141,6 +143,7 @@ struct inst {
     uint64_t spawn_ns, seen_seq, deadline_ns, deadline_seq, kill_at;
     bool dirty;
     bool full; /* refill(): no ring bytes for the next request this round */
+    bool tnamed; /* its track is named in the trace */
 };
 
 struct slot {
@@ -183,6 +186,10 @@ struct pp {
     int spawn_streak, spawn_errno;
     uint64_t spawn_retry_at;
     uint64_t rng;
+
+    /* Trace (NULL when not tracing): the supervisor's lane, and the shared lane's owner. */
+    struct exec__trace *trace;
+    struct exec__tlane *tl;
 
     /* Supervisor. */
     pthread_t sup;
@@ -295,6 +302,19 @@ void exec__pp_spawn_failed(struct pp *pp, struct inst *in, int err);
 void exec__pp_spawn_one(struct pp *pp, struct inst *in);
 void exec__pp_stop_zygote(struct pp *pp);
 int exec__pp_start_zygote(struct pp *pp);
+
+/* tracing.c: trace events (the supervisor's, unless said; each a no-op when not tracing) */
+void exec__pp_trace_started(struct pp *pp, struct inst *in);
+void exec__pp_trace_done(struct pp *pp, struct inst *in, const struct ent *e,
+                         const struct exec__cmp *c, int code);
+void exec__pp_trace_lost(struct pp *pp, struct inst *in, const struct ent *e);
+void exec__pp_trace_exit(struct pp *pp, struct inst *in, int reason, int sig, int xst,
+                         uint64_t seq);
+void exec__pp_trace_deadline(struct pp *pp, struct inst *in, const struct exec_future *f);
+/* Any thread (the shared lane). */
+void exec__pp_trace_cancel(struct pp *pp, const struct exec_future *f, const struct inst *in,
+                           int when);
+void exec__pp_trace_cancel_list(struct pp *pp, struct exec__list *list);
 
 /* supervise.c: the supervisor thread */
 void *exec__pp_sup_main(void *arg);

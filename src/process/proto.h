@@ -57,11 +57,14 @@ struct exec__cmp {
     uint32_t flags;   /* EXEC__CF_* */
     uint32_t nfailed; /* map: items that returned non-zero (their statuses follow) */
     uint64_t size;    /* task: result bytes; map: items */
+    /* DONE: when the task or chunk started and ended (CLOCK_MONOTONIC ns), for the trace;
+     * t_end is 0 when the pool does not trace. */
+    uint64_t t_start, t_end;
     uint64_t pad;
     /* payload: the result; map: count * out_size bytes, padded to 16, then (only when
      * nfailed > 0) count int32 statuses */
 };
-_Static_assert(sizeof(struct exec__cmp) == 48, "completion header layout");
+_Static_assert(sizeof(struct exec__cmp) == 64, "completion header layout");
 
 /*
  * The shared memory of one worker instance: two rings, parameters written by the parent
@@ -75,6 +78,7 @@ struct exec__wregion {
     uint64_t max_age_ns;              /* 0 = none */
     int32_t slot;
     uint32_t gen;
+    uint32_t trace; /* the pool traces: put end times in completions */
     /* Written by the worker. */
     _Alignas(64) _Atomic uint64_t cur_seq; /* request being run (or last one started) */
     _Atomic int32_t pid;                   /* the worker's pid, as soon as it runs */

@@ -134,6 +134,8 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     in->spawn_ns = exec__now_ns();
     in->seen_seq = in->deadline_ns = in->deadline_seq = in->kill_at = 0;
     in->dirty = false;
+    in->tnamed = false;
+    rg->trace = pp->tl != NULL;
     sl->cur = rix;
     pp->alive++;
 }
@@ -226,6 +228,7 @@ void exec__pp_settle(struct pp *pp, struct inst *in, bool started)
         else if (WIFEXITED(in->wstatus))
             xst = WEXITSTATUS(in->wstatus);
     }
+    uint64_t ran_seq = 0;
     /* Backwards, so that requests pushed to the front of the FIFO keep their order (and
      * chunks popped from the end of a map's redo stack too). */
     for (uint32_t i = in->fn; i-- > 0;) {
@@ -234,6 +237,11 @@ void exec__pp_settle(struct pp *pp, struct inst *in, bool started)
             continue;
         bool ran = atomic_load_explicit(&e->req->state, memory_order_acquire) ==
                    EXEC__RS_RUNNING;
+        if (ran) {
+            exec__pp_trace_lost(pp, in, e);
+            if (e->f)
+                ran_seq = e->f->tseq;
+        }
         if (e->f && ran) {
             exec__pp_fin_add(pp, e->f, EXEC_ECRASHED, EXEC_STATE_FAILED, true, in);
             pp->fins[pp->nfins - 1].sig = sig;
@@ -268,6 +276,7 @@ void exec__pp_settle(struct pp *pp, struct inst *in, bool started)
         }
         if (reason != R_SHUTDOWN && reason != R_INIT)
             pp->retired[reason]++;
+        exec__pp_trace_exit(pp, in, reason, sig, xst, ran_seq);
     }
     if (in->pidfd >= 0)
         close(in->pidfd);
@@ -325,6 +334,7 @@ void exec__pp_spawn_one(struct pp *pp, struct inst *in)
         exec__pp_spawn_failed(pp, in, err);
     } else {
         in->pid = pid;
+        exec__pp_trace_started(pp, in);
         in->pidfd = exec__pidfd_open(pid);
         if (in->st == I_SPAWNING)
             in->st = I_LIVE;

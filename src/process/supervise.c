@@ -61,6 +61,7 @@ static bool read_events(struct pp *pp, bool force)
             switch (m.op) {
             case EXEC__Z_SPAWNED:
                 in->pid = m.pid;
+                exec__pp_trace_started(pp, in);
                 if (in->st == I_SPAWNING)
                     in->st = I_LIVE;
                 pp->spawn_streak = 0;
@@ -123,10 +124,12 @@ static bool read_events(struct pp *pp, bool force)
     return any;
 }
 
-static void finish_done(struct exec_future *f, const struct exec__cmp *c, const struct inst *in)
+/* End @f from its completion. Returns the code it ended with, or 1 if it had ended
+ * already (a deadline, a cancel). */
+static int finish_done(struct exec_future *f, const struct exec__cmp *c, const struct inst *in)
 {
     if (!exec__future_claim(f, 1u << EXEC_STATE_QUEUED | 1u << EXEC_STATE_RUNNING))
-        return;
+        return 1;
     exec_state_t end = EXEC_STATE_DONE;
     f->fault.worker_pid = inst_pid(in);
     f->fault.worker_id = in->slot;
@@ -140,8 +143,10 @@ static void finish_done(struct exec_future *f, const struct exec__cmp *c, const 
         f->fault.code = EXEC_ENOMEM;
         end = EXEC_STATE_FAILED;
     }
+    int code = f->fault.code;
     exec__future_drop_arg(f);
     exec__future_finish(f, end);
+    return code;
 }
 
 static int reason_of(uint32_t flags)
@@ -210,9 +215,13 @@ static bool drain(struct pp *pp, struct inst *in)
         if (c->h.kind != EXEC__CMP_DONE)
             continue;
         if (e->f) {
-            finish_done(e->f, c, in);
+            int code = finish_done(e->f, c, in);
+            if (pp->tl)
+                exec__pp_trace_done(pp, in, e, c,
+                                    code <= 0 ? code : exec__future_end_code(e->f));
             exec_future_release(e->f);
         } else if (e->map) {
+            exec__pp_trace_done(pp, in, e, c, 0); /* before the map may go */
             size_t count = e->hi - e->lo;
             const unsigned char *res = (const unsigned char *)(c + 1);
             const int32_t *st = NULL;
@@ -285,6 +294,7 @@ static uint64_t timers(struct pp *pp, uint64_t now)
             } else if (now >= in->deadline_ns) {
                 struct ent *e = fifo_find(in, in->deadline_seq);
                 if (e && e->f) {
+                    exec__pp_trace_deadline(pp, in, e->f);
                     exec__pp_fin_add(pp, e->f, EXEC_ETIMEDOUT, EXEC_STATE_FAILED, false, in);
                     pp->fins[pp->nfins - 1].sig = SIGTERM;
                 }
@@ -515,7 +525,10 @@ void *exec__pp_sup_main(void *arg)
             pthread_mutex_unlock(&pp->lock);
             return NULL;
         }
-        if (!busy && !spin(pp))
+        if (!busy && !spin(pp)) {
+            if (pp->tl)
+                exec__tlane_idle(pp->tl); /* about to sleep: what it recorded goes out */
             sleep_once(pp, due);
+        }
     }
 }

@@ -50,6 +50,7 @@ struct wk {
     unsigned char *res;  /* result buffer, max_result bytes, a guard page after it */
     int statm_fd;
     uint64_t age_deadline; /* 0 = no max age */
+    uint64_t t_start;      /* when the request being run started */
 };
 
 static void on_term(int sig)
@@ -132,7 +133,8 @@ static bool take(struct wk *w, struct exec__req *rq)
         skip(w, rq);
         return false;
     }
-    atomic_store_explicit(&w->rg->cur_start_ns, exec__now_ns(), memory_order_relaxed);
+    w->t_start = exec__now_ns();
+    atomic_store_explicit(&w->rg->cur_start_ns, w->t_start, memory_order_relaxed);
     atomic_store_explicit(&w->rg->cur_seq, rq->h.seq, memory_order_release);
     /* A timed task: the supervisor, if asleep, must arm the deadline now. (Other starts it
      * observes while it spins or on its tick.) */
@@ -148,6 +150,7 @@ static void run_task(struct wk *w, struct exec__req *rq)
     size_t cap = w->c->max_result, n = 0;
     const void *arg = rq->arg_size ? (const void *)(rq + 1) : NULL;
     int st = rq->fn(arg, (size_t)rq->arg_size, w->res, cap, &n);
+    uint64_t t_end = w->rg->trace ? exec__now_ns() : 0;
     if (atomic_load_explicit(&exec__worker_stop, memory_order_relaxed))
         leave(0); /* timed out or cancelled: the parent already ended the future */
 
@@ -162,6 +165,8 @@ static void run_task(struct wk *w, struct exec__req *rq)
     c->flags = why;
     c->nfailed = 0;
     c->size = payload;
+    c->t_start = w->t_start;
+    c->t_end = t_end;
     if (payload)
         memcpy(c + 1, w->res, payload);
     atomic_store_explicit(&w->rg->done_seq, rq->h.seq, memory_order_release);
@@ -196,6 +201,7 @@ static void run_map(struct wk *w, struct exec__req *rq)
         nfailed += st != 0;
         atomic_store_explicit(&w->rg->map_done, i + 1, memory_order_release);
     }
+    uint64_t t_end = w->rg->trace ? exec__now_ns() : 0;
     if (atomic_load_explicit(&exec__worker_stop, memory_order_relaxed))
         leave(0);
     uint32_t why = retire_reason(w, rq);
@@ -206,6 +212,8 @@ static void run_map(struct wk *w, struct exec__req *rq)
     c->flags = why;
     c->nfailed = nfailed;
     c->size = count;
+    c->t_start = w->t_start;
+    c->t_end = t_end;
     if (!nfailed)
         exec__rq_shrink(&w->out, &c->h, sizeof *c + res_bytes);
     atomic_store_explicit(&w->rg->done_seq, rq->h.seq, memory_order_release);

@@ -148,3 +148,23 @@ void exec__child_signals(void)
         (void)sigaction(s, &sa, NULL);
     }
 }
+
+int exec__gettid(void)
+{
+#ifdef __linux__
+    return (int)syscall(SYS_gettid);
+#else
+    return (int)getpid();
+#endif
+}
+
+const char *exec__getenv_secure(const char *name)
+{
+#if defined(__GLIBC__)
+    return secure_getenv(name);
+#else
+    if (getuid() != geteuid() || getgid() != getegid())
+        return NULL;
+    return getenv(name);
+#endif
+}

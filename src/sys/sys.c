@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #ifdef __linux__
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -32,6 +35,28 @@ uint64_t exec__deadline_ns(int timeout_ms)
     if (timeout_ms < 0)
         return 0;
     return exec__now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* Written once, before any executor that traces exists (pthread_once); read by exec__ticks(). */
+bool exec__ticks_fast;
+static pthread_once_t ticks_once = PTHREAD_ONCE_INIT;
+
+static void ticks_decide(void)
+{
+#if defined(__x86_64__)
+    /* CPUID 0x80000007, EDX bit 8: the TSC runs at a constant rate in every power state. */
+    unsigned a, b, c, d;
+    if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x80000007u &&
+        __get_cpuid(0x80000007u, &a, &b, &c, &d))
+        exec__ticks_fast = (d >> 8) & 1u;
+#elif defined(__aarch64__)
+    exec__ticks_fast = true; /* the virtual counter: constant rate, readable from user space */
+#endif
+}
+
+void exec__ticks_init(void)
+{
+    pthread_once(&ticks_once, ticks_decide);
 }
 
 #ifdef __linux__

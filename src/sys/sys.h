@@ -25,6 +25,30 @@ uint64_t exec__now_ns(void); /* CLOCK_MONOTONIC */
 /* Deadline from a timeout in ms: 0 for "forever" (a negative timeout). */
 uint64_t exec__deadline_ns(int timeout_ms);
 
+/* --- the trace clock (sys.c) ------------------------------------------------------------- */
+
+/* A cheap timestamp for traces (a few ns instead of a clock_gettime()): the CPU's time-stamp
+ * counter where it runs at a constant rate (x86-64 with an invariant TSC, arm64's virtual
+ * counter), else CLOCK_MONOTONIC in ns. exec__ticks_init() decides once per process (call it
+ * before the first exec__ticks()); exec__ticks_fast says which it chose. Ticks are converted to
+ * ns by whoever reads them, from pairs (exec__ticks(), exec__now_ns()) taken apart in time. */
+void exec__ticks_init(void);
+extern bool exec__ticks_fast;
+static inline uint64_t exec__ticks(void)
+{
+#if defined(__x86_64__)
+    if (EXEC__LIKELY(exec__ticks_fast))
+        return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    if (EXEC__LIKELY(exec__ticks_fast)) {
+        uint64_t v;
+        __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+        return v;
+    }
+#endif
+    return exec__now_ns();
+}
+
 /* --- futexes (sys.c) --------------------------------------------------------------------- */
 
 /* Wait while *word == expected, until woken or @deadline_ns (0 = none). Returns 0 when woken
@@ -114,5 +138,10 @@ uint64_t exec__rss_bytes(int *fd);
 void exec__stdio_forget(void);
 /* Reset every signal disposition to default, then ignore SIGINT and SIGPIPE. */
 void exec__child_signals(void);
+/* The kernel's id of the calling thread (its pid for a single-threaded process). */
+int exec__gettid(void);
+/* getenv(), but NULL in a set-user-ID or set-group-ID program (secure_getenv where there is
+ * one): a variable that names a file to write must not be trusted there. */
+const char *exec__getenv_secure(const char *name);
 
 #endif /* EXEC_SYS_SYS_H */

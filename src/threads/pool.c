@@ -27,6 +27,10 @@ static int wait_for_room(struct tp *tp, uint32_t flags);
 static void run(struct slot *s, struct exec_future *f, bool top)
 {
     struct tp *tp = s->tp;
+    struct exec__tlane *tl = s->tl;
+    uint64_t t0 = 0;
+    if (EXEC__UNLIKELY(tl != NULL))
+        t0 = exec__ticks();
     struct exec_future *outer = exec__tls_task;
     exec__tls_task = f;
     if (f->timeout_ms)
@@ -57,10 +61,12 @@ static void run(struct slot *s, struct exec_future *f, bool top)
     }
     size_t n = 0;
     int st = f->fn(f->arg, f->arg_size, out, tp->max_result, &n);
+    uint64_t t1 = tl ? exec__ticks() : 0;
     if (f->timeout_ms)
         exec__tp_timer_del(tp, f);
     exec__tls_task = outer;
 
+    int code;
     if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
         exec_state_t end = EXEC_STATE_DONE;
         f->fault.worker_id = s->id;
@@ -75,11 +81,15 @@ static void run(struct slot *s, struct exec_future *f, bool top)
             f->fault.code = EXEC_ENOMEM;
             end = EXEC_STATE_FAILED;
         }
+        code = f->fault.code;
         exec__future_drop_arg(f);
         exec__future_finish(f, end);
     } else {
         exec__future_drop_arg(f); /* timed out or cancelled while running */
+        code = tl ? exec__future_end_code(f) : 0;
     }
+    if (EXEC__UNLIKELY(tl != NULL))
+        exec__trace_task(tl, f, s->ttid, t0, t1, 0, code, st);
     if (level > NEST_KEEP)
         free(out);
 done:
@@ -109,8 +119,9 @@ static bool map_pop(struct tp *tp, struct exec__map **mp, size_t *lo, size_t *hi
 
 /* Run items [lo, hi) of @m in place: arguments read from the caller's input, results written
  * straight into its output. */
-static void run_chunk(struct exec__map *m, size_t lo, size_t hi)
+static void run_chunk(struct slot *s, struct exec__map *m, size_t lo, size_t hi)
 {
+    uint64_t t0 = s->tl ? exec__ticks() : 0;
     _Alignas(16) unsigned char dummy[16];
     const unsigned char *in = exec__map_in(m, lo);
     unsigned char *out = exec__map_out(m, lo);
@@ -126,6 +137,9 @@ static void run_chunk(struct exec__map *m, size_t lo, size_t hi)
         if (st && !nfail++)
             first = lo + k;
     }
+    if (s->tl) /* before exec__map_ran(): the map may be gone after it */
+        exec__trace_chunk(s->tl, s->ttid, t0, exec__ticks(), 0, lo, hi, (int32_t)nfail,
+                          nfail ? EXEC_ETASK : EXEC_OK, (int32_t)m->in_size);
     exec__map_ran(m, lo, hi, nfail, first);
 }
 
@@ -149,7 +163,7 @@ static void do_work(struct slot *s, struct work *w, bool top)
     if (w->f)
         run(s, w->f, top);
     else
-        run_chunk(w->m, w->lo, w->hi);
+        run_chunk(s, w->m, w->lo, w->hi);
 }
 
 /* Start a thread in @s. tp->lock held. */
@@ -179,6 +193,12 @@ static void *worker_main(void *p)
     s->tasks = 0;
 
     pthread_mutex_lock(&tp->lock);
+    /* Under the lock: a predecessor in this slot is done with the slot's lane. */
+    s->ttid = (uint32_t)exec__gettid();
+    if (s->tl) {
+        exec__trace_instant(s->tl, EXEC__TEV_TRACK, s->ttid, (uint64_t)s->id, 0, 0, 0);
+        exec__trace_instant(s->tl, EXEC__TEV_START, s->ttid, (uint64_t)s->id, 0, 0, 0);
+    }
     if (s->join_prev) {
         pthread_t prev = s->prev;
         s->join_prev = false;
@@ -197,8 +217,13 @@ static void *worker_main(void *p)
                 /* Retire: the replacement takes over the slot and joins us. If it cannot
                  * start, keep serving and try again after the next task. */
                 tp->alive--;
+                uint32_t ran = s->tasks, me = s->ttid;
                 if (spawn(tp, s, true) == 0) {
                     tp->retired++;
+                    /* The replacement writes the lane only once it has the lock. */
+                    if (s->tl)
+                        exec__trace_instant(s->tl, EXEC__TEV_RECYCLE, me, ran, 0,
+                                            EXEC__TRECYCLE_TASKS, 0);
                     pthread_mutex_unlock(&tp->lock);
                     return NULL;
                 }
@@ -222,6 +247,8 @@ static void *worker_main(void *p)
         if (work || !exec__tp_idle_push(tp, s))
             continue;
         pthread_mutex_unlock(&tp->lock);
+        if (s->tl)
+            exec__tlane_idle(s->tl);
         while (atomic_load_explicit(&s->park, memory_order_acquire) == 0)
             exec__futex_wait(&s->park, 0, 0);
         pthread_mutex_lock(&tp->lock);
@@ -264,9 +291,12 @@ static int tp_create(struct exec *core, void **impl)
         return EXEC_ENOMEM;
     }
     memset(tp->slots, 0, (size_t)tp->nslots * sizeof *tp->slots);
+    tp->trace = core->trace;
+    tp->timer_tl = exec__trace_lane(core->trace, tp->nslots, false);
     for (int i = 0; i < tp->nslots; i++) {
         tp->slots[i].tp = tp;
         tp->slots[i].id = i;
+        tp->slots[i].tl = exec__trace_lane(core->trace, i, false);
         tp->slots[i].scratch = malloc(tp->max_result);
         if (!tp->slots[i].scratch) {
             tp_free(tp);
@@ -323,8 +353,9 @@ static int tp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
         if (r)
             return r;
     }
-    /* Counted before the push so that depth() never sees a pop before its push. */
-    atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed);
+    /* Counted before the push so that depth() never sees a pop before its push. The count
+     * numbers the task for the trace. */
+    f->tseq = atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed) + 1;
     if (EXEC__UNLIKELY(!exec__tp_q_push(tp, f))) {
         atomic_fetch_sub_explicit(&tp->pushed, 1, memory_order_relaxed);
         return EXEC_ESHUTDOWN;
@@ -370,10 +401,14 @@ static int tp_cancel(void *impl, struct exec_future *f, unsigned flags)
     /* Queued: win the state from QUEUED; the worker that pops it later drops it. */
     if (exec__future_cancel_queued(f)) {
         atomic_fetch_add_explicit(&tp->lazy_cancelled, 1, memory_order_relaxed);
+        exec__trace_shared_instant(tp->trace, EXEC__TEV_CANCEL, 0, f->tseq, 0,
+                                   EXEC__TCANCEL_QUEUED, 0);
         return EXEC_OK;
     }
     if ((flags & EXEC_CANCEL_RUNNING) && exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
         /* The task keeps its thread until it returns; it sees the stop flag. */
+        exec__trace_shared_instant(tp->trace, EXEC__TEV_CANCEL, f->ttid, f->tseq, 0,
+                                   EXEC__TCANCEL_RUNNING, 0);
         f->fault.code = EXEC_ECANCELLED;
         exec__future_finish(f, EXEC_STATE_CANCELLED);
         return EXEC_OK;
@@ -406,7 +441,10 @@ static int tp_shutdown(void *impl, unsigned flags)
     while (cancelled) {
         struct exec_future *next = cancelled->bk.threads.next;
         cancelled->bk.threads.next = NULL;
-        if (!exec__future_cancel_queued(cancelled))
+        if (exec__future_cancel_queued(cancelled))
+            exec__trace_shared_instant(tp->trace, EXEC__TEV_CANCEL, 0, cancelled->tseq, 0,
+                                       EXEC__TCANCEL_SHUTDOWN, 0);
+        else
             atomic_fetch_sub_explicit(&tp->lazy_cancelled, 1, memory_order_relaxed);
         exec_future_release(cancelled);
         cancelled = next;
@@ -520,6 +558,8 @@ static int tp_wait(void *impl, struct exec_future *f, uint64_t deadline)
             continue;
         }
         pthread_mutex_unlock(&tp->lock);
+        if (s->tl)
+            exec__tlane_idle(s->tl);
         if (exec__future_listen(f, &l)) {
             while (atomic_load_explicit(&s->park, memory_order_acquire) == 0) {
                 if (exec__futex_wait(&s->park, 0, deadline) == EXEC_ETIMEDOUT)

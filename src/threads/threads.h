@@ -35,6 +35,7 @@
 #define EXEC_THREADS_THREADS_H
 
 #include "core/backend.h"
+#include "core/trace.h"
 
 struct tp;
 
@@ -59,6 +60,10 @@ struct slot {
      * reuse up to NEST_KEEP levels, allocated per run deeper than that. */
     int depth;
     void *nest[NEST_KEEP];
+    /* Trace: the slot's lane (NULL when not tracing), written by the slot's current thread,
+     * and that thread's OS id (its track), set under tp->lock when it starts. */
+    struct exec__tlane *tl;
+    uint32_t ttid;
     /* Read by exec_stats, written by the slot's thread only. */
     _Atomic uint64_t ran;
     struct exec__counters cnt;
@@ -107,6 +112,10 @@ struct tp {
 
     int nslots;
     struct slot *slots;
+
+    /* Trace (NULL when not tracing): the timer thread's lane, the shared lane's owner. */
+    struct exec__trace *trace;
+    struct exec__tlane *timer_tl;
 };
 
 #define CLOSED ((uintptr_t)1) /* futures are 16-byte aligned: bit 0 of `incoming` is free */

@@ -69,10 +69,13 @@ static void heap_remove(struct tp *tp, size_t i)
     heap_up(tp, i);
 }
 
-static void timeout_expired(struct exec_future *f)
+static void timeout_expired(struct tp *tp, struct exec_future *f)
 {
     if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
         f->fault.code = EXEC_ETIMEDOUT;
+        if (tp->timer_tl)
+            exec__trace_instant(tp->timer_tl, EXEC__TEV_DEADLINE, f->ttid, f->tseq,
+                                f->timeout_ms, 0, 0);
         exec__future_finish(f, EXEC_STATE_FAILED);
     }
 }
@@ -83,6 +86,8 @@ static void *timer_main(void *p)
     tls_timer = tp;
     pthread_mutex_lock(&tp->tlock);
     while (!tp->timer_stop) {
+        if (tp->timer_tl)
+            exec__tlane_idle(tp->timer_tl); /* about to sleep: what it recorded goes out */
         if (tp->hn == 0) {
             pthread_cond_wait(&tp->tcond, &tp->tlock);
             continue;
@@ -94,7 +99,7 @@ static void *timer_main(void *p)
             /* The worker may finish and drop its reference as soon as we unlock. */
             exec_future_retain(f);
             pthread_mutex_unlock(&tp->tlock);
-            timeout_expired(f);
+            timeout_expired(tp, f);
             exec_future_release(f);
             pthread_mutex_lock(&tp->tlock);
             continue;
