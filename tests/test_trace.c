@@ -12,6 +12,7 @@
  * The file is read back with a small JSON reader of our own (each event is one line).
  */
 #include "harness.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -443,34 +444,29 @@ static int t_job(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
     return j.fail;
 }
 
-static int t_noop(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
-{
-    (void)arg;
-    (void)n;
-    (void)out;
-    (void)cap;
-    (void)osz;
-    return 0;
-}
-
 static int t_segv(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
 {
-    (void)arg;
-    (void)n;
-    (void)out;
-    (void)cap;
-    (void)osz;
+    (void)arg, (void)n, (void)out, (void)cap, (void)osz;
     raise(SIGSEGV);
     return 0;
 }
 
 static int t_gate(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
 {
-    (void)n;
-    (void)out;
-    (void)cap;
-    (void)osz;
+    (void)n, (void)out, (void)cap, (void)osz;
     return task_gate_wait(arg);
+}
+
+/* Open @g and start a task on @ex that blocks on it; returns its future, RUNNING. */
+static exec_future_t *start_blocker(exec_t *ex, struct gate *g)
+{
+    gate_open(g);
+    char gp[GATE_PATH];
+    gate_path(gp, g);
+    exec_future_t *run = NULL;
+    ASSERT_OK(exec_submit(ex, t_gate, gp, sizeof gp, &run));
+    WAIT_STATE(run, EXEC_STATE_RUNNING);
+    return run;
 }
 
 /* map: int64 x -> x + 1; status 5 when x % 7 == 3. */
@@ -695,12 +691,7 @@ TEST(trace_cancel)
     const char *path = tmp_path("t.json");
     exec_t *ex = traced(path, 1);
     struct gate g;
-    gate_open(&g);
-    char gp[GATE_PATH];
-    gate_path(gp, &g);
-    exec_future_t *run, *queued;
-    ASSERT_OK(exec_submit(ex, t_gate, gp, sizeof gp, &run));
-    WAIT_STATE(run, EXEC_STATE_RUNNING);
+    exec_future_t *run = start_blocker(ex, &g), *queued;
     struct job j = {0, 0};
     ASSERT_OK(exec_submit(ex, t_job, &j, sizeof j, &queued));
     ASSERT_OK(exec_future_cancel(queued, 0));
@@ -732,12 +723,7 @@ TEST(trace_cancel_at_shutdown)
     const char *path = tmp_path("t.json");
     exec_t *ex = traced(path, 1);
     struct gate g;
-    gate_open(&g);
-    char gp[GATE_PATH];
-    gate_path(gp, &g);
-    exec_future_t *run, *fs[5];
-    ASSERT_OK(exec_submit(ex, t_gate, gp, sizeof gp, &run));
-    WAIT_STATE(run, EXEC_STATE_RUNNING);
+    exec_future_t *run = start_blocker(ex, &g), *fs[5];
     struct job j = {0, 0};
     for (int i = 0; i < 5; i++)
         ASSERT_OK(exec_submit(ex, t_job, &j, sizeof j, &fs[i]));
@@ -943,7 +929,7 @@ TEST(trace_survives_sigkill)
         exec_future_t *fs[64];
         for (;;) {
             for (int i = 0; i < 64; i++)
-                if (exec_submit(ex, t_noop, NULL, 0, &fs[i]) != 0)
+                if (exec_submit(ex, task_noop, NULL, 0, &fs[i]) != 0)
                     _exit(3);
             for (int i = 0; i < 64; i++) {
                 exec_future_wait(fs[i], EXEC_WAIT_FOREVER);
@@ -976,7 +962,7 @@ static uint64_t traced_run(const char *path, int tasks)
     exec_future_t *fs[64];
     for (int done = 0; done < tasks; done += 64) {
         for (int i = 0; i < 64; i++)
-            ASSERT_OK(exec_submit(ex, t_noop, NULL, 0, &fs[i]));
+            ASSERT_OK(exec_submit(ex, task_noop, NULL, 0, &fs[i]));
         for (int i = 0; i < 64; i++) {
             ASSERT_OK(exec_future_wait(fs[i], 10000));
             exec_future_release(fs[i]);
@@ -1066,12 +1052,7 @@ TEST(trace_dropped_counted)
     const char *path = tmp_path("t.json");
     exec_t *ex = traced(path, 1);
     struct gate g;
-    gate_open(&g);
-    char gp[GATE_PATH];
-    gate_path(gp, &g);
-    exec_future_t *run, *queued;
-    ASSERT_OK(exec_submit(ex, t_gate, gp, sizeof gp, &run));
-    WAIT_STATE(run, EXEC_STATE_RUNNING);
+    exec_future_t *run = start_blocker(ex, &g), *queued;
     struct job j = {0, 0};
     ASSERT_OK(exec_submit(ex, t_job, &j, sizeof j, &queued));
     alloc_hook_start();
