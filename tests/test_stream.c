@@ -246,7 +246,9 @@ TEST(stream_memory_flat)
     fprintf(stderr, "# %llu items, window 10000 [%s]: RSS %ld KiB after 1 M items, peak %ld KiB\n",
             (unsigned long long)n, test_backend_name(), r.at_start, r.peak);
     ASSERT_GT(r.at_start, 0);
-    ASSERT_LE(r.peak - r.at_start, 4096); /* flat: no growth with the input */
+    /* Flat: no growth with the input (one byte kept per item would be 100 MB). Sanitizers
+     * grow the process a little on their own (ASan's fake stacks, shadow pages). */
+    ASSERT_LE(r.peak - r.at_start, 4096 * test_timeout_scale());
     ASSERT_OK(exec_destroy(ex));
 }
 
