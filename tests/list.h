@@ -264,7 +264,7 @@
     X(tooling_example_10_sizing, 0)                                                        \
     X(tooling_example_11_nested, 0)                                                        \
     X(tooling_example_12_progress, 0)                                                      \
-    X(tooling_example_13_word_count, PROCESSES_ONLY)                                       \
+    X(tooling_example_15_word_count, PROCESSES_ONLY)                                       \
     X(tooling_example_14_timeline, PROCESSES_ONLY)                                         \
     X(tooling_example_demo, PROCESSES_ONLY | SLOW)                                         \
     /* tests/test_alloc.c */                                                               \

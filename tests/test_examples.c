@@ -140,8 +140,8 @@ static const struct example examples[] = {
      .expect = {"mapped 4000000 items: success, 0 failed\n"},
      .absent = {"\r"}},
     /* A generated file of 400,000 lines counted line by line through a window. */
-    {.id = "13_word_count",
-     .binary = "13_word_count",
+    {.id = "15_word_count",
+     .binary = "15_word_count",
      .expect = {"400000 lines, 3599965 words\n", "expected 3599965 words: ok\n"},
      .absent = {"WRONG"},
      .processes = true},
@@ -418,6 +418,6 @@ EXAMPLE_TEST(09_leaky)
 EXAMPLE_TEST(10_sizing)
 EXAMPLE_TEST(11_nested)
 EXAMPLE_TEST(12_progress)
-EXAMPLE_TEST(13_word_count)
+EXAMPLE_TEST(15_word_count)
 EXAMPLE_TEST(14_timeline)
 EXAMPLE_TEST(demo)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * 13_word_count.c - count the words of a file too large to hold, line by line, on worker
+ * 15_word_count.c - count the words of a file too large to hold, line by line, on worker
  * processes, with exec_map_stream().
  *
  * The producer reads the next lines (fgets) on the calling thread, a batch at a time; a worker
@@ -8,7 +8,7 @@
  * 4096 lines of 256 bytes) is in memory at once, however long the file is: the map reads the
  * next lines only when earlier results have been consumed.
  *
- * Usage: 13_word_count [FILE]   (without FILE it writes and counts a generated file of
+ * Usage: 15_word_count [FILE]   (without FILE it writes and counts a generated file of
  * 400,000 lines in the temporary directory, then removes it).
  */
 #include <ctype.h>
