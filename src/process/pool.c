@@ -168,9 +168,11 @@ static int pp_create(struct exec *core, void **impl)
 fail_locks:
     pthread_mutex_destroy(&pp->lock);
     pthread_cond_destroy(&pp->cond);
-fail:
+fail:;
+    int err = errno; /* exec_create() says: errno tells why (EXEC_ESYS) */
     close_fds(pp);
     pp_free(pp);
+    errno = err;
     return r;
 }
 
@@ -317,7 +319,7 @@ static int pp_shutdown(void *impl, unsigned flags)
     pthread_cond_broadcast(&pp->cond);
     pthread_mutex_unlock(&pp->lock);
     exec__pp_trace_cancel_list(pp, &cancelled);
-    exec__pp_end_list(&cancelled, EXEC_ECANCELLED, 0, 0);
+    exec__pp_end_list(&cancelled, &(struct fin){.code = EXEC_ECANCELLED, .xst = -1, .wid = -1});
     kick(pp);
     if (flags & EXEC_SHUTDOWN_NOWAIT)
         return EXEC_OK;
