@@ -337,9 +337,11 @@ typedef struct exec_config {
  * @cfg: configuration, copied; NULL means all defaults.
  * Return: EXEC_OK; EXEC_EINVAL (NULL @ex, a field out of range, a backend or start method
  *         that is not one of the enum's values, reserved not zero, a process-only field on
- *         the thread backend); EXEC_ENOMEM; EXEC_ESYS (threads,
- *         processes or fds could not be made, or the trace file could not be opened or
- *         written: errno says why); EXEC_ENOTSUP (backend not built).
+ *         the thread backend, init_arg_size without init_arg); EXEC_ETOOBIG (init_arg_size
+ *         > max_arg_size); EXEC_ENOMEM; EXEC_ESYS (threads, processes or fds could not be
+ *         made, e.g. errno EMFILE, or the trace file could not be opened or written: errno
+ *         says why); EXEC_ENOTSUP (backend not built). An executor it returns can run
+ *         tasks: on processes its zygote has said it is ready.
  * Thread-safety: any thread.
  */
 EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg);

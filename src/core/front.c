@@ -34,6 +34,8 @@ static int check_config(const exec_config_t *in, exec_config_t *out,
         c.max_arg_size = EXEC_DEFAULT_MAX_ARG_SIZE;
     if (!c.max_result_size)
         c.max_result_size = EXEC_DEFAULT_MAX_RESULT_SIZE;
+    if (c.init_arg_size > c.max_arg_size)
+        return EXEC_ETOOBIG;
     const struct exec__backend_ops *o = exec__backend_find(c.backend);
     if (!o)
         return EXEC_EINVAL; /* no such backend */

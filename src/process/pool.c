@@ -192,7 +192,9 @@ static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
                 return EXEC_EAGAIN;
             }
             pp->space_waiters++;
+            int cs = exec__cancel_off();
             pthread_cond_wait(&pp->cond, &pp->lock);
+            exec__cancel_restore(cs);
             pp->space_waiters--;
         }
     }
@@ -323,10 +325,12 @@ static int pp_shutdown(void *impl, unsigned flags)
     kick(pp);
     if (flags & EXEC_SHUTDOWN_NOWAIT)
         return EXEC_OK;
+    int cs = exec__cancel_off();
     pthread_mutex_lock(&pp->lock);
     while (!pp->stopped)
         pthread_cond_wait(&pp->cond, &pp->lock);
     pthread_mutex_unlock(&pp->lock);
+    exec__cancel_restore(cs);
     return EXEC_OK;
 }
 
@@ -430,8 +434,6 @@ static int pp_check_config(exec_config_t *c)
         return EXEC_EINVAL;
     if (c->recycle_jitter_pct > 100)
         return EXEC_EINVAL;
-    if (c->init_arg_size > c->max_arg_size)
-        return EXEC_ETOOBIG;
     if (!c->kill_grace_ms)
         c->kill_grace_ms = 100;
     if (!c->crash_window_ms)

@@ -22,10 +22,11 @@ static void *worker_main(void *p);
 static int tp_shutdown(void *impl, unsigned flags);
 static int wait_for_room(struct tp *tp, uint32_t flags);
 
-/* Run @f (already RUNNING) on this worker. @top: not nested inside another task's wait, so
- * the slot's scratch buffer is free. */
-static void run(struct slot *s, struct exec_future *f, bool top)
+/* Run @fr->f (already RUNNING) on this worker. At level 0 (not nested inside another task's
+ * wait) the slot's scratch buffer is free. */
+static void run(struct slot *s, struct tframe *fr)
 {
+    struct exec_future *f = fr->f;
     struct tp *tp = s->tp;
     struct exec__tlane *tl = s->tl;
     uint64_t t0 = 0;
@@ -37,25 +38,20 @@ static void run(struct slot *s, struct exec_future *f, bool top)
         exec__tp_timer_add(tp, f);
 
     void *out = s->scratch;
-    int level = top ? 0 : ++s->depth;
+    int level = s->depth;
     if (level > 0) {
         if (level <= NEST_KEEP) {
             if (!s->nest[level - 1])
                 s->nest[level - 1] = malloc(tp->max_result);
             out = s->nest[level - 1];
         } else {
-            out = malloc(tp->max_result);
+            out = fr->heap_out = malloc(tp->max_result);
         }
         if (!out) {
             if (f->timeout_ms)
                 exec__tp_timer_del(tp, f);
             exec__tls_task = outer;
-            if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
-                f->fault.code = EXEC_ENOMEM;
-                f->fault.worker_id = s->id;
-                exec__future_drop_arg(f);
-                exec__future_finish(f, EXEC_STATE_FAILED);
-            }
+            exec__tp_fail_running(f, EXEC_ENOMEM, EXEC_CAUSE_NONE, s->id);
             goto done;
         }
     }
@@ -90,13 +86,11 @@ static void run(struct slot *s, struct exec_future *f, bool top)
     }
     if (EXEC__UNLIKELY(tl != NULL))
         exec__trace_task(tl, f, s->ttid, t0, t1, 0, code, st);
-    if (level > NEST_KEEP)
-        free(out);
 done:
-    if (level > 0)
-        s->depth--;
-    atomic_store_explicit(&s->ran, atomic_load_explicit(&s->ran, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    free(fr->heap_out);
+    fr->heap_out = NULL;
+    fr->f = NULL; /* done with it: a thread that ends now owes it nothing */
+    exec__tp_count_ran(s);
     exec_future_release(f); /* the backend's reference */
 }
 
@@ -117,16 +111,19 @@ static bool map_pop(struct tp *tp, struct exec__map **mp, size_t *lo, size_t *hi
     return false;
 }
 
-/* Run items [lo, hi) of @m in place: arguments read from the caller's input, results written
- * straight into its output. */
-static void run_chunk(struct slot *s, struct exec__map *m, size_t lo, size_t hi)
+/* Run items [lo, hi) of @fr->m in place: arguments read from the caller's input, results
+ * written straight into its output. Progress goes into @fr after each item, for a thread
+ * that ends in the middle (chunk_lost()). */
+static void run_chunk(struct slot *s, struct tframe *fr)
 {
+    struct exec__map *m = fr->m;
+    size_t lo = fr->lo, hi = fr->hi;
     uint64_t t0 = s->tl ? exec__ticks() : 0;
     _Alignas(16) unsigned char dummy[16];
     const unsigned char *in = exec__map_in(m, lo);
     unsigned char *out = exec__map_out(m, lo);
     int *status = exec__map_status(m, lo);
-    size_t ostep = out ? m->out_size : 0, nfail = 0, first = hi;
+    size_t ostep = out ? m->out_size : 0;
     if (!out)
         out = dummy; /* out_size is 0: nothing is written */
     for (size_t k = 0; k < hi - lo; k++, in += m->in_size, out += ostep) {
@@ -134,13 +131,15 @@ static void run_chunk(struct slot *s, struct exec__map *m, size_t lo, size_t hi)
         int st = m->fn(in, m->in_size, out, m->out_size, &osz);
         if (status)
             status[k] = st;
-        if (st && !nfail++)
-            first = lo + k;
+        if (st && !fr->nfail++)
+            fr->first = lo + k;
+        fr->done = k + 1;
     }
+    fr->m = NULL;
     if (s->tl) /* before exec__map_ran(): the map may be gone after it */
-        exec__trace_chunk(s->tl, s->ttid, t0, exec__ticks(), 0, lo, hi, (int32_t)nfail,
-                          nfail ? EXEC_ETASK : EXEC_OK, (int32_t)m->in_size);
-    exec__map_ran(m, lo, hi, nfail, first);
+        exec__trace_chunk(s->tl, s->ttid, t0, exec__ticks(), 0, lo, hi, (int32_t)fr->nfail,
+                          fr->nfail ? EXEC_ETASK : EXEC_OK, (int32_t)m->in_size);
+    exec__map_ran(m, lo, hi, fr->nfail, fr->first);
 }
 
 /* One unit of queued work: a task (already RUNNING) or a map chunk. */
@@ -160,14 +159,32 @@ static inline bool take_work(struct tp *tp, struct slot *s, struct work *w)
 
 static void do_work(struct slot *s, struct work *w, bool top)
 {
+    int outer = s->depth, level = top ? 0 : outer + 1;
+    struct tframe *fr = exec__tp_frame_at(s, level);
+    if (EXEC__UNLIKELY(!fr)) {
+        if (w->f) {
+            exec__tp_fail_running(w->f, EXEC_ENOMEM, EXEC_CAUSE_NONE, s->id);
+            exec__tp_count_ran(s);
+            exec_future_release(w->f);
+        } else {
+            exec__map_fail(w->m, w->lo, w->hi, EXEC_ENOMEM);
+        }
+        return;
+    }
+    *fr = (struct tframe){.up = s->frame, .f = w->f, .m = w->f ? NULL : w->m, .lo = w->lo,
+                          .hi = w->hi, .first = w->hi};
+    s->frame = fr;
+    s->depth = level;
     if (w->f)
-        run(s, w->f, top);
+        run(s, fr);
     else
-        run_chunk(s, w->m, w->lo, w->hi);
+        run_chunk(s, fr);
+    s->depth = outer;
+    s->frame = fr->up;
 }
 
 /* Start a thread in @s. tp->lock held. */
-static int spawn(struct tp *tp, struct slot *s, bool join_prev)
+int exec__tp_spawn(struct tp *tp, struct slot *s, bool join_prev)
 {
     pthread_t old = s->thread;
     s->prev = old;
@@ -176,6 +193,7 @@ static int spawn(struct tp *tp, struct slot *s, bool join_prev)
     if (err) {
         s->thread = old;
         s->join_prev = false;
+        errno = err;
         return EXEC_ESYS;
     }
     s->has_thread = true;
@@ -183,15 +201,9 @@ static int spawn(struct tp *tp, struct slot *s, bool join_prev)
     return 0;
 }
 
-static void *worker_main(void *p)
+static void worker_loop(struct slot *s)
 {
-    struct slot *s = p;
     struct tp *tp = s->tp;
-    tls_slot = s;
-    exec__tls_core = tp->core;
-    exec__tls_counters = &s->cnt;
-    s->tasks = 0;
-
     pthread_mutex_lock(&tp->lock);
     /* Under the lock: a predecessor in this slot is done with the slot's lane. */
     s->ttid = (uint32_t)exec__gettid();
@@ -203,8 +215,21 @@ static void *worker_main(void *p)
         pthread_t prev = s->prev;
         s->join_prev = false;
         pthread_mutex_unlock(&tp->lock);
+        /* Not a cancellation point for us: the predecessor must be joined whatever comes. */
+        int cs = exec__cancel_off();
         pthread_join(prev, NULL);
+        exec__cancel_restore(cs);
         pthread_mutex_lock(&tp->lock);
+    }
+    if (tp->init) {
+        pthread_mutex_unlock(&tp->lock);
+        bool ok = exec__tp_run_init(s);
+        pthread_mutex_lock(&tp->lock);
+        if (!ok) {
+            tp->alive--;
+            pthread_mutex_unlock(&tp->lock);
+            return;
+        }
     }
     for (;;) {
         struct work w;
@@ -212,20 +237,22 @@ static void *worker_main(void *p)
             pthread_mutex_unlock(&tp->lock);
             do_work(s, &w, true);
             pthread_mutex_lock(&tp->lock);
+            if (EXEC__UNLIKELY(tp->vacant))
+                (void)exec__tp_fill_vacant(tp);
             if (tp->max_tasks && ++s->tasks >= tp->max_tasks &&
                 !atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
                 /* Retire: the replacement takes over the slot and joins us. If it cannot
                  * start, keep serving and try again after the next task. */
                 tp->alive--;
                 uint32_t ran = s->tasks, me = s->ttid;
-                if (spawn(tp, s, true) == 0) {
+                if (exec__tp_spawn(tp, s, true) == 0) {
                     tp->retired++;
                     /* The replacement writes the lane only once it has the lock. */
                     if (s->tl)
                         exec__trace_instant(s->tl, EXEC__TEV_RECYCLE, me, ran, 0,
                                             EXEC__TRECYCLE_TASKS, 0);
                     pthread_mutex_unlock(&tp->lock);
-                    return NULL;
+                    return;
                 }
                 tp->alive++;
             }
@@ -255,6 +282,19 @@ static void *worker_main(void *p)
     }
     tp->alive--;
     pthread_mutex_unlock(&tp->lock);
+}
+
+static void *worker_main(void *p)
+{
+    struct slot *s = p;
+    tls_slot = s;
+    exec__tls_core = s->tp->core;
+    exec__tls_counters = &s->cnt;
+    s->tasks = 0;
+    /* Every way out of worker_loop() but its returns passes through exec__tp_on_thread_end(). */
+    pthread_cleanup_push(exec__tp_on_thread_end, s);
+    worker_loop(s);
+    pthread_cleanup_pop(0);
     return NULL;
 }
 
@@ -262,9 +302,13 @@ static void tp_free(struct tp *tp)
 {
     if (tp->slots)
         for (int i = 0; i < tp->nslots; i++) {
-            free(tp->slots[i].scratch);
+            struct slot *s = &tp->slots[i];
+            free(s->scratch);
             for (int k = 0; k < NEST_KEEP; k++)
-                free(tp->slots[i].nest[k]);
+                free(s->nest[k]);
+            for (int k = 0; k < s->nnested; k++)
+                free(s->nested[k]);
+            free(s->nested);
         }
     free(tp->slots);
     free(tp->heap);
@@ -280,6 +324,7 @@ static int tp_create(struct exec *core, void **impl)
         return EXEC_ENOMEM;
     memset(tp, 0, sizeof *tp);
     tp->core = core;
+    tp->init = core->cfg.initializer;
     tp->max_result = core->cfg.max_result_size;
     tp->max_tasks = core->cfg.max_tasks_per_child;
     tp->queue_max = core->cfg.queue_max;
@@ -312,7 +357,7 @@ static int tp_create(struct exec *core, void **impl)
     int r = 0;
     pthread_mutex_lock(&tp->lock);
     for (int i = 0; i < tp->nslots && !r; i++)
-        r = spawn(tp, &tp->slots[i], false);
+        r = exec__tp_spawn(tp, &tp->slots[i], false);
     pthread_mutex_unlock(&tp->lock);
     if (!r && core->cfg.timeout_ms)
         r = exec__tp_timer_ensure(tp);
@@ -355,10 +400,19 @@ static int tp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
     }
     /* Counted before the push so that depth() never sees a pop before its push. The count
      * numbers the task for the trace. */
+    if (EXEC__UNLIKELY(atomic_load_explicit(&tp->any_vacant, memory_order_relaxed))) {
+        /* A worker thread ended and could not be replaced: try now, and say so if no
+         * worker is left to run this task. */
+        pthread_mutex_lock(&tp->lock);
+        bool full = exec__tp_fill_vacant(tp), none = tp->alive == 0;
+        pthread_mutex_unlock(&tp->lock);
+        if (!full && none)
+            return EXEC_ESYS;
+    }
     f->tseq = atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed) + 1;
     if (EXEC__UNLIKELY(!exec__tp_q_push(tp, f))) {
         atomic_fetch_sub_explicit(&tp->pushed, 1, memory_order_relaxed);
-        return EXEC_ESHUTDOWN;
+        return atomic_load(&tp->broken) ? EXEC_EBROKEN : EXEC_ESHUTDOWN;
     }
     if (atomic_load_explicit(&tp->nidle, memory_order_seq_cst) > 0) {
         pthread_mutex_lock(&tp->lock);
@@ -388,8 +442,10 @@ static int wait_for_room(struct tp *tp, uint32_t flags)
         return EXEC_EAGAIN;
     pthread_mutex_lock(&tp->lock);
     tp->space_waiters++;
+    int cs = exec__cancel_off();
     while (depth(tp) >= tp->queue_max && !atomic_load(&tp->stopping))
         pthread_cond_wait(&tp->space, &tp->lock);
+    exec__cancel_restore(cs);
     tp->space_waiters--;
     pthread_mutex_unlock(&tp->lock);
     return 0;
@@ -423,15 +479,8 @@ static int tp_shutdown(void *impl, unsigned flags)
     pthread_mutex_lock(&tp->lock);
     atomic_fetch_or_explicit(&tp->incoming, CLOSED, memory_order_seq_cst);
     atomic_store_explicit(&tp->stopping, true, memory_order_seq_cst);
-    if (flags & EXEC_SHUTDOWN_CANCEL) {
-        exec__tp_q_collect(tp);
-        cancelled = tp->head;
-        tp->head = tp->tail = NULL;
-        uint64_t n = 0;
-        for (struct exec_future *c = cancelled; c; c = c->bk.threads.next)
-            n++;
-        atomic_store_explicit(&tp->popped, atomic_load(&tp->popped) + n, memory_order_release);
-    }
+    if (flags & EXEC_SHUTDOWN_CANCEL)
+        cancelled = exec__tp_take_queued(tp);
     pthread_cond_broadcast(&tp->space);
     struct slot *s;
     while ((s = exec__tp_idle_pop(tp)))
@@ -452,16 +501,22 @@ static int tp_shutdown(void *impl, unsigned flags)
     if (flags & EXEC_SHUTDOWN_NOWAIT)
         return EXEC_OK;
 
-    /* No thread can start any more (stopping is set), so each slot's thread is final. */
-    for (int i = 0; i < tp->nslots; i++) {
-        struct slot *sl = &tp->slots[i];
-        pthread_mutex_lock(&tp->lock);
-        bool has = sl->has_thread;
-        pthread_t t = sl->thread;
-        sl->has_thread = false;
-        pthread_mutex_unlock(&tp->lock);
-        if (has)
-            pthread_join(t, NULL);
+    /* Join each slot's thread until no slot has one: a thread that ends inside a task
+     * starts a replacement even now (queued tasks still need workers); it joins its
+     * predecessor only if we have not taken that one to join. */
+    for (bool again = true; again;) {
+        again = false;
+        for (int i = 0; i < tp->nslots; i++) {
+            struct slot *sl = &tp->slots[i];
+            pthread_mutex_lock(&tp->lock);
+            bool has = sl->has_thread;
+            pthread_t t = sl->thread;
+            sl->has_thread = false;
+            pthread_mutex_unlock(&tp->lock);
+            if (has)
+                pthread_join(t, NULL);
+            again |= has;
+        }
     }
     pthread_mutex_lock(&tp->tlock);
     tp->timer_stop = true;
@@ -579,7 +634,7 @@ static int tp_map_start(void *impl, struct exec__map *m)
     pthread_mutex_lock(&tp->lock);
     if (atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
         pthread_mutex_unlock(&tp->lock);
-        return EXEC_ESHUTDOWN;
+        return atomic_load(&tp->broken) ? EXEC_EBROKEN : EXEC_ESHUTDOWN;
     }
     if (exec__list_unlinked(&m->link)) /* a stream offers its map again for new items */
         exec__list_push_back(&tp->maps, &m->link);
@@ -622,8 +677,7 @@ static bool tp_help(void *impl)
 static int tp_check_config(exec_config_t *c)
 {
     if (c->start_method || c->kill_grace_ms || c->max_rss_per_child || c->max_age_ms ||
-        c->recycle_jitter_pct || c->crash_limit || c->crash_window_ms || c->initializer ||
-        c->init_arg || c->init_arg_size)
+        c->recycle_jitter_pct || c->crash_limit || c->crash_window_ms)
         return EXEC_EINVAL;
     return EXEC_OK;
 }
@@ -644,4 +698,5 @@ const struct exec__backend_ops exec__thread_ops = {
     .map_start = tp_map_start,
     .map_end = tp_map_end,
     .help = tp_help,
+    .map_unclaims = true, /* a thread that ends in a chunk hands its unstarted items back */
 };
