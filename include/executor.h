@@ -165,9 +165,9 @@ typedef struct exec_cq exec_cq_t;
  * ends its thread (pthread_exit(), or pthread_cancel() reaching a cancellation point) fails
  * with EXEC_ECRASHED and fault.cause EXEC_CAUSE_THREAD_EXIT, like a crash on processes: so
  * do the tasks it was waiting in (nested waits), and of a map chunk the item it was running
- * (the items it finished keep their results, the rest run on other workers). The worker
- * thread is replaced, so the pool keeps its size. The library's own calls are not
- * cancellation points.
+ * (the items it finished keep their results, the rest run on its replacement). The worker
+ * thread is replaced, so the pool keeps its size. The library's waits (for a future, for
+ * room in a queue, for a shutdown, in exec_cq_pop()) are not cancellation points.
  */
 typedef int exec_task_fn(const void *arg, size_t arg_size, void *out, size_t out_cap,
                          size_t *out_size);

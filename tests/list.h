@@ -323,6 +323,7 @@
     X(thread_exit_in_task, THREADS_ONLY)                                                   \
     X(thread_exit_cancelled_by_application, THREADS_ONLY)                                  \
     X(thread_exit_nested, THREADS_ONLY)                                                    \
+    X(thread_exit_deep_nesting, THREADS_ONLY)                                              \
     X(thread_exit_in_map_item, THREADS_ONLY)                                               \
     /* tests/test_resources.c */                                                           \
     X(resources_few_fds_forkserver, PROCESSES_ONLY)                                        \

@@ -206,36 +206,34 @@ static exec_fault_t break_with(exec_task_fn *init)
     return first;
 }
 
+/* break_with(@init), and the fault says how the initializer ended. */
+static void expect_break(exec_task_fn *init, int task_status, int sig, int exit_status)
+{
+    exec_fault_t ft = break_with(init);
+    ASSERT_EQ(ft.task_status, task_status);
+    ASSERT_EQ(ft.signal, sig);
+    ASSERT_EQ(ft.exit_status, exit_status);
+}
+
 TEST(init_returns_nonzero_breaks)
 {
-    exec_fault_t ft = break_with(init_wait_fail);
-    ASSERT_EQ(ft.task_status, 5);
-    ASSERT_EQ(ft.signal, 0);
-    ASSERT_EQ(ft.exit_status, -1);
+    expect_break(init_wait_fail, 5, 0, -1);
 }
 
 TEST(init_exit_breaks)
 {
-    exec_fault_t ft = break_with(init_wait_exit);
-    ASSERT_EQ(ft.task_status, 0);
-    ASSERT_EQ(ft.signal, 0);
-    ASSERT_EQ(ft.exit_status, 3);
+    expect_break(init_wait_exit, 0, 0, 3);
 }
 
 TEST(init_signal_breaks)
 {
-    exec_fault_t ft = break_with(init_wait_segv);
-    ASSERT_EQ(ft.task_status, 0);
-    ASSERT_EQ(ft.signal, SIGSEGV);
-    ASSERT_EQ(ft.exit_status, -1);
+    expect_break(init_wait_segv, 0, SIGSEGV, -1);
 }
 
+/* On threads the initializer's end leaves no detail but the cause: it ended its thread. */
 TEST(init_thread_exit_breaks)
 {
-    exec_fault_t ft = break_with(init_wait_thread_exit);
-    ASSERT_EQ(ft.task_status, 0);
-    ASSERT_EQ(ft.signal, 0);
-    ASSERT_EQ(ft.exit_status, -1);
+    expect_break(init_wait_thread_exit, 0, 0, -1);
 }
 
 /* An initializer that fails only in a later worker (the third) breaks the pool then: tasks

@@ -66,6 +66,25 @@ static int t_wait_child_exit(const void *arg, size_t n, void *out, size_t cap, s
     return task_put_i64(out, cap, osz, v);
 }
 
+/* A chain of tasks, each waiting on the next (n: how many more); the last ends its thread.
+ * On one worker each runs nested inside its parent's wait, n + 1 levels deep. */
+static int t_chain(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
+{
+    struct ex_arg a;
+    if (!task_arg(&a, sizeof a, arg, n))
+        return BAD_CALL;
+    if (a.n == 0)
+        pthread_exit(NULL);
+    a.n--;
+    exec_future_t *child = NULL;
+    if (exec_submit(a.ex, t_chain, &a, sizeof a, &child) != EXEC_OK)
+        return BAD_CALL;
+    int64_t v = 0;
+    (void)task_wait_i64(child, EXEC_WAIT_FOREVER, &v); /* does not return */
+    exec_future_release(child);
+    return task_put_i64(out, cap, osz, v);
+}
+
 /* Map item: 3x+1, and item 37 ends its thread. */
 static int t_item(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
 {
@@ -159,6 +178,23 @@ TEST(thread_exit_nested)
     exec_future_release(f);
     expect_full_pool(ex, 1);
     ASSERT_EQ(stats_of(ex).crashed, 2);
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* Twenty levels of nested waits (deeper than the frames a slot keeps inline): every task of
+ * the chain fails, nothing leaks, and the replacement serves. */
+TEST(thread_exit_deep_nesting)
+{
+    exec_t *ex = make_workers(1);
+    struct ex_arg a = {.ex = ex, .n = 20};
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, t_chain, &a, sizeof a, &f));
+    expect_thread_exit(f);
+    exec_future_release(f);
+    expect_full_pool(ex, 1);
+    exec_stats_t st = stats_of(ex);
+    ASSERT_EQ(st.crashed, 21);
+    ASSERT_EQ(st.running, 0);
     ASSERT_OK(exec_destroy(ex));
 }
 

@@ -9,25 +9,6 @@
 
 #include "threads/threads.h"
 
-/* The frame of nesting level @level (0: the top; see threads.h), or NULL without memory. */
-struct tframe *exec__tp_frame_at(struct slot *s, int level)
-{
-    if (level == 0)
-        return &s->top;
-    if (level > s->nnested) {
-        struct tframe **a = realloc(s->nested, (size_t)level * sizeof *a);
-        if (!a)
-            return NULL;
-        s->nested = a;
-        while (s->nnested < level) {
-            if (!(a[s->nnested] = malloc(sizeof **a)))
-                return NULL;
-            s->nnested++;
-        }
-    }
-    return s->nested[level - 1];
-}
-
 /* End @f (RUNNING, ours) as failed with @code, unless a deadline or a cancel ended it. */
 void exec__tp_fail_running(struct exec_future *f, int code, int cause, int worker)
 {
@@ -49,35 +30,38 @@ static void task_lost(struct slot *s, struct tframe *fr)
     if (f->timeout_ms)
         exec__tp_timer_del(s->tp, f);
     exec__tp_fail_running(f, EXEC_ECRASHED, EXEC_CAUSE_THREAD_EXIT, s->id);
-    free(fr->heap_out);
     exec__tp_count_ran(s);
     exec_future_release(f);
 }
 
 /* The thread ends inside a map item: the items it finished keep their results, the one it
- * was running fails EXEC_ECRASHED, the rest go back to the map for other workers. Order
- * matters: while a later piece is still out, none of these calls can end the map. */
+ * was running fails EXEC_ECRASHED, the rest is left to the replacement (the first chunk cut
+ * so; a second one, nested deeper, fails EXEC_ECRASHED too). Order matters: while a later
+ * piece is still out, none of these calls can end the map. */
 static void chunk_lost(struct slot *s, struct tframe *fr)
 {
-    struct tp *tp = s->tp;
     struct exec__map *m = fr->m;
     size_t k = fr->lo + fr->done;
     if (fr->done)
         exec__map_ran(m, fr->lo, k, fr->nfail, fr->first);
-    exec__map_fail(m, k, k + 1, EXEC_ECRASHED);
-    if (k + 1 >= fr->hi)
-        return;
-    /* Under the lock, as map_end() takes it: the map cannot go while we list it again. */
-    pthread_mutex_lock(&tp->lock);
-    struct slot *w = NULL;
-    if (exec__map_unclaim(m, k + 1, fr->hi)) {
-        if (exec__list_unlinked(&m->link))
-            exec__list_push_back(&tp->maps, &m->link);
-        w = exec__tp_idle_pop(tp);
+    if (k + 1 < fr->hi && !s->resume_m) {
+        s->resume_m = m;
+        s->resume_lo = k + 1;
+        s->resume_hi = fr->hi;
+        exec__map_fail(m, k, k + 1, EXEC_ECRASHED);
+    } else {
+        exec__map_fail(m, k, fr->hi, EXEC_ECRASHED);
     }
-    pthread_mutex_unlock(&tp->lock);
-    if (w)
-        exec__tp_wake(w);
+}
+
+/* Fail what a thread left for a replacement that will not come (@code). */
+void exec__tp_drop_resume(struct slot *s, int code)
+{
+    struct exec__map *m = s->resume_m;
+    if (m) {
+        s->resume_m = NULL;
+        exec__map_fail(m, s->resume_lo, s->resume_hi, code); /* may be its last touch */
+    }
 }
 
 /* Start a thread in slots whose thread ended and could not be replaced then. tp->lock held.
@@ -102,11 +86,14 @@ void exec__tp_on_thread_end(void *p)
 {
     struct slot *s = p;
     struct tp *tp = s->tp;
-    for (struct tframe *fr = s->frame; fr; fr = fr->up) {
+    for (struct tframe *fr = s->frame, *up; fr; fr = up) {
+        up = fr->up;
         if (fr->f)
             task_lost(s, fr);
         else if (fr->m)
             chunk_lost(s, fr);
+        if (fr->deep)
+            free(fr);
     }
     s->frame = NULL;
     s->depth = 0;
@@ -118,12 +105,15 @@ void exec__tp_on_thread_end(void *p)
     tp->alive--;
     /* The replacement joins this thread, unless a shutdown took it to join already. A
      * broken pool starts no thread. */
-    if (!atomic_load_explicit(&tp->broken, memory_order_relaxed) &&
-        exec__tp_spawn(tp, s, s->has_thread) != 0) {
+    bool broken = atomic_load_explicit(&tp->broken, memory_order_relaxed);
+    if (!broken && exec__tp_spawn(tp, s, s->has_thread) != 0) {
         s->vacant = true; /* the next task or submit tries again */
         tp->vacant++;
         atomic_store_explicit(&tp->any_vacant, true, memory_order_relaxed);
     }
+    /* No replacement now: nobody runs the rest of the chunk. */
+    if (broken || s->vacant)
+        exec__tp_drop_resume(s, broken ? EXEC_EBROKEN : EXEC_ECRASHED);
     pthread_mutex_unlock(&tp->lock);
 }
 
@@ -178,10 +168,7 @@ void exec__tp_break(struct tp *tp, int cause, int status)
         exec__list_remove(l); /* before: failing may be the map's last touch */
         exec__map_fail_unclaimed(EXEC__CONTAINER_OF(l, struct exec__map, link), EXEC_EBROKEN);
     }
-    pthread_cond_broadcast(&tp->space);
-    struct slot *s;
-    while ((s = exec__tp_idle_pop(tp)))
-        exec__tp_wake(s);
+    exec__tp_wake_all(tp);
     pthread_mutex_unlock(&tp->lock);
     while (q) {
         struct exec_future *next = q->bk.threads.next;

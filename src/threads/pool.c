@@ -45,7 +45,7 @@ static void run(struct slot *s, struct tframe *fr)
                 s->nest[level - 1] = malloc(tp->max_result);
             out = s->nest[level - 1];
         } else {
-            out = fr->heap_out = malloc(tp->max_result);
+            out = fr->heap_out; /* allocated with the frame */
         }
         if (!out) {
             if (f->timeout_ms)
@@ -87,8 +87,6 @@ static void run(struct slot *s, struct tframe *fr)
     if (EXEC__UNLIKELY(tl != NULL))
         exec__trace_task(tl, f, s->ttid, t0, t1, 0, code, st);
 done:
-    free(fr->heap_out);
-    fr->heap_out = NULL;
     fr->f = NULL; /* done with it: a thread that ends now owes it nothing */
     exec__tp_count_ran(s);
     exec_future_release(f); /* the backend's reference */
@@ -157,10 +155,16 @@ static inline bool take_work(struct tp *tp, struct slot *s, struct work *w)
     return !exec__list_empty(&tp->maps) && map_pop(tp, &w->m, &w->lo, &w->hi);
 }
 
+/* A deep frame's block: the frame, then the result buffer, aligned for any type. */
+#define DEEP_HDR ((sizeof(struct tframe) + 15) & ~(size_t)15)
+
 static void do_work(struct slot *s, struct work *w, bool top)
 {
     int outer = s->depth, level = top ? 0 : outer + 1;
-    struct tframe *fr = exec__tp_frame_at(s, level);
+    bool deep = level > NEST_KEEP;
+    struct tframe *fr = &s->fr[deep ? 0 : level];
+    if (EXEC__UNLIKELY(deep)) /* one block: the frame, then the task's result buffer */
+        fr = malloc(DEEP_HDR + (w->f ? s->tp->max_result : 0));
     if (EXEC__UNLIKELY(!fr)) {
         if (w->f) {
             exec__tp_fail_running(w->f, EXEC_ENOMEM, EXEC_CAUSE_NONE, s->id);
@@ -172,7 +176,9 @@ static void do_work(struct slot *s, struct work *w, bool top)
         return;
     }
     *fr = (struct tframe){.up = s->frame, .f = w->f, .m = w->f ? NULL : w->m, .lo = w->lo,
-                          .hi = w->hi, .first = w->hi};
+                          .hi = w->hi, .first = w->hi, .deep = deep};
+    if (deep && w->f)
+        fr->heap_out = (unsigned char *)fr + DEEP_HDR;
     s->frame = fr;
     s->depth = level;
     if (w->f)
@@ -181,6 +187,8 @@ static void do_work(struct slot *s, struct work *w, bool top)
         run_chunk(s, fr);
     s->depth = outer;
     s->frame = fr->up;
+    if (deep)
+        free(fr);
 }
 
 /* Start a thread in @s. tp->lock held. */
@@ -226,10 +234,19 @@ static void worker_loop(struct slot *s)
         bool ok = exec__tp_run_init(s);
         pthread_mutex_lock(&tp->lock);
         if (!ok) {
+            exec__tp_drop_resume(s, EXEC_EBROKEN);
             tp->alive--;
             pthread_mutex_unlock(&tp->lock);
             return;
         }
+    }
+    if (EXEC__UNLIKELY(s->resume_m != NULL)) {
+        /* The items our predecessor left when its thread ended inside their chunk. */
+        struct work w = {.m = s->resume_m, .lo = s->resume_lo, .hi = s->resume_hi};
+        s->resume_m = NULL;
+        pthread_mutex_unlock(&tp->lock);
+        do_work(s, &w, true);
+        pthread_mutex_lock(&tp->lock);
     }
     for (;;) {
         struct work w;
@@ -306,9 +323,6 @@ static void tp_free(struct tp *tp)
             free(s->scratch);
             for (int k = 0; k < NEST_KEEP; k++)
                 free(s->nest[k]);
-            for (int k = 0; k < s->nnested; k++)
-                free(s->nested[k]);
-            free(s->nested);
         }
     free(tp->slots);
     free(tp->heap);
@@ -481,10 +495,7 @@ static int tp_shutdown(void *impl, unsigned flags)
     atomic_store_explicit(&tp->stopping, true, memory_order_seq_cst);
     if (flags & EXEC_SHUTDOWN_CANCEL)
         cancelled = exec__tp_take_queued(tp);
-    pthread_cond_broadcast(&tp->space);
-    struct slot *s;
-    while ((s = exec__tp_idle_pop(tp)))
-        exec__tp_wake(s);
+    exec__tp_wake_all(tp);
     pthread_mutex_unlock(&tp->lock);
 
     while (cancelled) {
@@ -698,5 +709,4 @@ const struct exec__backend_ops exec__thread_ops = {
     .map_start = tp_map_start,
     .map_end = tp_map_end,
     .help = tp_help,
-    .map_unclaims = true, /* a thread that ends in a chunk hands its unstarted items back */
 };

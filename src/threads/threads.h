@@ -37,9 +37,10 @@
  * slot, a frame per level of work it runs (the top-level task or chunk, and each one run
  * nested inside a wait); a cleanup handler around the worker's whole life reads them when
  * the thread unwinds: each task fails EXEC_ECRASHED (EXEC_CAUSE_THREAD_EXIT), a chunk keeps
- * the items it finished, fails the one it was in and hands the rest back to its map; then
- * the thread starts its replacement in its slot, as recycling does. The frames are in the
- * slot, not on the stack: the handler runs after the stack above worker_main() is gone.
+ * the items it finished, fails the one it was in and leaves the rest to its replacement,
+ * which the thread starts in its slot, as recycling does, and which runs them first. The
+ * frames are in the slot (or the heap), not on the stack: the handler runs after the stack
+ * above worker_main() is gone.
  *
  * Lock order: tp->lock, then a future's lock (via listen/finish), then a cq's lock.
  * tp->tlock (timer) is never held with tp->lock.
@@ -61,7 +62,8 @@ struct tframe {
     struct exec_future *f;
     struct exec__map *m;
     size_t lo, hi, done, nfail, first;
-    void *heap_out; /* a result buffer allocated for this level only */
+    void *heap_out; /* deep: the task's result buffer, in the frame's block */
+    bool deep;      /* a level past NEST_KEEP: the frame is a block of its own (malloc) */
 };
 
 struct slot {
@@ -84,13 +86,15 @@ struct slot {
      * reuse up to NEST_KEEP levels, allocated per run deeper than that. */
     int depth;
     void *nest[NEST_KEEP];
-    /* The levels of work now running, innermost first (NULL: none); frames of the top level
-     * and of nested levels (allocated when first reached, kept). */
+    /* The levels of work now running, innermost first (NULL: none); the frames of levels
+     * 0..NEST_KEEP (deeper ones are allocated per run, with the result buffer). */
     struct tframe *frame;
-    struct tframe top;
-    struct tframe **nested;
-    int nnested;
+    struct tframe fr[NEST_KEEP + 1];
     bool in_init; /* the initializer runs */
+    /* Items [resume_lo, resume_hi) of resume_m, claimed by a thread that ended inside the
+     * chunk and not run: the replacement runs them first (under tp->lock to hand over). */
+    struct exec__map *resume_m;
+    size_t resume_lo, resume_hi;
     /* Trace: the slot's lane (NULL when not tracing), written by the slot's current thread,
      * and that thread's OS id (its track), set under tp->lock when it starts. */
     struct exec__tlane *tl;
@@ -166,17 +170,19 @@ struct slot *exec__tp_idle_pop(struct tp *tp);
 bool exec__tp_idle_push(struct tp *tp, struct slot *s);
 void exec__tp_idle_remove(struct tp *tp, struct slot *s);
 void exec__tp_wake(struct slot *s);
+void exec__tp_wake_all(struct tp *tp);
 
 /* pool.c: start a thread in @s (tp->lock held); the new one joins the old if @join_prev. */
 int exec__tp_spawn(struct tp *tp, struct slot *s, bool join_prev);
 
 /* lost.c: the initializer, a broken pool, threads that end inside a task */
-struct tframe *exec__tp_frame_at(struct slot *s, int level);
 /* End @f (RUNNING, ours) as failed with @code and @cause, unless a deadline or a cancel
  * ended it; drops its argument either way. */
 void exec__tp_fail_running(struct exec_future *f, int code, int cause, int worker);
 /* The cleanup handler around each worker thread's life (its argument: the slot). */
 void exec__tp_on_thread_end(void *slot);
+/* Fail with @code the items a thread left to its replacement (see slot.resume_m). */
+void exec__tp_drop_resume(struct slot *s, int code);
 /* Run the initializer in this new worker thread; false if the pool is (now) broken. */
 bool exec__tp_run_init(struct slot *s);
 /* Start threads in vacant slots (tp->lock held); whether none is vacant any more. */
