@@ -33,7 +33,13 @@ static void create_until_out_of_fds(exec_start_method_t method, int room)
         if (r != EXEC_OK) {
             int err = errno;
             ASSERT_ERR(r, EXEC_ESYS);
-            ASSERT_EQ(err, EMFILE);
+            /* Valgrind (EXEC_TEST_TIMEOUT_SCALE 10) keeps fds of its own in every process it
+             * runs, the zygote too, and answers some calls near the limit with EBADF: there
+             * only "an errno" is checked. */
+            if (test_timeout_scale() < 10)
+                ASSERT_EQ(err, EMFILE);
+            else
+                ASSERT_NE(err, 0);
             failed++;
             continue;
         }

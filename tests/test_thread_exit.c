@@ -50,6 +50,23 @@ static int t_cancellable(const void *arg, size_t n, void *out, size_t cap, size_
     return r;
 }
 
+static void release_future(void *f)
+{
+    exec_future_release(f);
+}
+
+/* Wait for @child (its thread ends in there: this does not return) and release it; the
+ * reference is released by a cleanup handler when the thread unwinds, as cancellation-safe
+ * code does. */
+static int wait_child(exec_future_t *child, void *out, size_t cap, size_t *osz)
+{
+    int64_t v = 0;
+    pthread_cleanup_push(release_future, child);
+    (void)task_wait_i64(child, EXEC_WAIT_FOREVER, &v);
+    pthread_cleanup_pop(1);
+    return task_put_i64(out, cap, osz, v);
+}
+
 /* Submits t_exit to its own executor and waits for it: on one worker, the child runs nested
  * inside this wait, on this same thread, and ends it. */
 static int t_wait_child_exit(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
@@ -60,10 +77,7 @@ static int t_wait_child_exit(const void *arg, size_t n, void *out, size_t cap, s
     exec_future_t *child = NULL;
     if (exec_submit(a.ex, t_exit, NULL, 0, &child) != EXEC_OK)
         return BAD_CALL;
-    int64_t v = 0;
-    (void)task_wait_i64(child, EXEC_WAIT_FOREVER, &v); /* does not return */
-    exec_future_release(child);
-    return task_put_i64(out, cap, osz, v);
+    return wait_child(child, out, cap, osz);
 }
 
 /* A chain of tasks, each waiting on the next (n: how many more); the last ends its thread.
@@ -79,10 +93,7 @@ static int t_chain(const void *arg, size_t n, void *out, size_t cap, size_t *osz
     exec_future_t *child = NULL;
     if (exec_submit(a.ex, t_chain, &a, sizeof a, &child) != EXEC_OK)
         return BAD_CALL;
-    int64_t v = 0;
-    (void)task_wait_i64(child, EXEC_WAIT_FOREVER, &v); /* does not return */
-    exec_future_release(child);
-    return task_put_i64(out, cap, osz, v);
+    return wait_child(child, out, cap, osz);
 }
 
 /* Map item: 3x+1, and item 37 ends its thread. */
