@@ -167,7 +167,9 @@ typedef struct exec_cq exec_cq_t;
  * do the tasks it was waiting in (nested waits), and of a map chunk the item it was running
  * (the items it finished keep their results, the rest run on its replacement). The worker
  * thread is replaced, so the pool keeps its size. The library's waits (for a future, for
- * room in a queue, for a shutdown, in exec_cq_pop()) are not cancellation points.
+ * room in a queue, for a shutdown, in exec_cq_pop()) are not cancellation points. Not
+ * supported: ending the thread inside an exec_map*() the task itself called (the map's
+ * state lives on the task's stack, which other workers still use).
  */
 typedef int exec_task_fn(const void *arg, size_t arg_size, void *out, size_t out_cap,
                          size_t *out_size);

@@ -149,6 +149,7 @@ struct inst {
     bool dirty;
     bool full; /* refill(): no ring bytes for the next request this round */
     bool tnamed; /* its track is named in the trace */
+    bool ready;  /* seen in its loop (rg->phase READY): the spawn succeeded */
 };
 
 struct slot {
@@ -309,6 +310,7 @@ void exec__pp_chunk_results(struct exec__map *m, const struct ent *e, const unsi
                             const int32_t *st, size_t k);
 void exec__pp_settle(struct pp *pp, struct inst *in, bool started);
 void exec__pp_spawn_failed(struct pp *pp, struct inst *in, int err);
+void exec__pp_note_ready(struct pp *pp, struct inst *in);
 void exec__pp_spawn_one(struct pp *pp, struct inst *in);
 void exec__pp_stop_zygote(struct pp *pp);
 int exec__pp_start_zygote(struct pp *pp);

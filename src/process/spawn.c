@@ -141,6 +141,7 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     in->seen_seq = in->deadline_ns = in->deadline_seq = in->kill_at = 0;
     in->dirty = false;
     in->tnamed = false;
+    in->ready = false;
     rg->trace = pp->tl != NULL;
     sl->cur = rix;
     pp->alive++;
@@ -321,6 +322,17 @@ bool exec__pp_settle_early(struct pp *pp, struct inst *in, struct exec__list *br
     return true;
 }
 
+/* A spawn succeeded when the worker reached its loop, not when fork() returned: one that
+ * dies in its set-up is a failed spawn and must not reset the streak. */
+void exec__pp_note_ready(struct pp *pp, struct inst *in)
+{
+    if (!in->ready &&
+        atomic_load_explicit(&in->rg->phase, memory_order_relaxed) == EXEC__WPHASE_READY) {
+        in->ready = true;
+        pp->spawn_streak = 0;
+    }
+}
+
 void exec__pp_spawn_failed(struct pp *pp, struct inst *in, int err)
 {
     exec__pp_settle(pp, in, false);
@@ -370,7 +382,6 @@ void exec__pp_spawn_one(struct pp *pp, struct inst *in)
         in->pidfd = exec__pidfd_open(pid);
         if (in->st == I_SPAWNING)
             in->st = I_LIVE;
-        pp->spawn_streak = 0;
         if (in->pending_sig)
             exec__pp_send_signal(pp, in, in->pending_sig);
     }

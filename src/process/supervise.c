@@ -64,7 +64,6 @@ static bool read_events(struct pp *pp, bool force)
                 exec__pp_trace_started(pp, in);
                 if (in->st == I_SPAWNING)
                     in->st = I_LIVE;
-                pp->spawn_streak = 0;
                 if (in->pending_sig)
                     exec__pp_send_signal(pp, in, in->pending_sig);
                 break;
@@ -255,6 +254,7 @@ static uint64_t timers(struct pp *pp, uint64_t now)
     FOR_EACH_INST(pp, in) {
         if (in->st == I_FREE || in->exited)
             continue;
+        exec__pp_note_ready(pp, in);
         if (in->st == I_KILLING && in->kill_at) {
             if (now >= in->kill_at) {
                 /* Again every 100 ms until it is gone: a request to the zygote is sent
