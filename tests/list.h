@@ -319,6 +319,7 @@
     X(init_signal_breaks, PROCESSES_ONLY)                                                  \
     X(init_thread_exit_breaks, THREADS_ONLY)                                               \
     X(init_fails_in_recycled_worker, BOTH_BACKENDS)                                        \
+    X(broken_zygote_killed, PROCESSES_ONLY)                                                \
     /* tests/test_thread_exit.c */                                                         \
     X(thread_exit_in_task, THREADS_ONLY)                                                   \
     X(thread_exit_cancelled_by_application, THREADS_ONLY)                                  \

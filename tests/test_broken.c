@@ -12,9 +12,12 @@
 #include "gate.h"
 #include "tasks.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -273,4 +276,74 @@ TEST(init_fails_in_recycled_worker)
      * its last task is sent, so one more may have been starting as the pool broke. */
     ASSERT_GE(atomic_load(&sh->init_calls), 3);
     ASSERT_LE(atomic_load(&sh->init_calls), test_backend == EXEC_BACKEND_PROCESSES ? 4 : 3);
+}
+
+/* The only child of this test process: the zygote of its one forkserver pool (its workers
+ * are the zygote's children). 0 if there is not exactly one. */
+static pid_t only_child(void)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    pid_t found = 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[len] = 0;
+        const char *rp = strrchr(buf, ')'); /* the name may hold spaces */
+        int ppid = 0;
+        if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid()) {
+            found = pid;
+            n++;
+        }
+    }
+    closedir(d);
+    return n == 1 ? found : 0;
+}
+
+/* The zygote dies (SIGKILL): the pool breaks with EXEC_CAUSE_ZYGOTE, not with a text about
+ * a breaker that is off: a task submitted afterwards ends EXEC_EBROKEN or is refused with
+ * it, and the executor still shuts down. */
+TEST(broken_zygote_killed)
+{
+    exec_t *ex = make_init(2, (exec_config_t){0});
+    exec_future_t *f = NULL;
+    ASSERT_OK(exec_submit(ex, task_count, NULL, 0, &f));
+    ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER));
+    exec_future_release(f);
+    pid_t z = only_child();
+    ASSERT_GT(z, 0);
+    ASSERT_EQ(kill(z, SIGKILL), 0);
+    uint64_t end = test_now_ms() + (uint64_t)GATE_BOUND_MS * test_timeout_scale();
+    int r, broken = 0;
+    for (;;) {
+        f = NULL;
+        r = exec_submit(ex, task_count, NULL, 0, &f);
+        if (r != EXEC_OK || test_now_ms() > end)
+            break;
+        ASSERT_OK(exec_future_wait(f, GATE_BOUND_MS * test_timeout_scale()));
+        exec_fault_t ft = fault_of(f);
+        exec_future_release(f);
+        /* Before the supervisor saw the death a task may still run, or die with its
+         * worker; after it, only EXEC_EBROKEN. */
+        if (ft.code == EXEC_OK || ft.code == EXEC_ECRASHED) {
+            ASSERT_EQ(broken, 0);
+            continue;
+        }
+        ASSERT_EQ(ft.code, EXEC_EBROKEN);
+        ASSERT_EQ(ft.cause, EXEC_CAUSE_ZYGOTE);
+        broken++;
+    }
+    ASSERT_ERR(r, EXEC_EBROKEN);
+    ASSERT_OK(exec_destroy(ex));
 }
