@@ -201,10 +201,33 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *    or when the zygote dies. When workers cannot be started (fork fails 5 times in a row,
  *    retried 2 ms to 1 s apart) with none alive, waiting tasks fail with EXEC_ESYS and
  *    fault.sys_errno.
+ *
+ * EXEC_BACKEND_MPI runs tasks on the other ranks of an MPI job (Open MPI; started with
+ * `mpirun -np N ./prog` or `srun`). It lives in a second library, libexecutor-mpi
+ * (pkg-config executor-mpi; it contains the whole library, link it instead of -lexecutor),
+ * and needs the guard exec_mpi_main() of <executor_mpi.h> at the top of main(): rank 0 runs
+ * the program, every other rank serves tasks. Without that call (or in a build without
+ * Open MPI) exec_create() with this backend returns EXEC_ENOTSUP. What differs:
+ *  - Each serving rank runs its tasks in a local pool, threads (mpi_local_backend 0) or
+ *    processes; the process-only fields apply to those local pools. `workers` is the
+ *    local pool size per serving rank (0 = rank 0's CPU budget shared among the serving
+ *    ranks on rank 0's host); the executor has (ranks - 1) x workers workers.
+ *  - Task and initializer pointers travel as (loaded module, offset): they must point into
+ *    the program or a shared library loaded on every rank (EXEC_EINVAL at submit if not).
+ *  - A crash fails only its task, as on the local backend (fault.rank says which rank,
+ *    fault.worker_pid the process there). Losing a whole rank ends the MPI job (Open MPI).
+ *  - A task sent to a rank counts as running: EXEC_CANCEL_RUNNING cancels it there (on a
+ *    local process pool its worker is killed), without the flag cancel returns EXEC_EBUSY.
+ *  - A map chunk runs as one task on a rank: a crash fails the chunk's items that had not
+ *    reported (all of the chunk), EXEC_ECRASHED.
+ *  - Done-callbacks run on the executor's communication thread (waiting, mapping or
+ *    shutting down from there: EXEC_EDEADLK). One MPI executor exists at a time
+ *    (exec_create() returns EXEC_EBUSY for a second one).
  */
 typedef enum exec_backend {
     EXEC_BACKEND_THREADS = 0,   /* a pool of threads in this process (default) */
     EXEC_BACKEND_PROCESSES = 1, /* a pool of worker processes */
+    EXEC_BACKEND_MPI = 2,       /* the serving ranks of an MPI job (see below) */
 } exec_backend_t;
 
 /**
@@ -300,8 +323,14 @@ typedef struct exec_config {
      *  See docs/guide.md, "A timeline of a run", for the events and what they cost. */
     const char *trace_path;
 
+    /* -- MPI backend only (must be 0 on the others) -- */
+
+    /** Backend of each serving rank's local pool: EXEC_BACKEND_THREADS (0) or
+     *  EXEC_BACKEND_PROCESSES. */
+    exec_backend_t mpi_local_backend;
+
     /** Must be zero (else EXEC_EINVAL); future fields come out of it. */
-    uint32_t reserved[(32 - sizeof(const char *)) / sizeof(uint32_t)];
+    uint32_t reserved[(32 - sizeof(const char *) - sizeof(exec_backend_t)) / sizeof(uint32_t)];
 } exec_config_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -624,7 +653,8 @@ typedef struct exec_fault {
     int exit_status;  /* exit status of a worker that exited (EXEC_ECRASHED), else -1 */
     int worker_pid;   /* pid of the worker process that ran it; 0 on threads */
     int worker_id;    /* index of the worker slot that ran it; -1 if it never ran */
-    int reserved[5];
+    int rank;         /* MPI backend: the rank that ran it (>= 1); 0 on the others */
+    int reserved[4];
 } exec_fault_t;
 
 /**

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpi/serve.c - a serving rank (every rank but 0). Its main thread never returns into the
+ * program's main(): it receives tasks from rank 0, runs them in a local executor made with
+ * the public API (so a task that crashes or passes its deadline fails its local future only,
+ * exactly as on one machine), and sends each result back as its local future ends (a
+ * local completion queue tells it). It ends the process when rank 0 says so (FINAL).
+ */
+#include "mpi/mpi.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A task in flight here: rank 0's slot id -> the local future. */
+struct slot {
+    exec_future_t *f;
+    bool chunk;
+};
+
+struct serve {
+    MPI_Comm comm;
+    exec_t *ex;
+    exec_cq_t *cq;
+    struct slot *slots;
+    uint32_t cap;
+    size_t busy;
+    struct mpi__sends sends;
+    void *buf;
+    size_t bufcap;
+};
+
+int exec__mpi_run_chunk(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                        size_t *out_size)
+{
+    struct mpi__chunk_arg h;
+    if (arg_size < sizeof h)
+        return EXEC_EINVAL;
+    memcpy(&h, arg, sizeof h);
+    const unsigned char *in = (const unsigned char *)arg + sizeof h;
+    int *st = out;
+    unsigned char *res = (unsigned char *)out + h.count * sizeof(int);
+    if (h.count * (sizeof(int) + h.out_size) > out_cap)
+        return EXEC_ETOOBIG;
+    for (uint64_t i = 0; i < h.count; i++) {
+        size_t n = h.out_size;
+        st[i] = h.fn(in + i * h.in_size, h.in_size, h.out_size ? res + i * h.out_size : NULL,
+                     h.out_size, &n);
+    }
+    *out_size = h.count * (sizeof(int) + h.out_size);
+    return 0;
+}
+
+static void reply(struct serve *s, int tag, const void *a, size_t alen, const void *b,
+                  size_t blen)
+{
+    unsigned char *m = malloc(alen + blen ? alen + blen : 1);
+    if (!m)
+        return; /* rank 0 will wait for this result: nothing better to do without memory */
+    memcpy(m, a, alen);
+    if (blen)
+        memcpy(m + alen, b, blen);
+    exec__mpi_send(&s->sends, s->comm, 0, tag, m, alen + blen);
+}
+
+static void fail_task(struct serve *s, uint64_t id, int code)
+{
+    struct mpi__result r = {.id = id, .state = EXEC_STATE_FAILED};
+    r.fault.code = code;
+    r.fault.exit_status = -1;
+    r.fault.worker_id = -1;
+    reply(s, MPI__TAG_RESULT, &r, sizeof r, NULL, 0);
+}
+
+static void hello(struct serve *s, const void *msg, size_t len)
+{
+    struct mpi__hello h;
+    struct mpi__ready ok = {EXEC_EINVAL, 0};
+    if (len < sizeof h || s->ex) {
+        reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
+        return;
+    }
+    memcpy(&h, msg, sizeof h);
+    exec_config_t c = {0};
+    c.backend = (exec_backend_t)h.local_backend;
+    c.workers = (int)h.workers;
+    /* A map chunk is one local task: room for the biggest chunk. */
+    c.max_arg_size = h.max_arg_size + sizeof(struct mpi__chunk_arg);
+    if (c.max_arg_size < MPI__CHUNK_BYTES + sizeof(struct mpi__chunk_arg))
+        c.max_arg_size = MPI__CHUNK_BYTES + sizeof(struct mpi__chunk_arg);
+    c.max_result_size = h.max_result_size < MPI__CHUNK_BYTES ? MPI__CHUNK_BYTES
+                                                             : h.max_result_size;
+    c.max_tasks_per_child = h.max_tasks_per_child;
+    c.stack_size = h.stack_size;
+    c.start_method = (exec_start_method_t)h.start_method;
+    c.kill_grace_ms = h.kill_grace_ms;
+    c.max_rss_per_child = h.max_rss_per_child;
+    c.max_age_ms = h.max_age_ms;
+    c.recycle_jitter_pct = h.recycle_jitter_pct;
+    c.crash_limit = h.crash_limit;
+    c.crash_window_ms = h.crash_window_ms;
+    if (h.has_init) {
+        c.initializer = (exec_task_fn *)exec__mpi_fn_decode(&h.init);
+        c.init_arg = h.init_arg_size ? (const unsigned char *)msg + sizeof h : NULL;
+        c.init_arg_size = h.init_arg_size;
+        if (!c.initializer || len < sizeof h + h.init_arg_size) {
+            reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
+            return;
+        }
+    }
+    s->cap = h.cap;
+    s->slots = calloc(h.cap ? h.cap : 1, sizeof *s->slots);
+    ok.code = s->slots ? exec_cq_create(&s->cq) : EXEC_ENOMEM;
+    if (ok.code == EXEC_OK)
+        ok.code = exec_create(&s->ex, &c);
+    if (ok.code != EXEC_OK) {
+        exec_cq_destroy(s->cq);
+        s->cq = NULL;
+        free(s->slots);
+        s->slots = NULL;
+        s->ex = NULL;
+    } else {
+        ok.workers = c.workers ? c.workers : 1;
+    }
+    reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
+}
+
+static void task(struct serve *s, int tag, const void *msg, size_t len)
+{
+    struct mpi__task t;
+    if (len < sizeof t)
+        return;
+    memcpy(&t, msg, sizeof t);
+    if (!s->ex || t.id >= s->cap || s->slots[t.id].f) {
+        fail_task(s, t.id, EXEC_EINVAL);
+        return;
+    }
+    exec_task_fn *fn = (exec_task_fn *)exec__mpi_fn_decode(&t.fn);
+    if (!fn) {
+        fail_task(s, t.id, EXEC_EINVAL);
+        return;
+    }
+    const unsigned char *arg = (const unsigned char *)msg + sizeof t;
+    exec_submit_opts_t o = {.cq = s->cq, .timeout_ms = t.timeout_ms ? t.timeout_ms
+                                                                    : EXEC_NO_TIMEOUT};
+    int r;
+    if (tag == MPI__TAG_CHUNK) {
+        /* The items follow a chunk header of this rank's own (the resolved pointer). */
+        struct mpi__chunk_arg h = {fn, t.in_size, t.out_size, t.count};
+        unsigned char *a = malloc(sizeof h + t.size);
+        if (!a) {
+            fail_task(s, t.id, EXEC_ENOMEM);
+            return;
+        }
+        memcpy(a, &h, sizeof h);
+        memcpy(a + sizeof h, arg, t.size);
+        r = exec_submit_ex(s->ex, exec__mpi_run_chunk, a, sizeof h + t.size, &o,
+                           &s->slots[t.id].f);
+        free(a);
+    } else {
+        r = exec_submit_ex(s->ex, fn, t.size ? arg : NULL, t.size, &o, &s->slots[t.id].f);
+    }
+    if (r != EXEC_OK) {
+        s->slots[t.id].f = NULL;
+        fail_task(s, t.id, r);
+        return;
+    }
+    s->slots[t.id].chunk = tag == MPI__TAG_CHUNK;
+    s->busy++;
+}
+
+/* Send back every local future that ended. */
+static bool completions(struct serve *s)
+{
+    bool any = false;
+    exec_future_t *f;
+    while (s->cq && exec_cq_pop(s->cq, 0, &f) == EXEC_OK) {
+        any = true;
+        uint32_t id = 0;
+        while (id < s->cap && s->slots[id].f != f)
+            id++;
+        struct mpi__result r = {.id = id};
+        const void *data = NULL;
+        size_t n = 0;
+        exec_future_result(f, &data, &n);
+        exec_future_fault(f, &r.fault);
+        r.fault.rank = exec__mpi_world.rank;
+        r.state = exec_future_state(f);
+        r.size = n;
+        reply(s, MPI__TAG_RESULT, &r, sizeof r, data, n);
+        exec_future_release(f);
+        if (id < s->cap) {
+            s->slots[id].f = NULL;
+            s->busy--;
+        }
+    }
+    return any;
+}
+
+static void stats(struct serve *s)
+{
+    exec_stats_t st = {0};
+    if (s->ex)
+        exec_stats(s->ex, &st);
+    reply(s, MPI__TAG_STATS, &st, sizeof st, NULL, 0);
+}
+
+static void bye(struct serve *s)
+{
+    completions(s);
+    exec_destroy(s->ex);
+    completions(s); /* nothing should be left: rank 0 waited for every task */
+    exec_cq_destroy(s->cq);
+    free(s->slots);
+    s->ex = NULL;
+    s->cq = NULL;
+    s->slots = NULL;
+    s->busy = 0;
+    reply(s, MPI__TAG_BYE_ACK, NULL, 0, NULL, 0);
+}
+
+/* Rank 0 is leaving. Tasks still running are cut short: queued ones cancelled, running
+ * ones killed on a local process pool; the rest of the local pool ends with this process
+ * (a process pool's workers and zygote notice their parent is gone within a second). */
+static _Noreturn void final(struct serve *s)
+{
+    if (s->ex) {
+        exec_shutdown(s->ex, EXEC_SHUTDOWN_CANCEL | EXEC_SHUTDOWN_NOWAIT);
+        for (uint32_t i = 0; i < s->cap; i++)
+            if (s->slots[i].f)
+                exec_future_cancel(s->slots[i].f, EXEC_CANCEL_RUNNING);
+    }
+    exec__mpi_sends_finish(&s->sends);
+    MPI_Comm_free(&s->comm);
+    exec__mpi_world.comm = MPI_COMM_NULL;
+    if (exec__mpi_world.we_init)
+        MPI_Finalize();
+    fflush(NULL);
+    _exit(0);
+}
+
+static void sleep_ns(struct serve *s, uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    if (s->cq && s->busy) {
+        struct pollfd p = {.fd = exec_cq_fd(s->cq), .events = POLLIN};
+        ppoll(&p, 1, &ts, NULL);
+    } else {
+        nanosleep(&ts, NULL);
+    }
+}
+
+_Noreturn void exec__mpi_serve(void)
+{
+    struct serve s = {.comm = exec__mpi_world.comm};
+    struct mpi__backoff bo;
+    exec__mpi_backoff_reset(&bo);
+    for (;;) {
+        bool any = false;
+        size_t len = 0;
+        int from = 0, tag = 0;
+        while (exec__mpi_recv(s.comm, 0, &s.buf, &s.bufcap, &len, &from, &tag) == 1) {
+            any = true;
+            switch (tag) {
+            case MPI__TAG_HELLO:
+                hello(&s, s.buf, len);
+                break;
+            case MPI__TAG_TASK:
+            case MPI__TAG_CHUNK:
+                task(&s, tag, s.buf, len);
+                break;
+            case MPI__TAG_CANCEL: {
+                struct mpi__cancel c;
+                if (len >= sizeof c) {
+                    memcpy(&c, s.buf, sizeof c);
+                    if (c.id < s.cap && s.slots[c.id].f)
+                        exec_future_cancel(s.slots[c.id].f, c.flags);
+                }
+                break;
+            }
+            case MPI__TAG_STATS_REQ:
+                stats(&s);
+                break;
+            case MPI__TAG_BYE:
+                bye(&s);
+                break;
+            case MPI__TAG_FINAL:
+                final(&s);
+            default:
+                break;
+            }
+            /* Results go out between messages, not after a long burst of them. */
+            completions(&s);
+        }
+        any |= completions(&s);
+        exec__mpi_sends_reap(&s.sends);
+        if (any) {
+            exec__mpi_backoff_reset(&bo);
+            continue;
+        }
+        uint64_t ns = exec__mpi_backoff_next(&bo);
+        if (ns)
+            sleep_ns(&s, ns);
+    }
+}
