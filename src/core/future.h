@@ -85,6 +85,7 @@ struct exec__fpart_mpi {
     uint64_t module, offset; /* the task's function as it travels */
     int rank;                /* sent: the rank that has it, and its slot there */
     uint32_t slot;
+    bool queued;             /* in the FIFO (the backend's lock) */
 };
 
 struct exec_future {

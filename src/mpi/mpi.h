@@ -51,15 +51,16 @@ struct mpi__fnref {
 struct mpi__hello {
     struct mpi__fnref init;
     uint64_t max_arg_size, max_result_size, stack_size, max_rss_per_child, init_arg_size;
-    uint32_t local_backend, workers, max_tasks_per_child, start_method, kill_grace_ms;
+    uint32_t local_backend, workers /* all ranks' */, max_tasks_per_child, start_method, kill_grace_ms;
     uint32_t max_age_ms, recycle_jitter_pct, crash_limit, crash_window_ms, has_init;
-    uint32_t cap; /* most tasks in flight to this rank */
-    uint32_t pad;
+    uint32_t pad[2];
 };
 
 struct mpi__ready {
     int32_t code;    /* EXEC_OK or the local exec_create()'s code */
     int32_t workers; /* the local pool's worker count */
+    int32_t pid;     /* the rank's process */
+    int32_t pad;
 };
 
 /* A task (TAG_TASK) or a map chunk (TAG_CHUNK; items lo..hi of in_size bytes follow, and
@@ -136,6 +137,32 @@ struct mpi__world {
     bool we_init;   /* exec_mpi_main() initialised MPI (and finalises it) */
 };
 extern struct mpi__world exec__mpi_world;
+
+/* The local worker count of serving rank @rank when the executor has @total workers in a
+ * job of @size ranks (spread evenly, the first ranks get one more), and the most tasks in
+ * flight to it (flow control: enough to hide a round trip, bounded whatever the caller
+ * submits). A rank with no worker gets nothing. */
+static inline int exec__mpi_rank_workers(int total, int size, int rank)
+{
+    int n = size - 1;
+    return total / n + (rank - 1 < total % n ? 1 : 0);
+}
+static inline uint32_t exec__mpi_rank_cap(int workers)
+{
+    return workers ? 4u * (uint32_t)workers + 4u : 0;
+}
+
+/* A task as it runs on a serving rank: the local pool runs this header + the argument with
+ * exec__mpi_run_task(), which calls fn with out_cap and reports a result over it as
+ * out_cap + 1 bytes (rank 0 turns that into EXEC_ETOOBIG). */
+struct mpi__task_arg {
+    exec_task_fn *fn;
+    uint64_t out_cap;
+};
+_Static_assert(sizeof(struct mpi__task_arg) % _Alignof(max_align_t) == 0,
+               "the argument after the header stays aligned for any type");
+int exec__mpi_run_task(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size);
 
 /* The map chunk runner: a local task that runs a chunk's items (serve.c, pool.c). */
 struct mpi__chunk_arg {

@@ -30,7 +30,7 @@ MPI_SONAME := libexecutor-mpi.so.$(VERSION_MAJOR)
 MPI_REAL   := libexecutor-mpi.so.$(VERSION_MAJOR).$(VERSION_MINOR)
 MPI_SHARED := $(BUILD)/$(MPI_REAL)
 MPI_PCFILE := $(BUILD)/executor-mpi.pc
-MPI_CHECK  := $(BUILD)/tests/mpi_check
+comma      := ,
 MPI_EXAMPLE := $(BUILD)/examples/13_mpi
 MPI_BENCH  := $(BUILD)/bench-mpi/mpi_bench
 
@@ -73,12 +73,21 @@ $(MPI_EXAMPLE): examples/13_mpi.c $(MPI_STATIC) $(BUILD)/.flags-test
 	$(Q)$(CC) $(TEST_CFLAGS) $(MPI_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(MPI_STATIC) \
 	    $(EXE_LDFLAGS) $(EXE_LIBS) $(MPI_LIBS)
 
-$(MPI_CHECK): tests/mpi/check.c tests/mpi/cases.c tests/mpi/check.h $(MPI_TEST_STATIC) \
-              $(BUILD)/.flags-test
-	$(call msg,CCLD,$@)
+# The MPI runner: the suite's runner with one more backend (tests/mpi_run.h).
+MPI_RUNNER := $(BUILD)/tests/run-mpi
+MPI_RUNNER_OBJS := $(filter-out $(BUILD)/tests/run.o,$(TEST_OBJS)) $(BUILD)/tests/run-mpi.o \
+                   $(BUILD)/tests/mpi_run.o
+
+$(BUILD)/tests/run-mpi.o: tests/run.c $(BUILD)/.flags-test
+	$(call msg,CC,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(TEST_CFLAGS) $(MPI_CFLAGS) -MMD -MP -MF $@.d -o $@ tests/mpi/check.c \
-	    tests/mpi/cases.c $(MPI_TEST_STATIC) $(EXE_LDFLAGS) $(EXE_LIBS) $(MPI_LIBS)
+	$(Q)$(CC) $(TEST_CFLAGS) -DTEST_MPI -MMD -MP -c -o $@ $<
+
+$(MPI_RUNNER): $(MPI_RUNNER_OBJS) $(MPI_TEST_STATIC)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) -o $@ $(MPI_RUNNER_OBJS) $(MPI_TEST_STATIC) $(EXE_LDFLAGS) $(EXE_LIBS) \
+	    $(MPI_LIBS) $(foreach f,malloc calloc realloc aligned_alloc posix_memalign strdup \
+	        free pthread_create fork _Fork,-Wl,--wrap=$(f))
 
 $(MPI_BENCH): tests/bench-mpi/mpi_bench.c $(MPI_STATIC) $(BUILD)/.flags-test
 	$(call msg,CCLD,$@)
@@ -88,11 +97,17 @@ $(MPI_BENCH): tests/bench-mpi/mpi_bench.c $(MPI_STATIC) $(BUILD)/.flags-test
 
 mpi: $(MPI_STATIC) $(MPI_SHARED) $(MPI_EXAMPLE)
 
-# The MPI checks: tests/mpi/run.sh starts each case under mpirun, with each transport.
-mpi-test: $(MPI_CHECK) $(MPI_EXAMPLE)
-	$(call msg,MPIRUN,$(MPI_CHECK))
-	$(Q)MPIRUN=$(call quote,$(MPIRUN) $(MPIRUN_FLAGS)) MPI_NP=$(MPI_NP) \
-	    sh tests/mpi/run.sh $(MPI_CHECK) $(MPI_EXAMPLE) '' 'tcp,self'
+# The suite on the mpi backend (each run an MPI job of $(MPI_NP) ranks), twice: with Open
+# MPI's default transports (shared memory on one host), then with TCP only (the network
+# path). MPI_TESTS filters as TESTS does.
+MPI_JOB = $(MPIRUN) $(MPIRUN_FLAGS) -np $(MPI_NP)
+mpi-test: $(MPI_RUNNER) $(MPI_EXAMPLE)
+	$(call msg,RUN,$(MPI_RUNNER) -b mpi)
+	$(Q)EXEC_TEST_MPIRUN=$(call quote,$(MPI_JOB)) $(RUN_ENV) $(MPI_RUNNER) -b mpi \
+	    $(RUN_ARGS) $(MPI_TESTS)
+	$(call msg,RUN,$(MPI_RUNNER) -b mpi (btl tcp,self))
+	$(Q)EXEC_TEST_MPIRUN=$(call quote,$(MPI_JOB) --mca btl tcp$(comma)self) $(RUN_ENV) \
+	    $(MPI_RUNNER) -b mpi $(RUN_ARGS) $(MPI_TESTS)
 
 mpi-bench: $(MPI_BENCH)
 	$(Q)MPIRUN=$(call quote,$(MPIRUN) $(MPIRUN_FLAGS)) sh tests/bench-mpi/run.sh $(MPI_BENCH)
@@ -115,7 +130,7 @@ mpi-uninstall:
 	    $(DESTDIR)$(LIBDIR)/$(MPI_REAL) $(DESTDIR)$(LIBDIR)/$(MPI_SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libexecutor-mpi.so $(DESTDIR)$(PKGCONFIGDIR)/executor-mpi.pc
 
--include $(wildcard $(BUILD)/tests/mpi_check.d $(BUILD)/examples/13_mpi.d \
+-include $(wildcard $(BUILD)/tests/run-mpi.d $(BUILD)/examples/13_mpi.d \
                     $(BUILD)/bench-mpi/*.d)
 else
 mpi mpi-test mpi-bench mpi-install mpi-uninstall:

@@ -27,7 +27,9 @@ struct rank {
     uint32_t cap, busy;
     int free_head;
     struct slot *slots;
-    int workers;
+    int workers; /* its local pool's */
+    int base;    /* worker_id of its first local worker */
+    int pid;     /* its process */
 };
 
 struct cancel {
@@ -66,6 +68,17 @@ struct mp {
 static struct mp *_Atomic live; /* the one MPI executor of this process, or NULL */
 static _Thread_local bool on_comm_thread;
 
+/* Work sent to ranks beyond their workers waits there: counted as waiting (queue_max and
+ * exec_stats' queued), the rest as running. p->lock held. */
+static size_t waiting_remote(const struct mp *p)
+{
+    size_t n = 0;
+    for (int ri = 1; ri < p->size; ri++)
+        if (p->ranks[ri].busy > (uint32_t)p->ranks[ri].workers)
+            n += p->ranks[ri].busy - (uint32_t)p->ranks[ri].workers;
+    return n;
+}
+
 static void poke(struct mp *p)
 {
     atomic_fetch_add(&p->wake, 1);
@@ -97,8 +110,8 @@ static struct slot slot_free(struct mp *p, struct rank *r, uint32_t i)
     p->inflight--;
     if (s.f)
         p->tasks_inflight--;
-    if (!p->inflight && exec__list_empty(&p->fifo))
-        pthread_cond_broadcast(&p->cond);
+    if ((!p->inflight && exec__list_empty(&p->fifo)) || p->core->cfg.queue_max)
+        pthread_cond_broadcast(&p->cond); /* idle, or room below queue_max */
     return s;
 }
 
@@ -160,10 +173,13 @@ static bool send_task(struct mp *p, struct outbox *ob, int ri, struct exec_futur
     r->slots[i].f = f;
     f->bk.mpi.rank = ri;
     f->bk.mpi.slot = (uint32_t)i;
+    /* Until its result says exactly (a cancel of a running task never hears it): */
     f->fault.rank = ri;
+    f->fault.worker_id = r->base;
+    f->fault.worker_pid = r->pid;
     p->inflight++;
     p->tasks_inflight++;
-    out_add(ob, ri, MPI__TAG_TASK, m, sizeof t + f->arg_size);
+    out_add(ob, ri, MPI__TAG_TASK, m, sizeof t + t.size); /* f->arg_size is 0 now */
     return true;
 }
 
@@ -203,19 +219,31 @@ static bool send_chunk(struct mp *p, struct outbox *ob, int ri)
     return false;
 }
 
-/* Hand out work to ranks with free slots, one item per rank per round. p->lock held. */
+#define DEEP_QUEUE 64u
+
+/*
+ * Hand out work, one item per rank per round. A task goes to a rank with a free worker;
+ * only while more tasks wait (DEEP_QUEUE + 2 per worker) does a rank get more, up to its
+ * cap (flow control), so that the round trip hides behind queued work. So with a short queue
+ * a sent task is a started one (exact states, cancel of queued tasks, no task stuck behind a
+ * long one on a busy rank while another rank idles). Map chunks always pipeline: they come
+ * from one map, and each is many items. p->lock held.
+ */
 static void dispatch(struct mp *p, struct outbox *ob)
 {
     bool progress = true;
     while (progress) {
         progress = false;
+        bool deep = p->waiting > DEEP_QUEUE + 2 * (size_t)p->core->cfg.workers;
         for (int ri = 1; ri < p->size; ri++) {
-            if (p->ranks[ri].free_head < 0)
+            struct rank *rk = &p->ranks[ri];
+            if (rk->free_head < 0)
                 continue;
             struct exec__list *l = exec__list_first(&p->fifo);
-            if (l) {
+            if (l && (deep || rk->busy < (uint32_t)rk->workers)) {
                 struct exec_future *f = EXEC__CONTAINER_OF(l, struct exec_future, bk.mpi.link);
                 exec__list_remove(l);
+                f->bk.mpi.queued = false;
                 p->waiting--;
                 if (p->core->cfg.queue_max)
                     pthread_cond_broadcast(&p->cond);
@@ -238,7 +266,7 @@ static void dispatch(struct mp *p, struct outbox *ob)
                 }
                 continue;
             }
-            if (send_chunk(p, ob, ri))
+            if (!l && send_chunk(p, ob, ri))
                 progress = true;
         }
     }
@@ -279,12 +307,18 @@ static void collect(struct mp *p, struct outbox *ob)
 /* Receiving                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
-static void end_task(struct exec_future *f, const struct mpi__result *r, const void *data)
+static void end_task(const struct rank *rk, struct exec_future *f, const struct mpi__result *r,
+                     const void *data)
 {
     if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
         exec_state_t st = (exec_state_t)r->state;
         f->fault = r->fault;
-        if (st == EXEC_STATE_DONE && exec__future_set_result(f, data, r->size) != 0) {
+        if (f->fault.worker_id >= 0)
+            f->fault.worker_id += rk->base; /* the local slot, numbered across ranks */
+        if (st == EXEC_STATE_DONE && r->size > f->core->cfg.max_result_size) {
+            f->fault.code = EXEC_ETOOBIG; /* exec__mpi_run_task()'s sign */
+            st = EXEC_STATE_FAILED;
+        } else if (st == EXEC_STATE_DONE && exec__future_set_result(f, data, r->size) != 0) {
             f->fault.code = EXEC_ENOMEM;
             st = EXEC_STATE_FAILED;
         }
@@ -330,14 +364,19 @@ static void on_result(struct mp *p, int from, const void *msg, size_t len)
     memcpy(&r, msg, sizeof r);
     if (r.id >= p->ranks[from].cap || len < sizeof r + r.size)
         return;
+    /* End the work, then free its slot: shutdown waits for the slots, and what it waits
+     * for includes the end (counters, callbacks). The slot stays ours meanwhile. */
     pthread_mutex_lock(&p->lock);
-    struct slot s = slot_free(p, &p->ranks[from], (uint32_t)r.id);
+    struct slot s = p->ranks[from].slots[r.id];
     pthread_mutex_unlock(&p->lock);
     const unsigned char *data = (const unsigned char *)msg + sizeof r;
     if (s.f)
-        end_task(s.f, &r, data);
+        end_task(&p->ranks[from], s.f, &r, data);
     else if (s.m)
         end_chunk(&s, &r, data);
+    pthread_mutex_lock(&p->lock);
+    slot_free(p, &p->ranks[from], (uint32_t)r.id);
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void on_stats(struct mp *p, const void *msg, size_t len)
@@ -438,10 +477,13 @@ static int mp_check_config(exec_config_t *c)
     if (r)
         return r;
     if (c->workers == 0) {
+        /* Each serving rank gets rank 0's CPU budget shared among the serving ranks on
+         * rank 0's host (at least 1). */
         exec_cpu_budget_t b;
         exec_cpu_budget(NULL, &b);
         int share = b.workers / (exec__mpi_world.host_ranks ? exec__mpi_world.host_ranks : 1);
-        c->workers = share > 0 ? share : 1;
+        long all = (long)(share > 0 ? share : 1) * (exec__mpi_world.size - 1);
+        c->workers = all < 1 ? 1 : all > EXEC_WORKERS_MAX ? EXEC_WORKERS_MAX : (int)all;
     }
     return EXEC_OK;
 }
@@ -453,7 +495,7 @@ static void on_ready(void *ctx, int from, const void *msg, size_t len)
     if (len < sizeof rd)
         return;
     memcpy(&rd, msg, sizeof rd);
-    p->ranks[from].workers = rd.workers;
+    p->ranks[from].pid = rd.pid;
     if (rd.code && !p->hello_code)
         p->hello_code = rd.code;
 }
@@ -470,8 +512,7 @@ static int hello_all(struct mp *p)
         .workers = (uint32_t)c->workers, .max_tasks_per_child = c->max_tasks_per_child,
         .start_method = (uint32_t)c->start_method, .kill_grace_ms = c->kill_grace_ms,
         .max_age_ms = c->max_age_ms, .recycle_jitter_pct = c->recycle_jitter_pct,
-        .crash_limit = c->crash_limit, .crash_window_ms = c->crash_window_ms,
-        .cap = p->ranks[1].cap};
+        .crash_limit = c->crash_limit, .crash_window_ms = c->crash_window_ms};
     if (c->initializer) {
         if (exec__mpi_fn_encode((void (*)(void))c->initializer, &h.init))
             return EXEC_EINVAL;
@@ -528,19 +569,20 @@ static int mp_create(struct exec *core, void **impl)
     exec__cond_init_mono(&p->cond);
     exec__list_init(&p->fifo);
     exec__list_init(&p->maps);
-    /* Flow control: a few tasks per local worker in flight, enough to hide the round trip
-     * and bounded whatever the caller submits. */
-    uint32_t cap = 4u * (uint32_t)core->cfg.workers + 4u;
-    int r = EXEC_ENOMEM;
+    int r = EXEC_ENOMEM, base = 0;
     p->ranks = calloc((size_t)p->size, sizeof *p->ranks);
     for (int ri = 1; p->ranks && ri < p->size; ri++) {
         struct rank *rk = &p->ranks[ri];
-        rk->cap = cap;
-        rk->slots = calloc(cap, sizeof *rk->slots);
+        rk->workers = exec__mpi_rank_workers(core->cfg.workers, p->size, ri);
+        rk->base = base;
+        base += rk->workers;
+        rk->cap = exec__mpi_rank_cap(rk->workers);
+        rk->free_head = rk->cap ? 0 : -1;
+        rk->slots = calloc(rk->cap ? rk->cap : 1, sizeof *rk->slots);
         if (!rk->slots)
             goto fail;
-        for (uint32_t i = 0; i < cap; i++)
-            rk->slots[i].next_free = i + 1 < cap ? (int)i + 1 : -1;
+        for (uint32_t i = 0; i < rk->cap; i++)
+            rk->slots[i].next_free = i + 1 < rk->cap ? (int)i + 1 : -1;
     }
     if (!p->ranks)
         goto fail;
@@ -576,7 +618,7 @@ static int mp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
         return r;
     pthread_mutex_lock(&p->lock);
     size_t qmax = p->core->cfg.queue_max;
-    while (qmax && !on_comm_thread && p->waiting >= qmax && !p->shut) {
+    while (qmax && !on_comm_thread && p->waiting + waiting_remote(p) >= qmax && !p->shut) {
         if (flags & EXEC_SUBMIT_TRY) {
             pthread_mutex_unlock(&p->lock);
             exec__future_drop_arg(f);
@@ -592,6 +634,7 @@ static int mp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
     f->tseq = ++p->submitted;
     f->fault.worker_id = -1;
     exec__list_push_back(&p->fifo, &f->bk.mpi.link);
+    f->bk.mpi.queued = true;
     p->waiting++;
     pthread_mutex_unlock(&p->lock);
     poke(p);
@@ -601,9 +644,24 @@ static int mp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
 static int mp_cancel(void *impl, struct exec_future *f, unsigned flags)
 {
     struct mp *p = impl;
-    /* Queued: win the state; the comm thread drops it when it comes out of the FIFO. */
-    if (exec__future_cancel_queued(f))
+    /* In the FIFO: take it out (so that it no longer counts as waiting) and end it. */
+    pthread_mutex_lock(&p->lock);
+    bool mine = f->bk.mpi.queued && exec__future_claim(f, 1u << EXEC_STATE_QUEUED);
+    if (mine) {
+        exec__list_remove(&f->bk.mpi.link);
+        f->bk.mpi.queued = false;
+        p->waiting--;
+        if (p->core->cfg.queue_max || exec__list_empty(&p->fifo))
+            pthread_cond_broadcast(&p->cond);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (mine) {
+        f->fault.code = EXEC_ECANCELLED;
+        exec__future_drop_arg(f);
+        exec__future_finish(f, EXEC_STATE_CANCELLED);
+        exec_future_release(f); /* the backend's reference */
         return EXEC_OK;
+    }
     if (!(flags & EXEC_CANCEL_RUNNING) || !exec__future_claim(f, 1u << EXEC_STATE_RUNNING))
         return EXEC_EBUSY;
     f->fault.code = EXEC_ECANCELLED;
@@ -630,6 +688,9 @@ static int mp_shutdown(void *impl, unsigned flags)
     if (flags & EXEC_SHUTDOWN_CANCEL) {
         exec__list_splice(&gone, &p->fifo);
         p->waiting = 0;
+        /* Out of the FIFO: a concurrent cancel no longer takes them (we end them). */
+        for (struct exec__list *l = exec__list_first(&gone); l; l = exec__list_next(&gone, l))
+            EXEC__CONTAINER_OF(l, struct exec_future, bk.mpi.link)->bk.mpi.queued = false;
     }
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
@@ -655,8 +716,9 @@ static void mp_stats(void *impl, exec_stats_t *st)
     struct mp *p = impl;
     pthread_mutex_lock(&p->lock);
     st->submitted += p->submitted;
-    st->queued += p->waiting;
-    st->running += p->tasks_inflight;
+    size_t far = waiting_remote(p);
+    st->queued += p->waiting + far;
+    st->running += p->tasks_inflight > far ? p->tasks_inflight - far : 0;
     /* The serving ranks' local pools: workers and retirements (asked now, at most 1 s). */
     if (!on_comm_thread && !p->stop) {
         uint64_t gen = ++p->stats_want;

@@ -27,6 +27,7 @@ struct serve {
     exec_cq_t *cq;
     struct slot *slots;
     uint32_t cap;
+    uint64_t out_cap; /* the executor's max_result_size */
     size_t busy;
     struct mpi__sends sends;
     void *buf;
@@ -54,6 +55,19 @@ int exec__mpi_run_chunk(const void *arg, size_t arg_size, void *out, size_t out_
     return 0;
 }
 
+int exec__mpi_run_task(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size)
+{
+    struct mpi__task_arg h;
+    (void)out_cap;
+    memcpy(&h, arg, sizeof h);
+    size_t len = arg_size - sizeof h, n = 0;
+    int st = h.fn(len ? (const unsigned char *)arg + sizeof h : NULL, len, out,
+                  (size_t)h.out_cap, &n);
+    *out_size = n > h.out_cap ? (size_t)h.out_cap + 1 : n;
+    return st;
+}
+
 static void reply(struct serve *s, int tag, const void *a, size_t alen, const void *b,
                   size_t blen)
 {
@@ -78,7 +92,7 @@ static void fail_task(struct serve *s, uint64_t id, int code)
 static void hello(struct serve *s, const void *msg, size_t len)
 {
     struct mpi__hello h;
-    struct mpi__ready ok = {EXEC_EINVAL, 0};
+    struct mpi__ready ok = {EXEC_EINVAL, 0, (int32_t)getpid(), 0};
     if (len < sizeof h || s->ex) {
         reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
         return;
@@ -86,13 +100,18 @@ static void hello(struct serve *s, const void *msg, size_t len)
     memcpy(&h, msg, sizeof h);
     exec_config_t c = {0};
     c.backend = (exec_backend_t)h.local_backend;
-    c.workers = (int)h.workers;
-    /* A map chunk is one local task: room for the biggest chunk. */
-    c.max_arg_size = h.max_arg_size + sizeof(struct mpi__chunk_arg);
-    if (c.max_arg_size < MPI__CHUNK_BYTES + sizeof(struct mpi__chunk_arg))
-        c.max_arg_size = MPI__CHUNK_BYTES + sizeof(struct mpi__chunk_arg);
-    c.max_result_size = h.max_result_size < MPI__CHUNK_BYTES ? MPI__CHUNK_BYTES
-                                                             : h.max_result_size;
+    c.workers = exec__mpi_rank_workers((int)h.workers, exec__mpi_world.size,
+                                       exec__mpi_world.rank);
+    s->cap = exec__mpi_rank_cap(c.workers);
+    s->out_cap = h.max_result_size;
+    /* A task comes with a header, a map chunk is one local task: room for both, and for a
+     * result one byte over the limit (the sign of a task that overflowed it). */
+    c.max_arg_size = h.max_arg_size + 64;
+    if (c.max_arg_size < MPI__CHUNK_BYTES + 64)
+        c.max_arg_size = MPI__CHUNK_BYTES + 64;
+    c.max_result_size = h.max_result_size + 1;
+    if (c.max_result_size < MPI__CHUNK_BYTES)
+        c.max_result_size = MPI__CHUNK_BYTES;
     c.max_tasks_per_child = h.max_tasks_per_child;
     c.stack_size = h.stack_size;
     c.start_method = (exec_start_method_t)h.start_method;
@@ -111,8 +130,12 @@ static void hello(struct serve *s, const void *msg, size_t len)
             return;
         }
     }
-    s->cap = h.cap;
-    s->slots = calloc(h.cap ? h.cap : 1, sizeof *s->slots);
+    if (!c.workers) { /* fewer workers than ranks: this one idles */
+        ok.code = EXEC_OK;
+        reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
+        return;
+    }
+    s->slots = calloc(s->cap, sizeof *s->slots);
     ok.code = s->slots ? exec_cq_create(&s->cq) : EXEC_ENOMEM;
     if (ok.code == EXEC_OK)
         ok.code = exec_create(&s->ex, &c);
@@ -123,7 +146,7 @@ static void hello(struct serve *s, const void *msg, size_t len)
         s->slots = NULL;
         s->ex = NULL;
     } else {
-        ok.workers = c.workers ? c.workers : 1;
+        ok.workers = c.workers;
     }
     reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
 }
@@ -161,7 +184,20 @@ static void task(struct serve *s, int tag, const void *msg, size_t len)
                            &s->slots[t.id].f);
         free(a);
     } else {
-        r = exec_submit_ex(s->ex, fn, t.size ? arg : NULL, t.size, &o, &s->slots[t.id].f);
+        struct mpi__task_arg h = {fn, s->out_cap};
+        unsigned char stack[256], *a = sizeof h + t.size <= sizeof stack ? stack
+                                                                          : malloc(sizeof h + t.size);
+        if (!a) {
+            fail_task(s, t.id, EXEC_ENOMEM);
+            return;
+        }
+        memcpy(a, &h, sizeof h);
+        if (t.size)
+            memcpy(a + sizeof h, arg, t.size);
+        r = exec_submit_ex(s->ex, exec__mpi_run_task, a, sizeof h + t.size, &o,
+                           &s->slots[t.id].f);
+        if (a != stack)
+            free(a);
     }
     if (r != EXEC_OK) {
         s->slots[t.id].f = NULL;
@@ -188,6 +224,8 @@ static bool completions(struct serve *s)
         exec_future_result(f, &data, &n);
         exec_future_fault(f, &r.fault);
         r.fault.rank = exec__mpi_world.rank;
+        if (!r.fault.worker_pid)
+            r.fault.worker_pid = (int)getpid(); /* a local thread pool: this rank's pid */
         r.state = exec_future_state(f);
         r.size = n;
         reply(s, MPI__TAG_RESULT, &r, sizeof r, data, n);
