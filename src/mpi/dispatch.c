@@ -300,14 +300,15 @@ static void end_chunk(const struct slot *s, const struct mpi__result *r, const v
     exec__map_ran(m, s->lo, s->hi, nfailed, first);
 }
 
-static void on_result(struct mp *p, int from, const void *msg, size_t len)
+/* One result record; returns its bytes (0: malformed, drop the rest). */
+static size_t on_result(struct mp *p, int from, const void *msg, size_t len)
 {
     struct mpi__result r;
     if (from < 1 || from >= p->size || len < sizeof r)
-        return;
+        return 0;
     memcpy(&r, msg, sizeof r);
-    if (r.id >= p->ranks[from].cap || len < sizeof r + r.size)
-        return;
+    if (r.id >= p->ranks[from].cap || r.size > len - sizeof r)
+        return 0;
     /* End the work, then free its slot: shutdown waits for the slots, and what it waits
      * for includes the end (counters, callbacks). The slot stays ours meanwhile. */
     pthread_mutex_lock(&p->lock);
@@ -321,6 +322,7 @@ static void on_result(struct mp *p, int from, const void *msg, size_t len)
     pthread_mutex_lock(&p->lock);
     slot_free(p, &p->ranks[from], (uint32_t)r.id);
     pthread_mutex_unlock(&p->lock);
+    return sizeof r + r.size;
 }
 
 static void on_stats(struct mp *p, const void *msg, size_t len)
@@ -350,6 +352,38 @@ static void on_stats(struct mp *p, const void *msg, size_t len)
 /* The comm thread                                                                           */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Send what collect() gathered: the tasks for one rank as one message (a batch of records),
+ * the rest one message each. */
+static void send_all(struct mp *p, struct outbox *ob)
+{
+    for (size_t i = 0; i < ob->n; i++) {
+        struct out *o = &ob->o[i];
+        if (!o->buf)
+            continue; /* merged into an earlier batch */
+        if (o->tag == MPI__TAG_TASK) {
+            size_t len = o->len;
+            for (size_t j = i + 1; j < ob->n; j++)
+                if (ob->o[j].buf && ob->o[j].tag == MPI__TAG_TASK && ob->o[j].rank == o->rank)
+                    len += ob->o[j].len;
+            unsigned char *b = len > o->len ? realloc(o->buf, len) : o->buf;
+            if (b) {
+                o->buf = b;
+                for (size_t j = i + 1; j < ob->n; j++) {
+                    struct out *q = &ob->o[j];
+                    if (q->buf && q->tag == MPI__TAG_TASK && q->rank == o->rank) {
+                        memcpy(b + o->len, q->buf, q->len);
+                        o->len += q->len;
+                        free(q->buf);
+                        q->buf = NULL;
+                    }
+                }
+            }
+        }
+        exec__mpi_send(&p->sends, p->comm, o->rank, o->tag, o->buf, o->len);
+    }
+    ob->n = 0;
+}
+
 void *exec__mpi_comm_main(void *arg)
 {
     struct mp *p = arg;
@@ -367,10 +401,7 @@ void *exec__mpi_comm_main(void *arg)
         collect(p, &ob);
         pthread_mutex_unlock(&p->lock);
         bool any = ob.n || ob.ndrop;
-        for (size_t i = 0; i < ob.n; i++)
-            exec__mpi_send(&p->sends, p->comm, ob.o[i].rank, ob.o[i].tag, ob.o[i].buf,
-                           ob.o[i].len);
-        ob.n = 0;
+        send_all(p, &ob);
         for (size_t i = 0; i < ob.ndrop; i++)
             exec_future_release(ob.drop[i]);
         ob.ndrop = 0;
@@ -379,8 +410,9 @@ void *exec__mpi_comm_main(void *arg)
         while (exec__mpi_recv(p->comm, MPI_ANY_SOURCE, &p->buf, &p->bufcap, &len, &from,
                               &tag) == 1) {
             any = true;
-            if (tag == MPI__TAG_RESULT)
-                on_result(p, from, p->buf, len);
+            if (tag == MPI__TAG_RESULT) /* a batch: one record after the other */
+                for (size_t at = 0, n = 1; at < len && n; at += n)
+                    n = on_result(p, from, (unsigned char *)p->buf + at, len - at);
             else if (tag == MPI__TAG_STATS)
                 on_stats(p, p->buf, len);
         }

@@ -32,6 +32,8 @@ struct serve {
     struct mpi__sends sends;
     void *buf;
     size_t bufcap;
+    unsigned char *batch; /* results not sent yet: one message for all of them */
+    size_t blen, bcap;
 };
 
 int exec__mpi_run_chunk(const void *arg, size_t arg_size, void *out, size_t out_cap,
@@ -80,13 +82,42 @@ static void reply(struct serve *s, int tag, const void *a, size_t alen, const vo
     exec__mpi_send(&s->sends, s->comm, 0, tag, m, alen + blen);
 }
 
+/* Add a result to the batch (flush() sends it). Without memory it is lost, and rank 0
+ * waits for it: nothing better can be done then. */
+static void add_result(struct serve *s, const struct mpi__result *r, const void *data)
+{
+    size_t need = s->blen + sizeof *r + r->size;
+    if (need > s->bcap) {
+        size_t cap = need > 2 * s->bcap ? need : 2 * s->bcap;
+        unsigned char *b = realloc(s->batch, cap);
+        if (!b)
+            return;
+        s->batch = b;
+        s->bcap = cap;
+    }
+    memcpy(s->batch + s->blen, r, sizeof *r);
+    if (r->size)
+        memcpy(s->batch + s->blen + sizeof *r, data, r->size);
+    s->blen = need;
+}
+
+static void flush(struct serve *s)
+{
+    if (!s->blen)
+        return;
+    /* The batch buffer itself goes to MPI (freed when sent); the next one starts empty. */
+    exec__mpi_send(&s->sends, s->comm, 0, MPI__TAG_RESULT, s->batch, s->blen);
+    s->batch = NULL;
+    s->blen = s->bcap = 0;
+}
+
 static void fail_task(struct serve *s, uint64_t id, int code)
 {
     struct mpi__result r = {.id = id, .state = EXEC_STATE_FAILED};
     r.fault.code = code;
     r.fault.exit_status = -1;
     r.fault.worker_id = -1;
-    reply(s, MPI__TAG_RESULT, &r, sizeof r, NULL, 0);
+    add_result(s, &r, NULL);
 }
 
 static void hello(struct serve *s, const void *msg, size_t len)
@@ -151,20 +182,24 @@ static void hello(struct serve *s, const void *msg, size_t len)
     reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
 }
 
-static void task(struct serve *s, int tag, const void *msg, size_t len)
+/* One task or chunk; returns the bytes of its record (0: malformed). */
+static size_t task(struct serve *s, int tag, const void *msg, size_t len)
 {
     struct mpi__task t;
     if (len < sizeof t)
-        return;
+        return 0;
     memcpy(&t, msg, sizeof t);
+    if (t.size > len - sizeof t)
+        return 0;
+    size_t rec = sizeof t + t.size;
     if (!s->ex || t.id >= s->cap || s->slots[t.id].f) {
         fail_task(s, t.id, EXEC_EINVAL);
-        return;
+        return rec;
     }
     exec_task_fn *fn = (exec_task_fn *)exec__mpi_fn_decode(&t.fn);
     if (!fn) {
         fail_task(s, t.id, EXEC_EINVAL);
-        return;
+        return rec;
     }
     const unsigned char *arg = (const unsigned char *)msg + sizeof t;
     exec_submit_opts_t o = {.cq = s->cq, .timeout_ms = t.timeout_ms ? t.timeout_ms
@@ -176,7 +211,7 @@ static void task(struct serve *s, int tag, const void *msg, size_t len)
         unsigned char *a = malloc(sizeof h + t.size);
         if (!a) {
             fail_task(s, t.id, EXEC_ENOMEM);
-            return;
+            return rec;
         }
         memcpy(a, &h, sizeof h);
         memcpy(a + sizeof h, arg, t.size);
@@ -189,7 +224,7 @@ static void task(struct serve *s, int tag, const void *msg, size_t len)
                                                                           : malloc(sizeof h + t.size);
         if (!a) {
             fail_task(s, t.id, EXEC_ENOMEM);
-            return;
+            return rec;
         }
         memcpy(a, &h, sizeof h);
         if (t.size)
@@ -202,10 +237,11 @@ static void task(struct serve *s, int tag, const void *msg, size_t len)
     if (r != EXEC_OK) {
         s->slots[t.id].f = NULL;
         fail_task(s, t.id, r);
-        return;
+        return rec;
     }
     s->slots[t.id].chunk = tag == MPI__TAG_CHUNK;
     s->busy++;
+    return rec;
 }
 
 /* Send back every local future that ended. */
@@ -228,13 +264,14 @@ static bool completions(struct serve *s)
             r.fault.worker_pid = (int)getpid(); /* a local thread pool: this rank's pid */
         r.state = exec_future_state(f);
         r.size = n;
-        reply(s, MPI__TAG_RESULT, &r, sizeof r, data, n);
+        add_result(s, &r, data);
         exec_future_release(f);
         if (id < s->cap) {
             s->slots[id].f = NULL;
             s->busy--;
         }
     }
+    flush(s);
     return any;
 }
 
@@ -306,9 +343,10 @@ _Noreturn void exec__mpi_serve(void)
             case MPI__TAG_HELLO:
                 hello(&s, s.buf, len);
                 break;
-            case MPI__TAG_TASK:
+            case MPI__TAG_TASK: /* a batch of tasks, one record after the other */
             case MPI__TAG_CHUNK:
-                task(&s, tag, s.buf, len);
+                for (size_t at = 0, n = 1; at < len && n; at += n)
+                    n = task(&s, tag, (unsigned char *)s.buf + at, len - at);
                 break;
             case MPI__TAG_CANCEL: {
                 struct mpi__cancel c;
