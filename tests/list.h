@@ -268,6 +268,7 @@
     X(tooling_example_12_progress, 0)                                                      \
     X(tooling_example_15_word_count, PROCESSES_ONLY)                                       \
     X(tooling_example_14_timeline, PROCESSES_ONLY)                                         \
+    X(tooling_example_13_mpi, THREADS_ONLY)                                                \
     X(tooling_example_demo, PROCESSES_ONLY | SLOW)                                         \
     /* tests/test_alloc.c */                                                               \
     X(alloc_map_no_per_item, BOTH_BACKENDS)                                                \

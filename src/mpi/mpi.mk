@@ -97,6 +97,9 @@ $(MPI_BENCH): tests/bench-mpi/mpi_bench.c $(MPI_STATIC) $(BUILD)/.flags-test
 
 mpi: $(MPI_STATIC) $(MPI_SHARED) $(MPI_EXAMPLE)
 
+# The suite runs examples/13_mpi under mpirun (tests/test_examples.c).
+examples: $(MPI_EXAMPLE)
+
 # The suite on the mpi backend (each run an MPI job of $(MPI_NP) ranks), twice: with Open
 # MPI's default transports (shared memory on one host), then with TCP only (the network
 # path). MPI_TESTS filters as TESTS does.
