@@ -828,6 +828,10 @@ int test_timeout_scale(void)
 static bool run_one(const struct test *t, const struct backend *b, int num)
 {
     unsigned timeout = (t->flags & SLOW ? SLOW_TIMEOUT_S : DEFAULT_TIMEOUT_S) * (unsigned)scale;
+#ifdef TEST_MPI
+    if (b->id == EXEC_BACKEND_MPI)
+        timeout *= 2; /* a whole MPI job: starting 3 ranks takes seconds on a loaded machine */
+#endif
     why[0] = '\0';
     sh->ntmpdirs = 0;
     fflush(stdout);

@@ -5,8 +5,9 @@
 # libopenmpi-dev). The core library never links MPI: the backend goes into a second library,
 # libexecutor-mpi.{a,so} (the whole library plus src/mpi/), with its own pkg-config file.
 #
-# Targets: mpi (the libraries), mpi-test (the MPI checks under mpirun, twice: Open MPI's
-# default transports, then --mca btl tcp,self), mpi-bench (beside mpi4py.futures).
+# Targets: mpi (the libraries, the example), mpi-test (the suite on the mpi backend under
+# mpirun, twice: Open MPI's default transports, then --mca btl tcp,self), mpi-asan (the same
+# under AddressSanitizer), mpi-bench (beside mpi4py.futures).
 
 MPICC      ?= mpicc
 HAVE_MPI   := $(if $(shell command -v $(MPICC) 2>/dev/null),1,)
@@ -112,6 +113,16 @@ mpi-test: $(MPI_RUNNER) $(MPI_EXAMPLE)
 	$(Q)EXEC_TEST_MPIRUN=$(call quote,$(MPI_JOB) --mca btl tcp$(comma)self) $(RUN_ENV) \
 	    $(MPI_RUNNER) -b mpi $(RUN_ARGS) $(MPI_TESTS)
 
+# The MPI suite under AddressSanitizer (errors only): LeakSanitizer is off because Open MPI
+# 4.1 itself leaks at exit (~120 KB in ~3400 blocks per rank, all from libmpi and its
+# dlopen()ed components, none from this project: see the issue 12 note), which would fail
+# every run. The library's own leaks are checked by `make asan` on the other backends.
+mpi-asan:
+	+$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan-mpi OPT=$(call quote,$(SAN_OPT)) \
+	    DEBUG=1 SANFLAGS='-fsanitize=address -fno-sanitize-recover=all' \
+	    RUN_ENV='ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 EXEC_TEST_TIMEOUT_SCALE=3' \
+	    MPIRUN_FLAGS=$(call quote,$(MPIRUN_FLAGS) -x ASAN_OPTIONS) mpi-test
+
 mpi-bench: $(MPI_BENCH)
 	$(Q)MPIRUN=$(call quote,$(MPIRUN) $(MPIRUN_FLAGS)) sh tests/bench-mpi/run.sh $(MPI_BENCH)
 
@@ -136,8 +147,8 @@ mpi-uninstall:
 -include $(wildcard $(BUILD)/tests/run-mpi.d $(BUILD)/examples/13_mpi.d \
                     $(BUILD)/bench-mpi/*.d)
 else
-mpi mpi-test mpi-bench mpi-install mpi-uninstall:
+mpi mpi-test mpi-asan mpi-bench mpi-install mpi-uninstall:
 	@echo "  SKIP     $@: no MPI compiler wrapper ($(MPICC)); Debian: openmpi-bin libopenmpi-dev"
 endif
 
-.PHONY: mpi mpi-test mpi-bench mpi-install mpi-uninstall
+.PHONY: mpi mpi-test mpi-asan mpi-bench mpi-install mpi-uninstall
