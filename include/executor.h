@@ -210,14 +210,17 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  * Open MPI) exec_create() with this backend returns EXEC_ENOTSUP. What differs:
  *  - Each serving rank runs its tasks in a local pool, threads (mpi_local_backend 0) or
  *    processes; the process-only fields apply to those local pools. `workers` is the
- *    local pool size per serving rank (0 = rank 0's CPU budget shared among the serving
- *    ranks on rank 0's host); the executor has (ranks - 1) x workers workers.
+ *    executor's total, spread evenly over the serving ranks (0 = per serving rank, rank 0's
+ *    CPU budget shared among the serving ranks on rank 0's host).
  *  - Task and initializer pointers travel as (loaded module, offset): they must point into
  *    the program or a shared library loaded on every rank (EXEC_EINVAL at submit if not).
  *  - A crash fails only its task, as on the local backend (fault.rank says which rank,
  *    fault.worker_pid the process there). Losing a whole rank ends the MPI job (Open MPI).
- *  - A task sent to a rank counts as running: EXEC_CANCEL_RUNNING cancels it there (on a
- *    local process pool its worker is killed), without the flag cancel returns EXEC_EBUSY.
+ *  - A task is sent to a rank when one of its workers is free; only while more than
+ *    64 + 2 per worker tasks wait does a rank get up to 4 per worker + 4 in advance (the
+ *    bound on work in flight per rank). A sent task is RUNNING (in advance: maybe still
+ *    waiting there): EXEC_CANCEL_RUNNING cancels it on its rank (on a local process pool
+ *    its worker is killed); without the flag cancel returns EXEC_EBUSY.
  *  - A map chunk runs as one task on a rank: a crash fails the chunk's items that had not
  *    reported (all of the chunk), EXEC_ECRASHED.
  *  - Done-callbacks run on the executor's communication thread (waiting, mapping or
