@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Spin this long after the last activity, then sleep 20 us, doubling up to 1 ms. */
-#define SPIN_NS 50000u
+/* Spin (yielding) this long after the last activity, then sleep 20 us, doubling up to 1 ms. */
+#define SPIN_NS 200000u
 #define STEP_MIN_NS 20000u
 #define STEP_MAX_NS 1000000u
 
@@ -26,8 +26,11 @@ void exec__mpi_backoff_reset(struct mpi__backoff *b)
 
 uint64_t exec__mpi_backoff_next(struct mpi__backoff *b)
 {
-    if (exec__now_ns() - b->quiet_since < SPIN_NS)
+    if (exec__now_ns() - b->quiet_since < SPIN_NS) {
+        /* Spinning, but politely: a rank sharing its CPU (mpirun --oversubscribe) runs. */
+        exec__yield();
         return 0;
+    }
     uint64_t s = b->step_ns;
     if (b->step_ns < STEP_MAX_NS)
         b->step_ns *= 2;

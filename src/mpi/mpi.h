@@ -12,7 +12,7 @@
  * ends (a local completion queue). So a task that crashes fails its local future only.
  *
  * Nothing waits by spinning for long: rank 0's comm thread and the serving loops probe MPI,
- * spin a little after each message, then sleep in growing steps (up to 1 ms) on a futex or
+ * spin (yielding) 200 us after each message, then sleep in growing steps (up to 1 ms) on a futex or
  * the local completion queue's fd, woken at once by a submission or a local completion.
  */
 #ifndef EXEC_MPI_MPI_H
