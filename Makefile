@@ -68,7 +68,8 @@ SHARED_REAL := libexecutor.so.$(VERSION_MAJOR).$(VERSION_MINOR)
 # Files
 
 # src/ is organised by parts, one folder each (see docs/internals.md).
-LIB_SRCS   := $(sort $(wildcard src/*/*.c))
+# src/mpi/ is not part of it: the MPI backend goes into libexecutor-mpi (src/mpi/mpi.mk).
+LIB_SRCS   := $(sort $(filter-out src/mpi/%,$(wildcard src/*/*.c)))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 PIC_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
 # The test build of the library: the same sources with the test-only fault hooks
@@ -77,7 +78,8 @@ TLIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/tobj/%.o)
 TEST_SRCS  := $(sort $(wildcard tests/test_*.c)) tests/run.c tests/alloc_hook.c tests/gate.c \
               tests/tasks.c tests/shell.c
 TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
-EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
+EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,\
+                $(sort $(filter-out examples/13_mpi.c,$(wildcard examples/*.c))))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard tests/bench/*.c)))
 MAN3       := $(sort $(wildcard docs/man3/*.3))
 
@@ -116,7 +118,7 @@ endef
 .PHONY: all lib shared examples demo bench test run-tests check-symbols asan ubsan tsan \
         valgrind install uninstall clean help FORCE
 
-all: lib shared examples
+all: lib shared examples mpi
 
 lib: $(STATIC)
 
@@ -188,6 +190,7 @@ bench: $(BENCH_BINS)
 	$(Q)for b in $(BENCH_BINS); do \
 	    printf '  %-8s %s\n' RUN "$$b"; "$$b" || exit 1; \
 	done
+	+$(Q)$(MAKE) --no-print-directory mpi-bench
 
 # --- tests ------------------------------------------------------------------------------------
 
@@ -209,6 +212,7 @@ RUN_CMD = $(RUN_ENV) $(RUN_WRAP) $(RUNNER) $(RUN_ARGS) $(TESTS)
 test: $(RUNNER) check-symbols examples
 	$(call msg,RUN,$(RUNNER))
 	$(Q)$(RUN_CMD)
+	+$(Q)$(MAKE) --no-print-directory mpi-test
 
 run-tests: $(RUNNER) $(STATIC)
 	$(call msg,RUN,$(RUNNER))
@@ -309,7 +313,7 @@ CMAKE_SED     = -e 's|@PREFIX@|$(cmake_prefix)|g' -e 's|@CMAKEDIR_REL@|$(cmake_r
     -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
     -e 's|@SHARED_REAL@|$(SHARED_REAL)|g' -e 's|@SIZEOF_VOID_P@|$(sizeof_void_p)|g'
 
-install: $(STATIC) $(SHARED) $(SHARED_LINKS)
+install: $(STATIC) $(SHARED) $(SHARED_LINKS) mpi-install
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
 	@mkdir -p $(BUILD)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|g' \
@@ -333,7 +337,7 @@ ifneq ($(MAN3),)
 endif
 
 # The CMake package's folder goes too when nothing else is left in it.
-uninstall:
+uninstall: mpi-uninstall
 	$(call msg,UNINST,$(DESTDIR)$(PREFIX))
 	$(Q)rm -f $(DESTDIR)$(INCLUDEDIR)/executor.h $(DESTDIR)$(LIBDIR)/libexecutor.a \
 	    $(DESTDIR)$(LIBDIR)/$(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME) \
@@ -369,6 +373,8 @@ help:
 	@echo '  clean          remove $(BUILD)'
 
 FORCE:
+
+include src/mpi/mpi.mk
 
 -include $(wildcard $(BUILD)/obj/src/*/*.d $(BUILD)/pic/src/*/*.d $(BUILD)/tobj/src/*/*.d \
                     $(BUILD)/tests/*.d \

@@ -216,10 +216,36 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  * submits and maps return EXEC_EBROKEN; tasks already running finish; then every worker
  * leaves and none is started again (no respawn loop). exec_shutdown() and exec_destroy()
  * work as usual.
+ *
+ * EXEC_BACKEND_MPI runs tasks on the other ranks of an MPI job (Open MPI; started with
+ * `mpirun -np N ./prog` or `srun`). It lives in a second library, libexecutor-mpi
+ * (pkg-config executor-mpi; it contains the whole library, link it instead of -lexecutor),
+ * and needs the guard exec_mpi_main() of <executor_mpi.h> at the top of main(): rank 0 runs
+ * the program, every other rank serves tasks. Without that call (or in a build without
+ * Open MPI) exec_create() with this backend returns EXEC_ENOTSUP. What differs:
+ *  - Each serving rank runs its tasks in a local pool, threads (mpi_local_backend 0) or
+ *    processes; the process-only fields apply to those local pools. `workers` is the
+ *    executor's total, spread evenly over the serving ranks (0 = per serving rank, rank 0's
+ *    CPU budget shared among the serving ranks on rank 0's host).
+ *  - Task and initializer pointers travel as (loaded module, offset): they must point into
+ *    the program or a shared library loaded on every rank (EXEC_EINVAL at submit if not).
+ *  - A crash fails only its task, as on the local backend (fault.rank says which rank,
+ *    fault.worker_pid the process there). Losing a whole rank ends the MPI job (Open MPI).
+ *  - A task is sent to a rank when one of its workers is free; only while more than
+ *    64 + 2 per worker tasks wait does a rank get up to 4 per worker + 4 in advance (the
+ *    bound on work in flight per rank). A sent task is RUNNING (in advance: maybe still
+ *    waiting there): EXEC_CANCEL_RUNNING cancels it on its rank (on a local process pool
+ *    its worker is killed); without the flag cancel returns EXEC_EBUSY.
+ *  - A map chunk runs as one task on a rank: a crash fails the chunk's items that had not
+ *    reported (all of the chunk), EXEC_ECRASHED.
+ *  - Done-callbacks run on the executor's communication thread (waiting, mapping or
+ *    shutting down from there: EXEC_EDEADLK). One MPI executor exists at a time
+ *    (exec_create() returns EXEC_EBUSY for a second one).
  */
 typedef enum exec_backend {
     EXEC_BACKEND_THREADS = 0,   /* a pool of threads in this process (default) */
     EXEC_BACKEND_PROCESSES = 1, /* a pool of worker processes */
+    EXEC_BACKEND_MPI = 2,       /* the serving ranks of an MPI job (see below) */
 } exec_backend_t;
 
 /**
@@ -325,8 +351,14 @@ typedef struct exec_config {
      *  See docs/guide.md, "A timeline of a run", for the events and what they cost. */
     const char *trace_path;
 
+    /* -- MPI backend only (must be 0 on the others) -- */
+
+    /** Backend of each serving rank's local pool: EXEC_BACKEND_THREADS (0) or
+     *  EXEC_BACKEND_PROCESSES. */
+    exec_backend_t mpi_local_backend;
+
     /** Must be zero (else EXEC_EINVAL); future fields come out of it. */
-    uint32_t reserved[(32 - sizeof(const char *)) / sizeof(uint32_t)];
+    uint32_t reserved[(32 - sizeof(const char *) - sizeof(exec_backend_t)) / sizeof(uint32_t)];
 } exec_config_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -670,7 +702,8 @@ typedef struct exec_fault {
     int worker_pid;   /* pid of the worker process that ran it; 0 on threads */
     int worker_id;    /* index of the worker slot that ran it; -1 if it never ran */
     int cause;        /* an exec_cause_t: what the failure came from; EXEC_CAUSE_NONE else */
-    int reserved[4];
+    int rank;         /* MPI backend: the rank that ran it (>= 1); 0 on the others */
+    int reserved[3];
 } exec_fault_t;
 
 /**

@@ -9,6 +9,8 @@
  *   SLOW            300 s alarm instead of 30 s (times EXEC_TEST_TIMEOUT_SCALE)
  *   NO_HYGIENE      skip the leftover checks (children, threads, fds, /dev/shm) for a test
  *                   that checks those itself
+ *   MPI_ONLY        run on the mpi backend only (build/tests/run-mpi; tests/mpi_run.h);
+ *                   tests/mpi_list.h names the other tests that also run there
  *
  * Keep the lines grouped by source file under a comment naming the file, and add new lines
  * at the end of your file's group. Every line ends with a backslash; the table ends with the
@@ -268,6 +270,7 @@
     X(tooling_example_12_progress, 0)                                                      \
     X(tooling_example_15_word_count, PROCESSES_ONLY)                                       \
     X(tooling_example_14_timeline, PROCESSES_ONLY)                                         \
+    X(tooling_example_13_mpi, THREADS_ONLY)                                                \
     X(tooling_example_demo, PROCESSES_ONLY | SLOW)                                         \
     /* tests/test_alloc.c */                                                               \
     X(alloc_map_no_per_item, BOTH_BACKENDS)                                                \
@@ -329,4 +332,17 @@
     /* tests/test_resources.c */                                                           \
     X(resources_few_fds_forkserver, PROCESSES_ONLY)                                        \
     X(resources_few_fds_fork, PROCESSES_ONLY)                                              \
+    /* tests/test_mpi.c */                                                                 \
+    X(mpi_backend_missing, THREADS_ONLY)                                                   \
+    X(mpi_remote_segfault, MPI_ONLY)                                                       \
+    X(mpi_deadline_kills_only_that_task, MPI_ONLY)                                         \
+    X(mpi_cancel_running_remote, MPI_ONLY)                                                 \
+    X(mpi_rank0_exits_without_destroy, MPI_ONLY)                                           \
+    X(mpi_bad_function_pointer, MPI_ONLY)                                                  \
+    X(mpi_faults_name_the_rank_on_threads, MPI_ONLY)                                       \
+    X(mpi_stats_sum_the_ranks, MPI_ONLY)                                                   \
+    X(mpi_initializer_runs_on_ranks, MPI_ONLY)                                             \
+    X(mpi_executors_in_turn, MPI_ONLY)                                                     \
+    X(mpi_in_flight_bounded, MPI_ONLY)                                                     \
+    X(mpi_map_crash_fails_its_chunk, MPI_ONLY)                                             \
     /* end of TEST_LIST */

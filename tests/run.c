@@ -50,6 +50,10 @@
 
 #include "harness.h"
 #include "list.h"
+#ifdef TEST_MPI
+#include "executor_mpi.h"
+#include "mpi_run.h" /* the MPI runner: one more backend, each run an MPI job */
+#endif
 
 /* Valgrind's client requests, to judge leaks of the test process itself (see leak_check()).
  * They cost nothing outside valgrind; without the header the check is simply off. */
@@ -67,6 +71,7 @@ enum {
     THREADS_ONLY = 1u << 2,
     PROCESSES_ONLY = 1u << 3,
     NO_HYGIENE = 1u << 4,
+    MPI_ONLY = 1u << 5,
 };
 
 #define X(name, flags) void test_##name(void);
@@ -94,6 +99,9 @@ struct backend {
 static const struct backend backends[] = {
     {"threads", EXEC_BACKEND_THREADS},
     {"processes", EXEC_BACKEND_PROCESSES},
+#ifdef TEST_MPI
+    {"mpi", EXEC_BACKEND_MPI},
+#endif
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 
@@ -820,6 +828,10 @@ int test_timeout_scale(void)
 static bool run_one(const struct test *t, const struct backend *b, int num)
 {
     unsigned timeout = (t->flags & SLOW ? SLOW_TIMEOUT_S : DEFAULT_TIMEOUT_S) * (unsigned)scale;
+#ifdef TEST_MPI
+    if (b->id == EXEC_BACKEND_MPI)
+        timeout *= 2; /* a whole MPI job: starting 3 ranks takes seconds on a loaded machine */
+#endif
     why[0] = '\0';
     sh->ntmpdirs = 0;
     fflush(stdout);
@@ -829,8 +841,16 @@ static bool run_one(const struct test *t, const struct backend *b, int num)
         printf("not ok %d - %s [%s]: fork: %s\n", num, t->name, b->name, strerror(errno));
         return false;
     }
-    if (pid == 0)
+    if (pid == 0) {
+#ifdef TEST_MPI
+        if (b->id == EXEC_BACKEND_MPI) {
+            child_setup();
+            private_shm(); /* the whole job sees this test's /dev/shm only */
+            test_mpi_child(t->name, why, WHY_SIZE);
+        }
+#endif
         child_main(t, b);
+    }
     setpgid(pid, pid); /* also done by the child: whichever runs first */
 
     int status = 0;
@@ -948,10 +968,10 @@ static void list_tests(void)
 {
     for (size_t i = 0; i < NTESTS; i++) {
         unsigned f = tests[i].flags;
-        printf("%s%s%s%s%s%s\n", tests[i].name, f & BOTH_BACKENDS ? " BOTH_BACKENDS" : "",
+        printf("%s%s%s%s%s%s%s\n", tests[i].name, f & BOTH_BACKENDS ? " BOTH_BACKENDS" : "",
                f & THREADS_ONLY ? " THREADS_ONLY" : "",
-               f & PROCESSES_ONLY ? " PROCESSES_ONLY" : "", f & SLOW ? " SLOW" : "",
-               f & NO_HYGIENE ? " NO_HYGIENE" : "");
+               f & PROCESSES_ONLY ? " PROCESSES_ONLY" : "", f & MPI_ONLY ? " MPI_ONLY" : "",
+               f & SLOW ? " SLOW" : "", f & NO_HYGIENE ? " NO_HYGIENE" : "");
     }
 }
 
@@ -960,7 +980,8 @@ static bool check_table(void)
     bool ok = true;
     for (size_t i = 0; i < NTESTS; i++) {
         unsigned f = tests[i].flags;
-        int where = !!(f & BOTH_BACKENDS) + !!(f & THREADS_ONLY) + !!(f & PROCESSES_ONLY);
+        int where = !!(f & BOTH_BACKENDS) + !!(f & THREADS_ONLY) + !!(f & PROCESSES_ONLY) +
+                    !!(f & MPI_ONLY);
         if (where > 1) {
             fprintf(stderr, "run: %s: BOTH_BACKENDS, THREADS_ONLY and PROCESSES_ONLY exclude "
                             "each other\n", tests[i].name);
@@ -988,8 +1009,39 @@ static void open_std_fds(void)
         }
 }
 
+#ifdef TEST_MPI
+/* One rank of an MPI job of test @name (tests/mpi_run.h): rank 0 runs the test on the mpi
+ * backend, in this process (the job is the isolation); the other ranks serve. */
+static int mpi_one(int *argc, char ***argv, const char *name)
+{
+    int r = exec_mpi_main(argc, argv);
+    static struct shared mine; /* no runner to share with: test_tmpdir() and why need it */
+    sh = &mine;
+    why = sh->why;
+    if (r != EXEC_OK) {
+        fprintf(stderr, "exec_mpi_main: %s\n", exec_strerror(r));
+        return 1;
+    }
+    scale = parse_scale();
+    for (size_t i = 0; i < NTESTS; i++)
+        if (strcmp(tests[i].name, name) == 0) {
+            test_backend = EXEC_BACKEND_MPI;
+            current_name = name;
+            tests[i].fn();
+            test_mpi_mark_end();
+            return 0;
+        }
+    fprintf(stderr, "run: no test %s\n", name);
+    return 2;
+}
+#endif
+
 int main(int argc, char **argv)
 {
+#ifdef TEST_MPI
+    if (argc == 3 && strcmp(argv[1], "--mpi-one") == 0)
+        return mpi_one(&argc, &argv, argv[2]);
+#endif
     char *excludes[64];
     int nexcludes = 0;
     const char *only_backend = NULL;
@@ -1021,7 +1073,7 @@ int main(int argc, char **argv)
     char **prefixes = argv + optind;
     int nprefixes = argc - optind;
     if (only_backend != NULL && strcmp(only_backend, "threads") != 0 &&
-        strcmp(only_backend, "processes") != 0) {
+        strcmp(only_backend, "processes") != 0 && strcmp(only_backend, "mpi") != 0) {
         fprintf(stderr, "run: -b wants threads or processes\n");
         return 2;
     }
@@ -1060,7 +1112,12 @@ int main(int argc, char **argv)
         bool selected = (nprefixes == 0 || has_prefix(tests[i].name, prefixes, nprefixes)) &&
                         !has_prefix(tests[i].name, excludes, nexcludes);
         for (size_t b = 0; b < NBACKENDS; b++) {
-            bool on = b == 0 ? !(f & PROCESSES_ONLY) : (f & (BOTH_BACKENDS | PROCESSES_ONLY));
+            bool on = b == 0 ? !(f & (PROCESSES_ONLY | MPI_ONLY))
+                             : (f & (BOTH_BACKENDS | PROCESSES_ONLY));
+#ifdef TEST_MPI
+            if (backends[b].id == EXEC_BACKEND_MPI)
+                on = test_mpi_wanted(tests[i].name, f, MPI_ONLY);
+#endif
             if (only_backend != NULL && strcmp(only_backend, backends[b].name) != 0)
                 on = false;
             want[i][b] = selected && on;

@@ -56,6 +56,7 @@ struct example {
     const char *absent[MAX_LINES]; /* substrings that must not appear in stdout */
     bool processes;                /* needs the process backend: PROCESSES_ONLY in list.h */
     bool slow;                     /* LIMIT_SLOW_S instead of LIMIT_S: SLOW in list.h */
+    bool mpi;                      /* run as `mpirun -np 3 binary` (skipped without mpirun) */
 };
 
 /*
@@ -154,6 +155,11 @@ static const struct example examples[] = {
                 "all scenes ran as expected; trace: /dev/null\n"},
      .absent = {"unexpected"},
      .processes = true},
+    /* Primes across the ranks of an MPI job (built and run when Open MPI is installed). */
+    {.id = "13_mpi",
+     .binary = "13_mpi",
+     .expect = {"(216816 of them) in 32 tasks on 2 workers\n", "mpi (threads)"},
+     .mpi = true},
     /* `make demo`'s program: the three classic tables, serial vs threads vs processes. */
     {.id = "demo",
      .binary = "demo",
@@ -271,19 +277,48 @@ static const char *shown(const char *s, char *buf, size_t cap)
     return buf;
 }
 
+/* The full path of mpirun from PATH into @buf, or NULL when there is none. */
+static const char *find_mpirun(char *buf, size_t cap)
+{
+    const char *path = getenv("PATH");
+    while (path != NULL && *path) {
+        const char *end = strchr(path, ':');
+        int n = end ? (int)(end - path) : (int)strlen(path);
+        snprintf(buf, cap, "%.*s/mpirun", n, path);
+        if (access(buf, X_OK) == 0)
+            return buf;
+        path = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
 static void check_example(const char *id)
 {
     const struct example *ex = find_example(id);
-    char path[4096], out[4096], err[4096];
+    char path[4096], out[4096], err[4096], mpirun[4096];
     snprintf(path, sizeof path, "%s/examples/%s", EXEC_BUILD_DIR, ex->binary);
+    const char *argv[MAX_ARGS + 10] = {path};
+    size_t argc = 1;
+    if (ex->mpi) {
+        if (find_mpirun(mpirun, sizeof mpirun) == NULL) {
+            fprintf(stderr, "# skip %s: no mpirun on PATH (Open MPI not installed)\n", id);
+            return;
+        }
+        argc = 0;
+        argv[argc++] = mpirun;
+        argv[argc++] = "--oversubscribe";
+        if (geteuid() == 0)
+            argv[argc++] = "--allow-run-as-root";
+        argv[argc++] = "-np";
+        argv[argc++] = "3";
+        argv[argc++] = path;
+    }
     if (access(path, X_OK) != 0)
         TEST_FAIL("%s: %s (build the examples first: `make examples`)", path, strerror(errno));
     const char *dir = test_tmpdir();
     snprintf(out, sizeof out, "%s/stdout", dir);
     snprintf(err, sizeof err, "%s/stderr", dir);
 
-    const char *argv[MAX_ARGS + 2] = {path};
-    size_t argc = 1;
     for (size_t i = 0; i < MAX_ARGS && ex->args[i] != NULL; i++)
         argv[argc++] = ex->args[i];
     argv[argc] = NULL;
@@ -420,4 +455,5 @@ EXAMPLE_TEST(11_nested)
 EXAMPLE_TEST(12_progress)
 EXAMPLE_TEST(15_word_count)
 EXAMPLE_TEST(14_timeline)
+EXAMPLE_TEST(13_mpi)
 EXAMPLE_TEST(demo)

@@ -74,6 +74,11 @@ struct exec__backend_ops {
 
 /* The table of backend @b, or NULL when this build has none (core/registry.c). */
 const struct exec__backend_ops *exec__backend_find(exec_backend_t b);
+/* An optional backend built into another library registers its table (NULL: unregister). */
+void exec__backend_register(exec_backend_t b, const struct exec__backend_ops *ops);
+/* Why exec__backend_find(@b) gave NULL: EXEC_ENOTSUP for a backend of the enum that this
+ * program did not register (MPI without exec_mpi_main()), EXEC_EINVAL for no backend. */
+int exec__backend_missing(exec_backend_t b);
 #ifdef EXEC_TEST_HOOKS
 /* Test build only: make every exec_create() use @ops (NULL: the real backends again). */
 void exec__test_backend_set(const struct exec__backend_ops *ops);

@@ -36,9 +36,11 @@ static int check_config(const exec_config_t *in, exec_config_t *out,
         c.max_result_size = EXEC_DEFAULT_MAX_RESULT_SIZE;
     if (c.init_arg_size > c.max_arg_size)
         return EXEC_ETOOBIG;
+    if (c.mpi_local_backend && c.backend != EXEC_BACKEND_MPI)
+        return EXEC_EINVAL; /* an MPI-only field */
     const struct exec__backend_ops *o = exec__backend_find(c.backend);
     if (!o)
-        return EXEC_EINVAL; /* no such backend */
+        return exec__backend_missing(c.backend); /* none, or not registered */
     if (o->version < 1 || o->version > EXEC__OPS_VERSION || !o->check_config || !o->create ||
         !o->submit || !o->cancel || !o->shutdown || !o->stats || !o->destroy)
         return EXEC_ENOTSUP; /* a table this core cannot drive */

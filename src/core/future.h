@@ -79,6 +79,15 @@ struct exec__fpart_process {
     int where;              /* nowhere, in the FIFO, in a ring (process/pool.h) */
 };
 
+/* The MPI backend's part of a future (src/mpi/). */
+struct exec__fpart_mpi {
+    struct exec__list link;  /* in the FIFO of futures waiting for a rank */
+    uint64_t module, offset; /* the task's function as it travels */
+    int rank;                /* sent: the rank that has it, and its slot there */
+    uint32_t slot;
+    bool queued;             /* in the FIFO (the backend's lock) */
+};
+
 struct exec_future {
     /* Hot, written by whoever ends the future. */
     _Atomic uint32_t state;
@@ -105,6 +114,7 @@ struct exec_future {
     union {
         struct exec__fpart_threads threads;
         struct exec__fpart_process process;
+        struct exec__fpart_mpi mpi;
     } bk;
 
     /* Listeners (callbacks, waiters of wait_any, a cq), protected by lock. */

@@ -22,6 +22,7 @@ for f in $(find "$src" -name '*.[ch]' | sort); do
     sys) allow='base sys' ;;
     core) allow='base sys core' ;;
     shm) allow='base sys shm' ;;
+    mpi) allow='base sys core mpi shm/shm.h executor_mpi.h' ;;
     *.c | *.h | *.in) continue ;;
     *) allow="base sys core $part shm/shm.h" ;;
     esac

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpi/mpi.h - the MPI backend's private header: the messages between rank 0 and the
+ * serving ranks, how task pointers travel, and the pieces the files of src/mpi/ share.
+ *
+ * The shape. Rank 0 runs the program. Its executor (pool.c) keeps submitted futures in a
+ * FIFO; one communication thread ("comm") does every MPI call of the executor: it sends a
+ * task to a serving rank that has room (at most `cap` in flight per rank: flow control),
+ * receives results and ends the futures. A serving rank (serve.c) never returns into main:
+ * its main thread is a loop that receives tasks, runs them in a LOCAL executor made with
+ * the public API (threads or processes), and sends each result back as its local future
+ * ends (a local completion queue). So a task that crashes fails its local future only.
+ *
+ * Nothing waits by spinning for long: rank 0's comm thread and the serving loops probe MPI,
+ * spin (yielding) 200 us after each message, then sleep in growing steps (up to 1 ms) on a futex or
+ * the local completion queue's fd, woken at once by a submission or a local completion.
+ */
+#ifndef EXEC_MPI_MPI_H
+#define EXEC_MPI_MPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mpi.h>
+
+#include "core/backend.h"
+
+/* Message tags, on the executor's own communicator (a dup of MPI_COMM_WORLD). */
+enum {
+    MPI__TAG_HELLO = 1, /* 0 -> rank: make your local pool (struct mpi__hello + init arg) */
+    MPI__TAG_READY,     /* rank -> 0: struct mpi__ready */
+    MPI__TAG_TASK,      /* 0 -> rank: struct mpi__task + argument */
+    MPI__TAG_CHUNK,     /* 0 -> rank: struct mpi__task (a map chunk) + items */
+    MPI__TAG_RESULT,    /* rank -> 0: struct mpi__result + result bytes */
+    MPI__TAG_CANCEL,    /* 0 -> rank: struct mpi__cancel */
+    MPI__TAG_STATS_REQ, /* 0 -> rank: empty */
+    MPI__TAG_STATS,     /* rank -> 0: exec_stats_t of the local pool */
+    MPI__TAG_BYE,       /* 0 -> rank: destroy the local pool (every task has ended) */
+    MPI__TAG_BYE_ACK,   /* rank -> 0: done */
+    MPI__TAG_FINAL,     /* 0 -> rank: rank 0 is leaving: end the process */
+};
+
+/* A function pointer as it travels: its module (a hash of the file's base name; the
+ * program itself is "") and its offset from the module's load address. */
+struct mpi__fnref {
+    uint64_t module;
+    uint64_t offset;
+};
+
+struct mpi__hello {
+    struct mpi__fnref init;
+    uint64_t max_arg_size, max_result_size, stack_size, max_rss_per_child, init_arg_size;
+    uint32_t local_backend, workers /* all ranks' */, max_tasks_per_child, start_method, kill_grace_ms;
+    uint32_t max_age_ms, recycle_jitter_pct, crash_limit, crash_window_ms, has_init;
+    uint32_t pad[2];
+};
+
+struct mpi__ready {
+    int32_t code;    /* EXEC_OK or the local exec_create()'s code */
+    int32_t workers; /* the local pool's worker count */
+    int32_t pid;     /* the rank's process */
+    int32_t pad;
+};
+
+/* A task (TAG_TASK) or a map chunk (TAG_CHUNK; items lo..hi of in_size bytes follow, and
+ * the result is hi-lo int statuses then hi-lo results of out_size bytes). */
+struct mpi__task {
+    uint64_t id; /* the slot at rank 0 */
+    struct mpi__fnref fn;
+    uint64_t size; /* argument bytes that follow */
+    uint64_t in_size, out_size, count; /* chunks */
+    uint32_t timeout_ms;
+    uint32_t pad;
+};
+
+struct mpi__result {
+    uint64_t id;
+    uint64_t size; /* result bytes that follow */
+    exec_fault_t fault;
+    int32_t state; /* exec_state_t of the local future */
+    int32_t pad;
+};
+
+struct mpi__cancel {
+    uint64_t id;
+    uint32_t flags;
+    uint32_t pad;
+};
+
+/* Largest map chunk, in input bytes and in result bytes (statuses included). */
+#define MPI__CHUNK_BYTES ((size_t)1 << 20)
+
+/* symbol.c: a function pointer to (module, offset) and back. encode: EXEC_OK, EXEC_EINVAL
+ * when @fn is in no loaded module's executable segment. decode: NULL when the module is not
+ * loaded here. Both thread-safe. */
+int exec__mpi_fn_encode(void (*fn)(void), struct mpi__fnref *ref);
+void (*exec__mpi_fn_decode(const struct mpi__fnref *ref))(void);
+
+/* wait.c: spinning a little, then sleeping in growing steps. */
+struct mpi__backoff {
+    uint64_t quiet_since; /* exec__now_ns() of the last activity */
+    uint64_t step_ns;     /* the next sleep */
+};
+void exec__mpi_backoff_reset(struct mpi__backoff *b);
+/* How long to sleep now: 0 while still spinning. */
+uint64_t exec__mpi_backoff_next(struct mpi__backoff *b);
+
+/* Non-blocking sends whose buffers are freed when MPI is done with them. */
+struct mpi__sends {
+    MPI_Request *req;
+    void **buf;
+    size_t n, cap;
+};
+int exec__mpi_send(struct mpi__sends *s, MPI_Comm comm, int dest, int tag, void *buf,
+                   size_t len);
+/* Free the buffers of finished sends; true when none is left. */
+bool exec__mpi_sends_reap(struct mpi__sends *s);
+/* Wait (MPI_Waitall) for every send and free everything. */
+void exec__mpi_sends_finish(struct mpi__sends *s);
+/* Receive the next message from @src (or MPI_ANY_SOURCE) if one is there: 1 and *buf (grown
+ * as needed, owned by the caller), *len, *from, *tag; 0 when none; EXEC_ENOMEM. */
+int exec__mpi_recv(MPI_Comm comm, int src, void **buf, size_t *cap, size_t *len, int *from,
+                   int *tag);
+
+/* Rank 0, while no comm thread runs: send @tag with @len bytes of @msg to every serving
+ * rank and wait for one @reply_tag from each, given to @on_reply (may be NULL). */
+int exec__mpi_round(MPI_Comm comm, int size, int tag, const void *msg, size_t len,
+                    int reply_tag, void (*on_reply)(void *, int, const void *, size_t),
+                    void *ctx);
+
+/* main.c: the state of this process's MPI use (set by exec_mpi_main()). */
+struct mpi__world {
+    MPI_Comm comm;  /* the executor's communicator */
+    int rank, size; /* in it */
+    int host_ranks; /* serving ranks on rank 0's host */
+    bool we_init;   /* exec_mpi_main() initialised MPI (and finalises it) */
+};
+extern struct mpi__world exec__mpi_world;
+
+/* The local worker count of serving rank @rank when the executor has @total workers in a
+ * job of @size ranks (spread evenly, the first ranks get one more), and the most tasks in
+ * flight to it (flow control: enough to hide a round trip, bounded whatever the caller
+ * submits). A rank with no worker gets nothing. */
+static inline int exec__mpi_rank_workers(int total, int size, int rank)
+{
+    int n = size - 1;
+    return total / n + (rank - 1 < total % n ? 1 : 0);
+}
+static inline uint32_t exec__mpi_rank_cap(int workers)
+{
+    return workers ? 4u * (uint32_t)workers + 4u : 0;
+}
+
+/* A task as it runs on a serving rank: the local pool runs this header + the argument with
+ * exec__mpi_run_task(), which calls fn with out_cap and reports a result over it as
+ * out_cap + 1 bytes (rank 0 turns that into EXEC_ETOOBIG). */
+struct mpi__task_arg {
+    exec_task_fn *fn;
+    uint64_t out_cap;
+};
+_Static_assert(sizeof(struct mpi__task_arg) % _Alignof(max_align_t) == 0,
+               "the argument after the header stays aligned for any type");
+int exec__mpi_run_task(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size);
+
+/* The map chunk runner: a local task that runs a chunk's items (serve.c, pool.c). */
+struct mpi__chunk_arg {
+    exec_task_fn *fn;
+    uint64_t in_size, out_size, count;
+};
+int exec__mpi_run_chunk(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                        size_t *out_size);
+
+/* serve.c: the loop of a serving rank; never returns. */
+_Noreturn void exec__mpi_serve(void);
+/* pool.c: rank 0 is leaving (atexit): end a live executor's comm thread without waiting
+ * for its tasks. */
+void exec__mpi_abandon(void);
+
+extern const struct exec__backend_ops exec__mpi_ops;
+
+#endif /* EXEC_MPI_MPI_H */
