@@ -72,7 +72,17 @@ struct shot {
     double per_s;
     double bytes_each; /* resident growth at the peak / N (all outstanding only) */
     double left_each;  /* resident growth still there after everything was released / N */
+    double cpu_each;   /* CPU time of this process / N, ns (a figure less bent by load) */
 };
+
+/* CPU seconds of this process, every thread. */
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* libexecutor                                                                               */
@@ -108,9 +118,10 @@ static exec_future_t **futs; /* N pointers, touched before any measurement */
 
 static struct shot run_exec(exec_t *ex, uint32_t n, bool all)
 {
-    struct shot s = {0, 0, 0};
+    struct shot s = {0, 0, 0, 0};
     size_t rss0 = rss_bytes(), peak = 0;
     uint32_t win = all ? n : WINDOW;
+    double c0 = self_cpu_s();
     uint64_t t0 = bench_now_ns();
     for (uint32_t done = 0; done < n;) {
         uint32_t w = n - done < win ? n - done : win;
@@ -137,6 +148,7 @@ static struct shot run_exec(exec_t *ex, uint32_t n, bool all)
         done += w;
     }
     s.per_s = n / ((double)(bench_now_ns() - t0) / 1e9);
+    s.cpu_each = (self_cpu_s() - c0) * 1e9 / n;
     if (all) {
         s.bytes_each = peak > rss0 ? (double)(peak - rss0) / n : 0;
         size_t after = rss_bytes();
@@ -187,7 +199,7 @@ static void uv_after(uv_work_t *req, int status)
 /* The caller preallocates the requests (libuv's way; it has no future to allocate). */
 static struct shot run_uv(uint32_t n, bool all)
 {
-    struct shot s = {0, 0, 0};
+    struct shot s = {0, 0, 0, 0};
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
         FAIL("uv_loop_init");
@@ -202,6 +214,7 @@ static struct shot run_uv(uint32_t n, bool all)
         return s;
     }
     uv_after_count = 0;
+    double c0 = self_cpu_s();
     uint64_t t0 = bench_now_ns();
     size_t peak = 0;
     for (uint32_t done = 0; done < n;) {
@@ -217,6 +230,7 @@ static struct shot run_uv(uint32_t n, bool all)
         done += w;
     }
     s.per_s = n / ((double)(bench_now_ns() - t0) / 1e9);
+    s.cpu_each = (self_cpu_s() - c0) * 1e9 / n;
     if (uv_after_count != n)
         FAIL("uv: %llu callbacks for %u requests", (unsigned long long)uv_after_count, n);
     if (all)
@@ -258,7 +272,7 @@ static void g_wait_for(uint32_t target)
 
 static struct shot run_glib(uint32_t n, bool all)
 {
-    struct shot s = {0, 0, 0};
+    struct shot s = {0, 0, 0, 0};
     GThreadPool *pool = g_thread_pool_new(g_noop, NULL, WORKERS, TRUE, NULL);
     if (!pool) {
         FAIL("g_thread_pool_new");
@@ -267,6 +281,7 @@ static struct shot run_glib(uint32_t n, bool all)
     atomic_store(&g_done, 0);
     size_t rss0 = rss_bytes(), peak = 0;
     uint32_t win = all ? n : WINDOW;
+    double c0 = self_cpu_s();
     uint64_t t0 = bench_now_ns();
     for (uint32_t done = 0; done < n;) {
         uint32_t w = n - done < win ? n - done : win;
@@ -279,6 +294,7 @@ static struct shot run_glib(uint32_t n, bool all)
         done += w;
     }
     s.per_s = n / ((double)(bench_now_ns() - t0) / 1e9);
+    s.cpu_each = (self_cpu_s() - c0) * 1e9 / n;
     if (all)
         s.bytes_each = peak > rss0 ? (double)(peak - rss0) / n : 0;
     g_thread_pool_free(pool, FALSE, TRUE);
@@ -308,10 +324,11 @@ static void measure_shape(exec_t *thr, exec_t *proc, uint32_t n, bool all, int r
                           struct shape_result *out)
 {
     double per_s[NCOLS][MAX_RUNS], bytes[NCOLS][MAX_RUNS], left[NCOLS][MAX_RUNS];
+    double cpu[NCOLS][MAX_RUNS];
     memset(out, 0, sizeof *out);
     for (int r = 0; r < runs; r++) {
         for (int c = 0; c < NCOLS; c++) {
-            struct shot s = {0, 0, 0};
+            struct shot s = {0, 0, 0, 0};
             bool have = false;
             int before = failures;
             if (c == C_THREADS && thr) {
@@ -337,12 +354,14 @@ static void measure_shape(exec_t *thr, exec_t *proc, uint32_t n, bool all, int r
             per_s[c][r] = s.per_s;
             bytes[c][r] = s.bytes_each;
             left[c][r] = s.left_each;
+            cpu[c][r] = s.cpu_each;
         }
     }
     for (int c = 0; c < NCOLS; c++) {
         out->shot[c].per_s = median_of(per_s[c], runs);
         out->shot[c].bytes_each = median_of(bytes[c], runs);
         out->shot[c].left_each = median_of(left[c], runs);
+        out->shot[c].cpu_each = median_of(cpu[c], runs);
     }
 }
 
@@ -376,6 +395,14 @@ static void print_shape(const char *label, uint32_t n, bool all, const struct sh
         printf("   [%s: threads >= %s]", pass(r->shot[C_THREADS].per_s >= TARGET_WINDOWS),
                bench_fmt_rate(num, sizeof num, TARGET_WINDOWS));
     printf("\n");
+    printf("  %-26s", "  CPU ns per task (here)");
+    for (int c = 0; c < NCOLS; c++) {
+        if (r->have[c])
+            printf(" %11.0f", r->shot[c].cpu_each);
+        else
+            printf(" %11s", "-");
+    }
+    printf("   (worker processes not counted)\n");
     if (all) {
         printf("  %-26s", "  bytes per outstanding");
         for (int c = 0; c < NCOLS; c++) {
@@ -403,7 +430,10 @@ static void bench_shapes(uint32_t n1, uint32_t n2, int runs, bool threads_only)
         FAIL("out of memory for %u future pointers", n2);
         return;
     }
-    memset(futs, 0, (size_t)n2 * sizeof *futs); /* resident before any measurement */
+    /* Resident before any measurement (a memset of zeros could be folded into a calloc
+     * that touches nothing). */
+    for (size_t i = 0; i < (size_t)n2; i++)
+        ((volatile uintptr_t *)futs)[i] = 1;
     exec_t *thr = open_exec(EXEC_BACKEND_THREADS, 0);
     exec_t *proc = threads_only ? NULL : open_exec(EXEC_BACKEND_PROCESSES, 0);
     if (!thr)
