@@ -796,7 +796,8 @@ static int on_done_round(struct fault *ft, void *ctx)
 }
 
 /* exec_future_on_done() three times on a running future: the first callback sits in the
- * future's cold part (from the executor's cache here), the next two allocate. A callback whose registration failed never runs. */
+ * future's cold part (from the executor's cache here), the next two allocate. A callback
+ * whose registration failed never runs. */
 TEST(alloc_fail_on_done)
 {
     gate_open_map();

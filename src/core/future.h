@@ -119,8 +119,8 @@ struct exec__fcold {
 };
 
 /*
- * A future: 112 bytes, two per 224. The owner (struct exec) is not stored: futures live in
- * aligned arenas whose header names it (exec__future_core()).
+ * A future: 112 bytes (falloc.c asserts <= 128). Its owner (struct exec) is not stored:
+ * futures live in aligned arenas whose header names it (exec__future_core()).
  */
 struct exec_future {
     /* Hot, written by whoever ends the future. */
