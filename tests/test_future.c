@@ -916,16 +916,17 @@ static long resident_kib(void)
 }
 
 /* ThreadSanitizer keeps shadow memory for the memory a program touches (several bytes per
- * byte), and it counts in the resident set. */
+ * byte), counts in the resident set and is not given back when the program unmaps: there
+ * the resident figures are printed, not checked. */
 #if defined(__SANITIZE_THREAD__)
-#define RESIDENT_FACTOR 8
+#define RESIDENT_CHECKED 0
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define RESIDENT_FACTOR 8
+#define RESIDENT_CHECKED 0
 #endif
 #endif
-#ifndef RESIDENT_FACTOR
-#define RESIDENT_FACTOR 1
+#ifndef RESIDENT_CHECKED
+#define RESIDENT_CHECKED 1
 #endif
 
 /* Many futures outstanding at once, then released: the counters come back to idle (nothing
@@ -969,9 +970,11 @@ TEST(future_memory_returns)
             n, test_backend_name(), peak - idle, (peak - idle) * 1024.0 / n, after - idle);
     /* Futures take memory while outstanding (at most 128 bytes each: a sanity bound, the
      * benchmark measures it)... */
-    ASSERT_LE(peak - idle, ((long)n * 128 / 1024 + 4096) * RESIDENT_FACTOR);
-    /* ...and give it back: at most the kept arena (2 MiB) and some slack remain. */
-    ASSERT_LE(after - idle, 3072 * RESIDENT_FACTOR);
+    if (RESIDENT_CHECKED) {
+        ASSERT_LE(peak - idle, (long)n * 128 / 1024 + 4096);
+        /* ...and give it back: at most the kept arena (2 MiB) and some slack remain. */
+        ASSERT_LE(after - idle, 3072);
+    }
 
     exec_stats_t st;
     ASSERT_OK(exec_stats(ex, &st));
