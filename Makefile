@@ -83,6 +83,16 @@ EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,\
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard tests/bench/*.c)))
 MAN3       := $(sort $(wildcard docs/man3/*.3))
 
+# bench_futures compares with libuv and GLib when their development packages are installed
+# (found with pkg-config); the library itself depends on neither. Their headers are system
+# headers here (-isystem), so our warning flags do not judge them.
+PKG_CONFIG ?= pkg-config
+bench_pkg = $(if $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y),\
+    -D$(2) $(patsubst -I%,-isystem %,$(shell $(PKG_CONFIG) --cflags $(1))) \
+    $(shell $(PKG_CONFIG) --libs $(1)))
+$(BUILD)/bench/bench_futures: BENCH_EXTRA = $(call bench_pkg,libuv,BENCH_HAVE_UV) \
+    $(call bench_pkg,glib-2.0,BENCH_HAVE_GLIB)
+
 STATIC     := $(BUILD)/libexecutor.a
 TEST_STATIC := $(BUILD)/libexecutor-test.a
 SHARED     := $(BUILD)/$(SHARED_REAL)
@@ -177,7 +187,8 @@ $(BUILD)/examples/%: examples/%.c $(STATIC) $(BUILD)/.flags-test
 $(BUILD)/bench/%: tests/bench/%.c $(STATIC) $(BUILD)/.flags-test
 	$(call msg,CCLD,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS)
+	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(STATIC) $(EXE_LDFLAGS) $(EXE_LIBS) \
+	    $(BENCH_EXTRA)
 
 # The demonstration: serial vs threads vs processes, then the shared-memory comparison.
 demo: $(BUILD)/examples/demo $(BUILD)/examples/06_shared_memory

@@ -442,7 +442,8 @@ typedef struct exec_submit_opts {
  * @arg_size: 0..max_arg_size.
  * @f:        out: a new reference to the task's future (release it with
  *            exec_future_release()); NULL to fire and forget (the result is discarded).
- * Allocates at most once (only for an argument too big to sit inside the future). On
+ * Allocates at most once (only for an argument of more than 16 bytes, which does not sit
+ * inside the future; futures themselves come from arenas the executor maps). On
  * processes the argument is copied once, straight into a worker's shared-memory ring, when a
  * ring has room; a task that must wait for one keeps its copy in the future until a ring has
  * room (the caller's buffer is free as soon as this returns, so the wait needs a copy).
@@ -723,7 +724,8 @@ EXEC_API int exec_future_wait(exec_future_t *f, int timeout_ms);
  * @fs: array of @n futures, borrowed; NULL entries are invalid. @n >= 1 (and <= INT_MAX).
  * @timeout_ms: as exec_future_wait(). Inside a thread worker it runs queued tasks meanwhile.
  * Return: the index (>= 0) of the lowest-indexed terminal future; EXEC_ETIMEDOUT;
- *         EXEC_EINVAL; EXEC_ENOMEM (more than 16 futures and no memory for the wait);
+ *         EXEC_EINVAL; EXEC_ENOMEM (no memory for the wait: the first wait-any or
+ *         done-callback on a future gives it a small block, kept until it is freed);
  *         EXEC_ESHUTDOWN (in a fork()ed child, see the end of this header).
  * Thread-safety: any thread.
  */

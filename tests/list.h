@@ -162,6 +162,7 @@
     X(future_timeout_config_default, BOTH_BACKENDS)                                        \
     X(future_timeout_none_overrides, BOTH_BACKENDS)                                        \
     X(future_timeout_counts_from_start, BOTH_BACKENDS)                                     \
+    X(future_memory_returns, BOTH_BACKENDS)                                                \
     /* tests/test_cq.c */                                                                  \
     X(cq_create_destroy, 0)                                                                \
     X(cq_fd_properties, 0)                                                                 \
@@ -280,6 +281,8 @@
     X(alloc_submit_large_one_each, BOTH_BACKENDS)                                          \
     X(alloc_fail_create, BOTH_BACKENDS)                                                    \
     X(alloc_fail_submit, BOTH_BACKENDS)                                                    \
+    X(alloc_fail_arena, BOTH_BACKENDS)                                                     \
+    X(alloc_submit_cq_steady, BOTH_BACKENDS)                                               \
     X(alloc_fail_submit_cq, BOTH_BACKENDS)                                                 \
     X(alloc_fail_map, BOTH_BACKENDS)                                                       \
     X(alloc_fail_map_unordered, BOTH_BACKENDS)                                             \

@@ -11,6 +11,7 @@
 /* The places that can be made to fail. */
 enum exec__fault_site {
     EXEC__FAULT_SPAWN = 0, /* process backend: a worker spawn fails with EAGAIN */
+    EXEC__FAULT_ARENA = 1, /* core: mapping a new arena of futures fails (ENOMEM) */
     EXEC__FAULT_NSITES
 };
 

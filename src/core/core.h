@@ -42,12 +42,15 @@ struct exec {
     _Atomic bool shut; /* no more submissions */
     _Atomic bool destroyed;
 
-    /* Future allocator: free list and slabs, protected by alloc_lock. `live` counts futures
-     * handed out and not yet freed; the core is freed when destroyed && live == 0. */
+    /* Future allocator (core/falloc.c): arenas and the cache of cold parts, protected by
+     * alloc_lock. `live` counts futures handed out and not yet freed; the core is freed when
+     * destroyed && live == 0. */
     pthread_mutex_t alloc_lock;
-    struct exec_future *free_list;
-    void **slabs;
-    size_t nslabs, slabs_cap;
+    struct exec__list arenas; /* every arena */
+    struct exec__list avail;  /* arenas with a free slot, the most recently freed into first */
+    size_t nempty;            /* arenas with no future in use (at most one is kept) */
+    struct exec__fcold *cold_free;
+    size_t ncold_free;
     _Atomic size_t live;
 
     struct exec__counters cnt;
@@ -82,7 +85,9 @@ static inline bool exec__core_forked(const struct exec *core)
 /* Whether the calling thread runs a task or callback of @core's backend. */
 bool exec__core_in_task(const struct exec *core);
 
-/* The core may be freed once the user destroyed it and no future is left. */
+/* The future allocator (core/falloc.c). The core may be freed once the user destroyed it
+ * and no future is left. */
+void exec__falloc_init(struct exec *core);
 void exec__core_maybe_free(struct exec *core);
 void exec__future_free(struct exec_future *f);
 

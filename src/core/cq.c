@@ -63,9 +63,9 @@ static void cq_push(exec_future_t *f, void *data)
         pthread_mutex_unlock(&cq->lock);
         exec_future_release(f);
     } else {
-        f->cq_next = NULL;
+        exec__future_cold_get(f)->cq_next = NULL;
         if (cq->tail)
-            cq->tail->cq_next = f;
+            exec__future_cold_get(cq->tail)->cq_next = f;
         else
             cq->head = f;
         cq->tail = f;
@@ -88,7 +88,7 @@ EXEC_API void exec_cq_destroy(exec_cq_t *cq)
     cq->count = 0;
     pthread_mutex_unlock(&cq->lock);
     while (f) {
-        struct exec_future *next = f->cq_next;
+        struct exec_future *next = exec__future_cold_get(f)->cq_next;
         exec_future_release(f);
         f = next;
     }
@@ -99,19 +99,23 @@ EXEC_API int exec_cq_add(exec_cq_t *cq, exec_future_t *f)
 {
     if (!cq || !f)
         return EXEC_EINVAL;
-    pthread_mutex_lock(&f->lock);
-    bool taken = f->cq_routed;
-    f->cq_routed = true;
-    pthread_mutex_unlock(&f->lock);
+    /* The routing node and its lock live in the future's cold part. */
+    struct exec__fcold *c = exec__future_cold(f);
+    if (!c)
+        return EXEC_ENOMEM;
+    pthread_mutex_lock(&c->lock);
+    bool taken = c->cq_routed;
+    c->cq_routed = true;
+    pthread_mutex_unlock(&c->lock);
     if (taken)
         return EXEC_EINVAL;
     exec_future_retain(f);
     atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
-    f->cqnode.kind = EXEC__L_CALLBACK;
-    f->cqnode.u.cb.fn = cq_push;
-    f->cqnode.u.cb.user_data = cq;
-    f->cqnode.u.cb.heap = false;
-    if (!exec__future_listen(f, &f->cqnode))
+    c->cqnode.kind = EXEC__L_CALLBACK;
+    c->cqnode.u.cb.fn = cq_push;
+    c->cqnode.u.cb.user_data = cq;
+    c->cqnode.u.cb.heap = false;
+    if (!exec__future_listen(f, &c->cqnode))
         cq_push(f, cq); /* already finished */
     return EXEC_OK;
 }
@@ -138,7 +142,7 @@ EXEC_API int exec_cq_pop(exec_cq_t *cq, int timeout_ms, exec_future_t **out)
     }
     struct exec_future *f = cq->head;
     if (f) {
-        cq->head = f->cq_next;
+        cq->head = exec__future_cold_get(f)->cq_next;
         if (!cq->head)
             cq->tail = NULL;
         if (--cq->count == 0)
@@ -148,7 +152,7 @@ EXEC_API int exec_cq_pop(exec_cq_t *cq, int timeout_ms, exec_future_t **out)
     exec__cancel_restore(cs);
     if (!f)
         return EXEC_ETIMEDOUT;
-    f->cq_next = NULL;
+    exec__future_cold_get(f)->cq_next = NULL;
     *out = f;
     return EXEC_OK;
 }

@@ -81,7 +81,7 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
     core->ops = ops;
     exec__fork_init();
     core->fork_gen = exec__fork_gen();
-    pthread_mutex_init(&core->alloc_lock, NULL);
+    exec__falloc_init(core);
     pthread_mutex_init(&core->map_lock, NULL);
     exec__list_init(&core->maps);
     /* The initializer's argument bytes are the executor's own from here on: a worker
@@ -110,7 +110,6 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
         pthread_mutex_destroy(&core->map_lock);
         pthread_mutex_destroy(&core->alloc_lock);
         free((void *)core->cfg.init_arg);
-        free(core->slabs);
         free(core);
         return r;
     }
@@ -193,7 +192,7 @@ EXEC_API int exec_destroy(exec_t *ex)
 /* Submit a task: allocate the future and hand it with the argument to the backend (which
  * copies the argument where it keeps it). @out NULL means fire and forget. */
 static int submit(struct exec *core, exec_task_fn *fn, const void *arg, size_t arg_size,
-                  uint32_t timeout_ms, uint32_t flags, exec_future_t **out)
+                  uint32_t timeout_ms, uint32_t flags, bool cold, exec_future_t **out)
 {
     if (EXEC__UNLIKELY(forked(core) || atomic_load_explicit(&core->shut, memory_order_relaxed)))
         return EXEC_ESHUTDOWN;
@@ -201,13 +200,22 @@ static int submit(struct exec *core, exec_task_fn *fn, const void *arg, size_t a
     if (EXEC__UNLIKELY(!f))
         return EXEC_ENOMEM;
     f->fn = fn;
-    f->arg_size = arg_size;
+    f->arg_size = (uint32_t)arg_size; /* <= max_arg_size <= EXEC_SIZE_LIMIT */
     f->timeout_ms = timeout_ms;
-    if (EXEC__UNLIKELY(core->trace != NULL)) {
+    /* The cold part (trace times, cq routing) is made before the backend has the future, so
+     * that its ENOMEM is the submit's. */
+    if (EXEC__UNLIKELY(cold || core->trace != NULL)) {
+        struct exec__fcold *c = exec__future_cold(f);
+        if (!c) {
+            exec__future_free(f);
+            return EXEC_ENOMEM;
+        }
         /* The number (f->tseq) comes from the backend, which counts its submissions
          * anyway: one more atomic here would cost as much as a no-op task. */
-        f->tsub = exec__ticks();
-        f->targ = (uint32_t)arg_size;
+        if (core->trace) {
+            c->tsub = exec__ticks();
+            c->targ = (uint32_t)arg_size;
+        }
     }
     /* One reference for the caller (if it wants one), one for the backend. */
     atomic_store_explicit(&f->refs, out ? 2 : 1, memory_order_relaxed);
@@ -241,12 +249,12 @@ EXEC_API int exec_submit_ex(exec_t *ex, exec_task_fn *fn, const void *arg, size_
     if (EXEC__UNLIKELY(arg_size > ex->cfg.max_arg_size))
         return EXEC_ETOOBIG;
     exec_future_t *mine = NULL;
-    int r = submit(ex, fn, arg, arg_size, timeout, flags, (f || cq) ? &mine : NULL);
+    int r = submit(ex, fn, arg, arg_size, timeout, flags, cq != NULL, (f || cq) ? &mine : NULL);
     if (r)
         return r;
     if (cq) {
         /* After the backend has it: a future finished already is delivered at once. Routing
-         * can only fail for ENOMEM-free reasons we excluded (fresh future), so ignore r. */
+         * cannot fail on a fresh future whose cold part exists, so ignore r. */
         (void)exec_cq_add(cq, mine);
     }
     if (f)
@@ -263,7 +271,7 @@ EXEC_API int exec_submit(exec_t *ex, exec_task_fn *fn, const void *arg, size_t a
         return EXEC_EINVAL;
     if (EXEC__UNLIKELY(arg_size > ex->cfg.max_arg_size))
         return EXEC_ETOOBIG;
-    return submit(ex, fn, arg, arg_size, ex->cfg.timeout_ms, 0, f);
+    return submit(ex, fn, arg, arg_size, ex->cfg.timeout_ms, 0, false, f);
 }
 
 EXEC_API int exec_map(exec_t *ex, exec_task_fn *fn, const void *in, size_t in_size, void *out,

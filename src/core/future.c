@@ -25,121 +25,14 @@ _Thread_local struct exec__counters *exec__tls_counters;
 /* Set in a worker process when its running task must stop (SIGTERM at a deadline). */
 _Atomic int exec__worker_stop;
 
-#define SLAB_FUTURES 64
+/* The packed outcome (struct exec__fault) holds every error code in a byte. */
+#define CODE_FITS(name, value, msg) _Static_assert((value) >= INT8_MIN && (value) <= 0, #name);
+EXEC_ERRNO_MAP(CODE_FITS)
+#undef CODE_FITS
 
 /* ---------------------------------------------------------------------------------------- */
-/* Allocation                                                                                */
+/* Argument and result bytes                                                                 */
 /* ---------------------------------------------------------------------------------------- */
-
-static int grow_slabs(struct exec *core)
-{
-    if (core->nslabs == core->slabs_cap) {
-        size_t cap = core->slabs_cap ? core->slabs_cap * 2 : 8;
-        void **s = realloc(core->slabs, cap * sizeof *s);
-        if (!s)
-            return EXEC_ENOMEM;
-        core->slabs = s;
-        core->slabs_cap = cap;
-    }
-    struct exec_future *slab = aligned_alloc(EXEC__CACHELINE, SLAB_FUTURES * sizeof *slab);
-    if (!slab)
-        return EXEC_ENOMEM;
-    for (size_t i = 0; i < SLAB_FUTURES; i++) {
-        struct exec_future *f = &slab[i];
-        memset(f, 0, sizeof *f);
-        pthread_mutex_init(&f->lock, NULL);
-        f->free_next = core->free_list;
-        core->free_list = f;
-    }
-    core->slabs[core->nslabs++] = slab;
-    return 0;
-}
-
-struct exec_future *exec__future_alloc(struct exec *core)
-{
-    pthread_mutex_lock(&core->alloc_lock);
-    if (!core->free_list && grow_slabs(core) != 0) {
-        pthread_mutex_unlock(&core->alloc_lock);
-        return NULL;
-    }
-    struct exec_future *f = core->free_list;
-    core->free_list = f->free_next;
-    atomic_fetch_add_explicit(&core->live, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&core->alloc_lock);
-
-    /* Reset what a previous life left; the mutex stays initialised across lives. */
-    atomic_store_explicit(&f->state, EXEC_STATE_QUEUED, memory_order_relaxed);
-    atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
-    f->core = core;
-    f->fn = NULL;
-    f->arg = NULL;
-    f->arg_size = 0;
-    f->res = NULL;
-    f->res_size = 0;
-    memset(&f->fault, 0, sizeof f->fault);
-    f->fault.exit_status = -1;
-    f->fault.worker_id = -1;
-    f->timeout_ms = 0;
-    memset(&f->bk, 0, sizeof f->bk);
-    exec__list_init(&f->listeners);
-    f->cb0_used = false;
-    f->cq_routed = false;
-    f->cq_next = NULL;
-    f->free_next = NULL;
-    return f;
-}
-
-static void free_bytes(struct exec_future *f)
-{
-    if (f->arg && f->arg != (void *)f->inl)
-        free(f->arg);
-    f->arg = NULL;
-    f->arg_size = 0;
-    if (f->res && f->res != (void *)f->inl)
-        free(f->res);
-    f->res = NULL;
-    f->res_size = 0;
-}
-
-void exec__future_free(struct exec_future *f)
-{
-    struct exec *core = f->core;
-    free_bytes(f);
-    if (EXEC__UNLIKELY(exec__core_forked(core))) {
-        /* The allocator lock may be held by a thread that does not exist in this child.
-         * Never reuse the future; just count it out. */
-        if (atomic_fetch_sub(&core->live, 1) == 1 && atomic_load(&core->destroyed))
-            exec__core_maybe_free(core);
-        return;
-    }
-    pthread_mutex_lock(&core->alloc_lock);
-    f->free_next = core->free_list;
-    core->free_list = f;
-    bool dead = atomic_fetch_sub_explicit(&core->live, 1, memory_order_relaxed) == 1 &&
-                atomic_load_explicit(&core->destroyed, memory_order_relaxed);
-    pthread_mutex_unlock(&core->alloc_lock);
-    if (dead)
-        exec__core_maybe_free(core);
-}
-
-/* Called once: when the core is destroyed and its last future is gone. */
-void exec__core_maybe_free(struct exec *core)
-{
-    bool forked = exec__core_forked(core);
-    for (size_t i = 0; i < core->nslabs; i++) {
-        struct exec_future *slab = core->slabs[i];
-        if (!forked)
-            for (size_t j = 0; j < SLAB_FUTURES; j++)
-                pthread_mutex_destroy(&slab[j].lock);
-        free(slab);
-    }
-    free(core->slabs);
-    if (!forked) {
-        pthread_mutex_destroy(&core->alloc_lock);
-        pthread_mutex_destroy(&core->map_lock);
-    }
-    free(core);
-}
 
 int exec__future_set_arg(struct exec_future *f, const void *arg, size_t size)
 {
@@ -162,6 +55,9 @@ int exec__future_set_arg(struct exec_future *f, const void *arg, size_t size)
 
 void exec__future_drop_arg(struct exec_future *f)
 {
+    /* arg_size 0: no argument held, and the pointer may hold the result by now. */
+    if (!f->arg_size)
+        return;
     if (f->arg && f->arg != (void *)f->inl)
         free(f->arg);
     f->arg = NULL;
@@ -189,18 +85,14 @@ bool exec__future_claim(struct exec_future *f, uint32_t from_mask)
 
 int exec__future_set_result(struct exec_future *f, const void *data, size_t size)
 {
-    if (size == 0) {
-        f->res = NULL;
-        f->res_size = 0;
+    /* The argument is dead once the task has returned; its pointer and bytes are reused. */
+    exec__future_drop_arg(f);
+    f->res = NULL;
+    f->res_size = 0;
+    if (size == 0)
         return 0;
-    }
     void *dst;
     if (size <= sizeof f->inl) {
-        /* The argument is dead once the task has returned; the inline bytes are reused. */
-        if (f->arg == (void *)f->inl) {
-            f->arg = NULL;
-            f->arg_size = 0;
-        }
         dst = f->inl;
     } else {
         dst = malloc(size);
@@ -215,8 +107,9 @@ int exec__future_set_result(struct exec_future *f, const void *data, size_t size
 
 static void count(struct exec_future *f, exec_state_t st)
 {
-    struct exec__counters *c = &f->core->cnt;
-    bool mine = exec__tls_counters && exec__tls_core == f->core;
+    struct exec *core = exec__future_core(f);
+    struct exec__counters *c = &core->cnt;
+    bool mine = exec__tls_counters && exec__tls_core == core;
     if (st == EXEC_STATE_DONE && mine) {
         /* Per-worker counter, written by this thread only: no contended RMW. */
         c = exec__tls_counters;
@@ -244,6 +137,23 @@ static void fire(struct exec_future *f, struct exec__listener *l)
     fn(f, ud);
 }
 
+/* The futures whose listeners this thread is running now, innermost first (a callback may
+ * end another future). exec_future_on_done() from inside one of them joins the line instead
+ * of waiting for the line to end. */
+struct firing {
+    const struct exec_future *f;
+    struct firing *outer;
+};
+static _Thread_local struct firing *firing_now;
+
+static bool firing_here(const struct exec_future *f)
+{
+    for (struct firing *x = firing_now; x; x = x->outer)
+        if (x->f == f)
+            return true;
+    return false;
+}
+
 /*
  * Publish the terminal state. The LISTENERS bit survives into the terminal state while the
  * listeners are being run: a callback added meanwhile sees it, is appended, and is run by
@@ -253,7 +163,6 @@ static void fire(struct exec_future *f, struct exec__listener *l)
 void exec__future_finish(struct exec_future *f, exec_state_t st)
 {
     count(f, st);
-    f->firing = pthread_self(); /* published by the CAS below, with the outcome */
     uint32_t old = atomic_load_explicit(&f->state, memory_order_relaxed);
     /* Release: the outcome written by the claimer is visible to whoever sees the state. */
     while (!atomic_compare_exchange_weak_explicit(&f->state, &old,
@@ -265,20 +174,24 @@ void exec__future_finish(struct exec_future *f, exec_state_t st)
     if (!(old & EXEC__ST_LISTENERS))
         return;
 
-    /* Waiters of wait-any live on their callers' stacks: wake them under the lock, so that
+    /* A listener was added, so the cold part exists (exec__future_listen() made sure). Waiters
+     * of wait-any live on their callers' stacks: wake them under the lock, so that
      * exec__future_unlisten() (which takes the lock) cannot return while we still touch the
      * node. Callbacks and the cq node belong to the future: run them outside the lock. */
+    struct exec__fcold *c = exec__future_cold_get(f);
+    struct firing me = {f, firing_now};
+    firing_now = &me;
     for (;;) {
-        pthread_mutex_lock(&f->lock);
-        if (exec__list_empty(&f->listeners)) {
+        pthread_mutex_lock(&c->lock);
+        if (exec__list_empty(&c->listeners)) {
             atomic_fetch_and_explicit(&f->state, ~EXEC__ST_LISTENERS, memory_order_release);
-            pthread_mutex_unlock(&f->lock);
-            return;
+            pthread_mutex_unlock(&c->lock);
+            break;
         }
         struct exec__list later;
         exec__list_init(&later);
         struct exec__list *n;
-        while ((n = exec__list_first(&f->listeners))) {
+        while ((n = exec__list_first(&c->listeners))) {
             struct exec__listener *l = EXEC__CONTAINER_OF(n, struct exec__listener, node);
             exec__list_remove(n);
             if (l->kind == EXEC__L_WAKE) {
@@ -288,13 +201,14 @@ void exec__future_finish(struct exec_future *f, exec_state_t st)
                 exec__list_push_back(&later, n);
             }
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&c->lock);
         /* The callback nodes are ours now (out of the future's list): no lock needed. */
         while ((n = exec__list_first(&later))) {
             exec__list_remove(n);
             fire(f, EXEC__CONTAINER_OF(n, struct exec__listener, node));
         }
     }
+    firing_now = me.outer;
 }
 
 int exec__future_end_code(struct exec_future *f)
@@ -316,14 +230,17 @@ bool exec__future_cancel_queued(struct exec_future *f)
 
 bool exec__future_listen(struct exec_future *f, struct exec__listener *l)
 {
-    pthread_mutex_lock(&f->lock);
+    struct exec__fcold *c = exec__future_cold(f);
+    if (EXEC__UNLIKELY(!c))
+        return false; /* out of memory: see future.h */
+    pthread_mutex_lock(&c->lock);
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
     for (;;) {
         if (exec__st_terminal(s)) {
             /* Terminal with listeners still being run: join the end of the line. */
             if (s & EXEC__ST_LISTENERS)
                 break;
-            pthread_mutex_unlock(&f->lock);
+            pthread_mutex_unlock(&c->lock);
             return false;
         }
         if (s & EXEC__ST_LISTENERS)
@@ -334,18 +251,19 @@ bool exec__future_listen(struct exec_future *f, struct exec__listener *l)
                                                   memory_order_acq_rel, memory_order_acquire))
             break;
     }
-    exec__list_push_back(&f->listeners, &l->node);
-    pthread_mutex_unlock(&f->lock);
+    exec__list_push_back(&c->listeners, &l->node);
+    pthread_mutex_unlock(&c->lock);
     return true;
 }
 
 void exec__future_unlisten(struct exec_future *f, struct exec__listener *l)
 {
-    pthread_mutex_lock(&f->lock);
+    struct exec__fcold *c = exec__future_cold_get(f);
+    pthread_mutex_lock(&c->lock);
     /* Still linked only if finish() has not taken the list yet. */
     if (!exec__list_unlinked(&l->node))
         exec__list_remove(&l->node);
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -403,7 +321,7 @@ static int wait_one(struct exec_future *f, uint64_t deadline)
 {
     if (terminal(f))
         return EXEC_OK;
-    struct exec *core = f->core;
+    struct exec *core = exec__future_core(f);
     if (EXEC__UNLIKELY(exec__core_forked(core)))
         return EXEC_ESHUTDOWN; /* its worker does not exist in this process */
     /* A worker of f's own executor must help instead of sleeping (no pool deadlock). The
@@ -468,7 +386,7 @@ EXEC_API int exec_future_wait_any(exec_future_t *const *fs, size_t n, int timeou
         return EXEC_ETIMEDOUT;
     uint64_t deadline = exec__deadline_ns(timeout_ms);
     for (size_t i = 0; i < n; i++)
-        if (exec__core_forked(fs[i]->core))
+        if (exec__core_forked(exec__future_core(fs[i])))
             return EXEC_ESHUTDOWN;
 
     /* A worker thread of an executor must not sleep while its queue has work (the futures
@@ -489,7 +407,7 @@ EXEC_API int exec_future_wait_any(exec_future_t *const *fs, size_t n, int timeou
             if (deadline && deadline < slice)
                 slice = deadline;
             for (size_t i = 0; i < n; i++)
-                if (fs[i]->core == core) {
+                if (exec__future_core(fs[i]) == core) {
                     (void)help(core->impl, fs[i], slice);
                     break;
                 }
@@ -500,6 +418,9 @@ EXEC_API int exec_future_wait_any(exec_future_t *const *fs, size_t n, int timeou
         }
     }
 
+    for (size_t i = 0; i < n; i++)
+        if (!exec__future_cold(fs[i]))
+            return EXEC_ENOMEM; /* the listeners' lock and list are out of line */
     struct exec__listener stack_nodes[16];
     struct exec__listener *nodes = stack_nodes;
     if (n > 16) {
@@ -561,7 +482,16 @@ EXEC_API int exec_future_fault(const exec_future_t *f, exec_fault_t *fault)
         return EXEC_EINVAL;
     if (!terminal(f))
         return EXEC_EAGAIN;
-    *fault = f->fault;
+    memset(fault, 0, sizeof *fault);
+    fault->code = f->fault.code;
+    fault->task_status = f->fault.task_status;
+    fault->sys_errno = f->fault.sys_errno;
+    fault->signal = f->fault.signal;
+    fault->exit_status = f->fault.exit_status;
+    fault->worker_pid = f->fault.worker_pid;
+    fault->worker_id = f->fault.worker_id;
+    fault->cause = f->fault.cause;
+    fault->rank = f->fault.rank;
     return EXEC_OK;
 }
 
@@ -571,7 +501,7 @@ EXEC_API int exec_future_cancel(exec_future_t *f, unsigned flags)
         return EXEC_EINVAL;
     if (terminal(f))
         return EXEC_EBUSY;
-    struct exec *core = f->core;
+    struct exec *core = exec__future_core(f);
     if (exec__core_forked(core))
         return EXEC_EBUSY;
     return core->ops->cancel(core->impl, f, flags);
@@ -603,7 +533,7 @@ EXEC_API int exec_future_on_done(exec_future_t *f, exec_done_fn *cb, void *user_
              * (the finishing thread) join the queue; from elsewhere wait for them to end,
              * then run ours here, so "in the order added" and "before this returns" both
              * hold. */
-            if (pthread_equal(f->firing, pthread_self()))
+            if (firing_here(f))
                 break;
             wait_listeners_done(f);
             continue;
@@ -612,14 +542,17 @@ EXEC_API int exec_future_on_done(exec_future_t *f, exec_done_fn *cb, void *user_
         return EXEC_OK;
     }
     /* The first callback uses the node inside the future; later ones are allocated. */
+    struct exec__fcold *c = exec__future_cold(f);
+    if (!c)
+        return EXEC_ENOMEM;
     struct exec__listener *l = NULL;
-    pthread_mutex_lock(&f->lock);
-    if (!f->cb0_used) {
-        f->cb0_used = true;
-        l = &f->cb0;
+    pthread_mutex_lock(&c->lock);
+    if (!c->cb0_used) {
+        c->cb0_used = true;
+        l = &c->cb0;
         l->u.cb.heap = false;
     }
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&c->lock);
     if (!l) {
         l = malloc(sizeof *l);
         if (!l)

@@ -20,7 +20,7 @@
 struct exec;
 
 /* Bytes of argument/result kept inside the future itself (no allocation below this). */
-#define EXEC__INLINE_BYTES 64
+#define EXEC__INLINE_BYTES 16
 
 /* ---------------------------------------------------------------------------------------- */
 /* Futures                                                                                   */
@@ -68,46 +68,94 @@ struct exec__listener {
 struct exec__fpart_threads {
     struct exec_future *next; /* queue link: the submission stack, then the ready FIFO */
     uint64_t deadline_ns;     /* running with a timeout: when it times out */
-    size_t heap_idx;          /* its place in the timer heap, SIZE_MAX if none */
+    uint32_t heap_idx;        /* its place in the timer heap, UINT32_MAX if none */
+    uint32_t ttid;            /* the OS thread id of the worker that took it (its track) */
 };
 
-/* The process backend's part of a future (src/process/). */
+/* The process backend's part of a future (src/process/). A future waits in the FIFO (link)
+ * or sits in a ring (inst, seq), never both: `where` says which, and only that part is
+ * read. */
 struct exec__fpart_process {
-    struct exec__list link; /* in the FIFO of futures waiting for a ring */
-    void *inst;             /* where == in a ring: the worker instance that has it */
-    uint64_t seq;           /* ... and its request number there */
-    int where;              /* nowhere, in the FIFO, in a ring (process/pool.h) */
+    union {
+        struct exec__list link; /* where == in the FIFO of futures waiting for a ring */
+        struct {
+            void *inst;   /* where == in a ring: the worker instance that has it */
+            uint64_t seq; /* ... and its request number there */
+        };
+    };
+    int where; /* nowhere, in the FIFO, in a ring (process/pool.h) */
 };
 
+/* The outcome, packed: the same member names as exec_fault_t, whose values all fit (error
+ * codes are small negatives, checked in future.c; errno < 4096; exit status -1..255;
+ * signals < 128; worker ids < EXEC_WORKERS_MAX). exec_future_fault() widens it. */
+struct exec__fault {
+    int32_t task_status;
+    int32_t worker_pid;
+    int16_t worker_id;
+    int16_t exit_status;
+    int16_t sys_errno;
+    int8_t code; /* the result code */
+    int8_t signal;
+    int8_t cause; /* an exec_cause_t */
+    int16_t rank; /* MPI: the rank that ran it */
+};
+
+/* The rarely used part of a future, out of line: made on first need (a listener, a
+ * completion queue, a trace) and kept by the future until it is freed. The core keeps a
+ * small cache of them (core/falloc.c), so their mutexes are initialised once per block, not
+ * once per future. */
+struct exec__fcold {
+    /* Listeners (callbacks, waiters of wait_any, a cq), protected by lock. */
+    pthread_mutex_t lock;
+    struct exec__list listeners;
+    struct exec__listener cb0; /* first callback without allocation */
+    struct exec__listener cqnode;
+    bool cb0_used;
+    bool cq_routed;
+    struct exec_future *cq_next; /* link inside a completion queue, under its lock */
+    /* Trace (core/trace.h): exec__ticks() at submit and the argument bytes, set by the
+     * front only when the executor traces. */
+    uint64_t tsub;
+    uint32_t targ;
+    struct exec__fcold *next_free; /* the core's cache */
+};
+
+/*
+ * A future: 112 bytes (falloc.c asserts <= 128). Its owner (struct exec) is not stored:
+ * futures live in aligned arenas whose header names it (exec__future_core()).
+ */
 /* The MPI backend's part of a future (src/mpi/). */
 struct exec__fpart_mpi {
-    struct exec__list link;  /* in the FIFO of futures waiting for a rank */
-    uint64_t module, offset; /* the task's function as it travels */
-    int rank;                /* sent: the rank that has it, and its slot there */
-    uint32_t slot;
-    bool queued;             /* in the FIFO (the backend's lock) */
+    union {
+        struct exec__list link; /* queued: in the FIFO of futures waiting for a rank */
+        struct {
+            int rank;      /* sent: the rank that has it, and its slot there */
+            uint32_t slot;
+        };
+    };
+    bool queued; /* in the FIFO (the backend's lock) */
 };
 
 struct exec_future {
     /* Hot, written by whoever ends the future. */
     _Atomic uint32_t state;
     _Atomic uint32_t refs;
-    struct exec *core;    /* owner; its future allocator gets us back */
     exec_task_fn *fn;
-    void *arg;            /* argument bytes: inl or heap; freed once the task ended */
-    size_t arg_size;
-    void *res;            /* result bytes: inl or heap; NULL when size 0 */
-    size_t res_size;
-    exec_fault_t fault;   /* outcome; fault.code is the result code */
+    /* Argument bytes until the task ended (inl or heap), then result bytes (inl or heap;
+     * NULL when size 0): exec__future_set_result() drops the argument first. */
+    union {
+        void *arg;
+        void *res;
+    };
+    uint32_t arg_size; /* non-zero while the argument is held (set by the front) */
+    uint32_t res_size;
+    struct exec__fault fault; /* outcome; fault.code is the result code */
 
-    uint32_t timeout_ms;  /* effective run-time limit, 0 = none */
-
-    /* Trace (core/trace.h): the task's number (from 1, in the order the backend accepted
-     * them; set by the backend's submit, traced or not), exec__ticks() at submit and the
-     * argument bytes (set by the front only when the executor traces). */
-    uint64_t tseq, tsub;
-    uint32_t targ;
-    uint32_t ttid; /* threads: the OS thread id of the worker that took it (its track) */
+    uint32_t timeout_ms; /* effective run-time limit, 0 = none */
+    /* Trace: the task's number (from 1, in the order the backend accepted them; set by the
+     * backend's submit, traced or not). */
+    uint64_t tseq;
 
     /* The part that belongs to the backend holding the future, named per backend; nothing
      * else reads it. A new backend adds its own struct here (docs/internals.md). */
@@ -117,24 +165,36 @@ struct exec_future {
         struct exec__fpart_mpi mpi;
     } bk;
 
-    /* Listeners (callbacks, waiters of wait_any, a cq), protected by lock. */
-    pthread_mutex_t lock;
-    struct exec__list listeners;
-    pthread_t firing; /* the thread that ended the future (runs its listeners); written by
-                         the claimer before the terminal CAS, read after an acquire load */
-    struct exec__listener cb0; /* first callback without allocation */
-    bool cb0_used;
-    struct exec__listener cqnode;
-    bool cq_routed;
-    struct exec_future *cq_next; /* link inside a completion queue, under its lock */
+    /* Listeners, completion-queue routing, trace times: NULL until first needed; set once
+     * (a CAS), read with acquire. */
+    struct exec__fcold *_Atomic cold;
 
-    struct exec_future *free_next; /* allocator free list */
     _Alignas(16) unsigned char inl[EXEC__INLINE_BYTES];
 };
 
+/* Futures live in arenas of EXEC__ARENA_BYTES aligned to their size; the first slot of each
+ * holds this header. Private to core/falloc.c but for `core`. */
+#define EXEC__ARENA_BYTES ((size_t)2 << 20)
+struct exec__arena {
+    struct exec *core; /* the owner of every future in it */
+};
 
-/* Allocation of futures from the core's free list. Returns NULL on ENOMEM. The new
- * future has state QUEUED, refs 1, no argument. */
+/* The executor core that owns @f. */
+static inline struct exec *exec__future_core(const struct exec_future *f)
+{
+    return ((const struct exec__arena *)((uintptr_t)f & ~(uintptr_t)(EXEC__ARENA_BYTES - 1)))
+        ->core;
+}
+
+/* The cold part of @f, made if needed. NULL on ENOMEM. */
+struct exec__fcold *exec__future_cold(struct exec_future *f);
+static inline struct exec__fcold *exec__future_cold_get(const struct exec_future *f)
+{
+    return atomic_load_explicit(&((struct exec_future *)f)->cold, memory_order_acquire);
+}
+
+/* Allocation of futures from the core's arenas (core/falloc.c). Returns NULL on ENOMEM.
+ * The new future has state QUEUED, refs 1, no argument. */
 struct exec_future *exec__future_alloc(struct exec *core);
 /* Copy the argument into the future (inline or one heap block). EXEC_OK or EXEC_ENOMEM. */
 int exec__future_set_arg(struct exec_future *f, const void *arg, size_t size);
@@ -144,7 +204,8 @@ void exec__future_drop_arg(struct exec_future *f);
 /* Try to take the right to end @f. From QUEUED or RUNNING (@from_mask: bit 1<<state).
  * Returns true if this caller won; it must then call exec__future_finish(). */
 bool exec__future_claim(struct exec_future *f, uint32_t from_mask);
-/* Store the result bytes of a claimed future. EXEC_OK or EXEC_ENOMEM. */
+/* Store the result bytes of a claimed future whose task has returned (its argument is
+ * dropped first: they share a pointer). EXEC_OK or EXEC_ENOMEM. */
 int exec__future_set_result(struct exec_future *f, const void *data, size_t size);
 /* Publish the final state of a claimed future (code in f->fault.code must be set), wake
  * waiters, run listeners, update the core counters. */
@@ -161,7 +222,10 @@ static inline uint32_t exec__future_state(const struct exec_future *f)
            EXEC__ST_MASK;
 }
 
-/* Listener registration. add returns false (and does not add) if @f is already terminal. */
+/* Listener registration. Listen returns false (and does not add) if @f is already terminal,
+ * or if @f's cold part, which holds the list, could not be made (ENOMEM): a caller that must
+ * tell the two apart makes it first with exec__future_cold() (the thread backend's helping
+ * wait just polls again). Unlisten only after a listen that returned true. */
 bool exec__future_listen(struct exec_future *f, struct exec__listener *l);
 void exec__future_unlisten(struct exec_future *f, struct exec__listener *l);
 

@@ -146,9 +146,10 @@ static inline void exec__trace_task(struct exec__tlane *l, const struct exec_fut
 {
     struct exec__tev *e = exec__tlane_ev(l);
     exec__tev_set(e, EXEC__TEV_TASK, tid, t0, t1, flags);
-    e->tsub = f->tsub;
+    const struct exec__fcold *c = exec__future_cold_get(f); /* the front made it */
+    e->tsub = c ? c->tsub : 0;
     e->a = f->tseq;
-    e->b = f->targ;
+    e->b = c ? c->targ : 0;
     e->c = task_status;
     e->code = (int16_t)code;
 }

@@ -101,8 +101,11 @@ static bool out_add(struct outbox *ob, int rank, int tag, void *buf, size_t len)
 static bool send_task(struct mp *p, struct outbox *ob, int ri, struct exec_future *f)
 {
     struct rank *r = &p->ranks[ri];
-    struct mpi__task t = {.fn = {f->bk.mpi.module, f->bk.mpi.offset}, .size = f->arg_size,
-                          .timeout_ms = f->timeout_ms};
+    /* The function was encoded once at submit (EXEC_EINVAL if in no module); again here from
+     * the module cache, so that the future does not carry 16 bytes for it. */
+    struct mpi__task t = {.size = f->arg_size, .timeout_ms = f->timeout_ms};
+    if (exec__mpi_fn_encode((void (*)(void))f->fn, &t.fn) != EXEC_OK)
+        return false;
     unsigned char *m = malloc(sizeof t + f->arg_size);
     if (!m || !exec__mpi_grow((void **)&ob->o, &ob->cap, ob->n, sizeof *ob->o)) {
         free(m);
@@ -251,15 +254,29 @@ static void collect(struct mp *p, struct outbox *ob)
 /* Receiving                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
+/* The outcome a rank reported, packed into the future. */
+static void set_fault(struct exec_future *f, const exec_fault_t *x)
+{
+    f->fault.code = (int8_t)x->code;
+    f->fault.task_status = x->task_status;
+    f->fault.sys_errno = (int16_t)x->sys_errno;
+    f->fault.signal = (int8_t)x->signal;
+    f->fault.exit_status = (int16_t)x->exit_status;
+    f->fault.worker_pid = x->worker_pid;
+    f->fault.worker_id = (int16_t)x->worker_id;
+    f->fault.cause = (int8_t)x->cause;
+    f->fault.rank = (int16_t)x->rank;
+}
+
 static void end_task(const struct rank *rk, struct exec_future *f, const struct mpi__result *r,
                      const void *data)
 {
     if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
         exec_state_t st = (exec_state_t)r->state;
-        f->fault = r->fault;
+        set_fault(f, &r->fault);
         if (f->fault.worker_id >= 0)
-            f->fault.worker_id += rk->base; /* the local slot, numbered across ranks */
-        if (st == EXEC_STATE_DONE && r->size > f->core->cfg.max_result_size) {
+            f->fault.worker_id = (int16_t)(f->fault.worker_id + rk->base); /* across ranks */
+        if (st == EXEC_STATE_DONE && r->size > exec__future_core(f)->cfg.max_result_size) {
             f->fault.code = EXEC_ETOOBIG; /* exec__mpi_run_task()'s sign */
             st = EXEC_STATE_FAILED;
         } else if (st == EXEC_STATE_DONE && exec__future_set_result(f, data, r->size) != 0) {

@@ -167,8 +167,6 @@ static int mp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
     struct mpi__fnref ref;
     if (exec__mpi_fn_encode((void (*)(void))f->fn, &ref))
         return EXEC_EINVAL; /* not a function of any loaded module */
-    f->bk.mpi.module = ref.module;
-    f->bk.mpi.offset = ref.offset;
     int r = exec__future_set_arg(f, arg, f->arg_size);
     if (r)
         return r;

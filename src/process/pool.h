@@ -102,7 +102,11 @@
 #endif
 #define RING_MIN ((size_t)1 << 20)
 #define SPAWN_FAIL_LIMIT 5   /* failed spawns in a row with no worker alive: fail the queue */
-#define DISCARD_MIN ((size_t)1 << 20) /* give back the shm pages of messages this big */
+/* Give back the shm pages of messages this big after use. Smaller ones keep their pages:
+ * arguments of 1-4 MiB that refault 256-1024 pages in the parent and the worker on every
+ * task moved at a twentieth of the thread backend's speed (issue 11). A ring is then at most
+ * fully resident when it is under 2 * DISCARD_MIN (rings are 2x max_arg_size rounded up). */
+#define DISCARD_MIN ((size_t)8 << 20)
 
 enum { I_FREE, I_SPAWNING, I_LIVE, I_RETIRING, I_KILLING };
 /* Why a worker goes away. */

@@ -63,6 +63,35 @@ void exec__shm_discard(void *p, size_t size)
 #endif
 }
 
+void *exec__pages_map(size_t size, size_t align, bool huge)
+{
+    /* Map size + align and trim both ends: the kernel aligns to pages only. */
+    size_t len = size + align;
+    unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                            -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = a - (uintptr_t)p, tail = len - head - size;
+    if (head)
+        munmap(p, head);
+    if (tail)
+        munmap((void *)(a + size), tail);
+#ifdef MADV_HUGEPAGE
+    if (huge)
+        (void)madvise((void *)a, size, MADV_HUGEPAGE);
+#else
+    (void)huge;
+#endif
+    return (void *)a;
+}
+
+void exec__pages_unmap(void *p, size_t size)
+{
+    if (p)
+        munmap(p, size);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Processes                                                                                 */
 /* ---------------------------------------------------------------------------------------- */

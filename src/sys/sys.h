@@ -139,6 +139,11 @@ void *exec__shm_map(size_t size);
 void exec__shm_unmap(void *p, size_t size);
 /* Give back the pages of [p, p+size) (inside an exec__shm_map region) to the system. */
 void exec__shm_discard(void *p, size_t size);
+/* Private anonymous memory of @size bytes aligned to @align (a power of two, a multiple of
+ * the page size), untouched until used; @huge asks the kernel for huge pages where it can
+ * (a hint). NULL on failure. Freed with exec__pages_unmap(). */
+void *exec__pages_map(size_t size, size_t align, bool huge);
+void exec__pages_unmap(void *p, size_t size);
 /* Ask for @sig when the parent dies (thread-based on Linux); no-op elsewhere. */
 void exec__set_pdeathsig(int sig);
 /* pidfd of a child (close-on-exec), or -1 where unsupported. */

@@ -402,7 +402,8 @@ static bool is_my_worker(const struct tp *tp)
 static int tp_submit(void *impl, struct exec_future *f, const void *arg, uint32_t flags)
 {
     struct tp *tp = impl;
-    f->bk.threads.heap_idx = SIZE_MAX; /* in no timer heap */
+    f->bk.threads.heap_idx = UINT32_MAX; /* in no timer heap */
+    f->bk.threads.ttid = 0;
     if (EXEC__UNLIKELY(exec__future_set_arg(f, arg, f->arg_size) != 0))
         return EXEC_ENOMEM;
     if (EXEC__UNLIKELY(f->timeout_ms) && exec__tp_timer_ensure(tp) != 0)
@@ -477,7 +478,7 @@ static int tp_cancel(void *impl, struct exec_future *f, unsigned flags)
     }
     if ((flags & EXEC_CANCEL_RUNNING) && exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
         /* The task keeps its thread until it returns; it sees the stop flag. */
-        exec__trace_shared_instant(tp->trace, EXEC__TEV_CANCEL, f->ttid, f->tseq, 0,
+        exec__trace_shared_instant(tp->trace, EXEC__TEV_CANCEL, f->bk.threads.ttid, f->tseq, 0,
                                    EXEC__TCANCEL_RUNNING, 0);
         f->fault.code = EXEC_ECANCELLED;
         exec__future_finish(f, EXEC_STATE_CANCELLED);

@@ -81,7 +81,7 @@ struct exec_future *exec__tp_q_pop(struct tp *tp, int worker_id)
         /* Written before the release CAS: whoever ends the future later (the worker, the
          * timer, a cancel) publishes it with the outcome. */
         f->fault.worker_id = worker_id;
-        f->ttid = tp->slots[worker_id].ttid; /* the caller is that slot's thread */
+        f->bk.threads.ttid = tp->slots[worker_id].ttid; /* the caller is that slot's thread */
         while ((s & EXEC__ST_MASK) == EXEC_STATE_QUEUED) {
             if (atomic_compare_exchange_weak_explicit(
                     &f->state, &s, (s & ~EXEC__ST_MASK) | EXEC_STATE_RUNNING,

@@ -27,8 +27,8 @@ static void heap_swap(struct tp *tp, size_t a, size_t b)
     struct exec_future *t = tp->heap[a];
     tp->heap[a] = tp->heap[b];
     tp->heap[b] = t;
-    tp->heap[a]->bk.threads.heap_idx = a;
-    tp->heap[b]->bk.threads.heap_idx = b;
+    tp->heap[a]->bk.threads.heap_idx = (uint32_t)a;
+    tp->heap[b]->bk.threads.heap_idx = (uint32_t)b;
 }
 
 static void heap_up(struct tp *tp, size_t i)
@@ -59,12 +59,12 @@ static void heap_down(struct tp *tp, size_t i)
 
 static void heap_remove(struct tp *tp, size_t i)
 {
-    tp->heap[i]->bk.threads.heap_idx = SIZE_MAX;
+    tp->heap[i]->bk.threads.heap_idx = UINT32_MAX;
     tp->hn--;
     if (i == tp->hn)
         return;
     tp->heap[i] = tp->heap[tp->hn];
-    tp->heap[i]->bk.threads.heap_idx = i;
+    tp->heap[i]->bk.threads.heap_idx = (uint32_t)i;
     heap_down(tp, i);
     heap_up(tp, i);
 }
@@ -74,7 +74,7 @@ static void timeout_expired(struct tp *tp, struct exec_future *f)
     if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
         f->fault.code = EXEC_ETIMEDOUT;
         if (tp->timer_tl)
-            exec__trace_instant(tp->timer_tl, EXEC__TEV_DEADLINE, f->ttid, f->tseq,
+            exec__trace_instant(tp->timer_tl, EXEC__TEV_DEADLINE, f->bk.threads.ttid, f->tseq,
                                 f->timeout_ms, 0, 0);
         exec__future_finish(f, EXEC_STATE_FAILED);
     }
@@ -147,7 +147,7 @@ void exec__tp_timer_add(struct tp *tp, struct exec_future *f)
         tp->hcap = cap;
     }
     f->bk.threads.deadline_ns = exec__now_ns() + (uint64_t)f->timeout_ms * 1000000u;
-    f->bk.threads.heap_idx = tp->hn;
+    f->bk.threads.heap_idx = (uint32_t)tp->hn;
     tp->heap[tp->hn++] = f;
     heap_up(tp, f->bk.threads.heap_idx);
     if (f->bk.threads.heap_idx == 0)
@@ -158,7 +158,7 @@ void exec__tp_timer_add(struct tp *tp, struct exec_future *f)
 void exec__tp_timer_del(struct tp *tp, struct exec_future *f)
 {
     pthread_mutex_lock(&tp->tlock);
-    if (f->bk.threads.heap_idx != SIZE_MAX)
+    if (f->bk.threads.heap_idx != UINT32_MAX)
         heap_remove(tp, f->bk.threads.heap_idx);
     pthread_mutex_unlock(&tp->tlock);
 }

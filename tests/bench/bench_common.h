@@ -27,6 +27,7 @@
 
 #include <linux/futex.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 /* ---------------------------------------------------------------------------------------- */
