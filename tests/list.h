@@ -310,4 +310,7 @@
     X(trace_alloc_fails, BOTH_BACKENDS)                                                    \
     X(trace_thread_create_fails, BOTH_BACKENDS)                                            \
     X(trace_dropped_counted, BOTH_BACKENDS)                                                \
+    /* tests/test_scale.c */                                                               \
+    X(scale_largest_pool, BOTH_BACKENDS | SLOW)                                            \
+    X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \
     /* end of TEST_LIST */
