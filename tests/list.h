@@ -313,4 +313,6 @@
     /* tests/test_scale.c */                                                               \
     X(scale_largest_pool, BOTH_BACKENDS | SLOW)                                            \
     X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \
+    /* tests/test_recycle.c */                                                             \
+    X(recycle_threads_queued_at_shutdown, THREADS_ONLY)                                    \
     /* end of TEST_LIST */

@@ -183,6 +183,30 @@ static int spawn(struct tp *tp, struct slot *s, bool join_prev)
     return 0;
 }
 
+/* The thread of @s ran its quota of tasks: retire it (tp->lock held; released when it
+ * retires). A replacement takes over the slot when there may be work for it: always before
+ * a shutdown, and during one while tasks or chunks are still queued (recycling holds to the
+ * end). The replacement joins us, unless tp_shutdown() already took our handle to join it
+ * itself (has_thread cleared). If the replacement cannot start, keep serving and try again
+ * after the next task. Returns whether the caller must return (the lock is released). */
+static bool retire(struct tp *tp, struct slot *s)
+{
+    bool stopping = atomic_load_explicit(&tp->stopping, memory_order_relaxed);
+    bool more = !stopping || exec__tp_q_nonempty(tp) || !exec__list_empty(&tp->maps);
+    uint32_t ran = s->tasks, me = s->ttid;
+    tp->alive--;
+    if (more && spawn(tp, s, s->has_thread) != 0) {
+        tp->alive++;
+        return false;
+    }
+    tp->retired++;
+    /* A replacement writes the lane only once it has the lock. */
+    if (s->tl)
+        exec__trace_instant(s->tl, EXEC__TEV_RECYCLE, me, ran, 0, EXEC__TRECYCLE_TASKS, 0);
+    pthread_mutex_unlock(&tp->lock);
+    return true;
+}
+
 static void *worker_main(void *p)
 {
     struct slot *s = p;
@@ -212,23 +236,8 @@ static void *worker_main(void *p)
             pthread_mutex_unlock(&tp->lock);
             do_work(s, &w, true);
             pthread_mutex_lock(&tp->lock);
-            if (tp->max_tasks && ++s->tasks >= tp->max_tasks &&
-                !atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
-                /* Retire: the replacement takes over the slot and joins us. If it cannot
-                 * start, keep serving and try again after the next task. */
-                tp->alive--;
-                uint32_t ran = s->tasks, me = s->ttid;
-                if (spawn(tp, s, true) == 0) {
-                    tp->retired++;
-                    /* The replacement writes the lane only once it has the lock. */
-                    if (s->tl)
-                        exec__trace_instant(s->tl, EXEC__TEV_RECYCLE, me, ran, 0,
-                                            EXEC__TRECYCLE_TASKS, 0);
-                    pthread_mutex_unlock(&tp->lock);
-                    return NULL;
-                }
-                tp->alive++;
-            }
+            if (tp->max_tasks && ++s->tasks >= tp->max_tasks && retire(tp, s))
+                return NULL;
             continue;
         }
         /* Closed and empty, no map left: no push can arrive any more (it would fail on
@@ -452,16 +461,20 @@ static int tp_shutdown(void *impl, unsigned flags)
     if (flags & EXEC_SHUTDOWN_NOWAIT)
         return EXEC_OK;
 
-    /* No thread can start any more (stopping is set), so each slot's thread is final. */
+    /* A thread that retires now starts a replacement only while work is queued (see
+     * retire()); it does so before it exits, so once the joined thread is gone, the slot
+     * shows its replacement, if any, and we join that one too. */
     for (int i = 0; i < tp->nslots; i++) {
         struct slot *sl = &tp->slots[i];
         pthread_mutex_lock(&tp->lock);
-        bool has = sl->has_thread;
-        pthread_t t = sl->thread;
-        sl->has_thread = false;
-        pthread_mutex_unlock(&tp->lock);
-        if (has)
+        while (sl->has_thread) {
+            pthread_t t = sl->thread;
+            sl->has_thread = false;
+            pthread_mutex_unlock(&tp->lock);
             pthread_join(t, NULL);
+            pthread_mutex_lock(&tp->lock);
+        }
+        pthread_mutex_unlock(&tp->lock);
     }
     pthread_mutex_lock(&tp->tlock);
     tp->timer_stop = true;
