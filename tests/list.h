@@ -315,4 +315,11 @@
     X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \
     /* tests/test_recycle.c */                                                             \
     X(recycle_threads_queued_at_shutdown, THREADS_ONLY)                                    \
+    /* tests/test_inside.c */                                                              \
+    X(inside_callback_shutdown_waits, BOTH_BACKENDS)                                       \
+    X(inside_callback_shutdown_cancels, BOTH_BACKENDS)                                     \
+    X(inside_callback_shutdown_recycles, BOTH_BACKENDS)                                    \
+    X(inside_task_shutdown_waits, THREADS_ONLY)                                            \
+    X(inside_deadline_callback_keeps_timer, THREADS_ONLY)                                  \
+    X(inside_bad_input, BOTH_BACKENDS)                                                     \
     /* end of TEST_LIST */

@@ -195,8 +195,8 @@ struct pp {
     pthread_t sup;
     bool sup_started;
     _Atomic int kick;
-    struct fin *fins; /* supervisor's scratch */
-    size_t nfins, fins_cap;
+    struct fin *fins; /* supervisor's scratch; fins_next: the first one not applied yet */
+    size_t nfins, fins_next, fins_cap;
     struct inst **todo;
     struct pollfd *pfd;
     struct inst **pfd_inst;
@@ -318,5 +318,8 @@ void exec__pp_trace_cancel_list(struct pp *pp, struct exec__list *list);
 
 /* supervise.c: the supervisor thread */
 void *exec__pp_sup_main(void *arg);
+/* On the supervisor thread (a done-callback that waits for a shutdown): run the supervisor's
+ * rounds until no task or chunk is left. */
+void exec__pp_sup_wait_idle(struct pp *pp);
 
 #endif /* EXEC_PROCESS_POOL_H */

@@ -200,6 +200,8 @@ static bool retire(struct tp *tp, struct slot *s)
         return false;
     }
     tp->retired++;
+    if (!more && tp->inside_waiters)
+        pthread_cond_broadcast(&tp->gone);
     /* A replacement writes the lane only once it has the lock. */
     if (s->tl)
         exec__trace_instant(s->tl, EXEC__TEV_RECYCLE, me, ran, 0, EXEC__TRECYCLE_TASKS, 0);
@@ -263,6 +265,8 @@ static void *worker_main(void *p)
         pthread_mutex_lock(&tp->lock);
     }
     tp->alive--;
+    if (tp->inside_waiters)
+        pthread_cond_broadcast(&tp->gone);
     pthread_mutex_unlock(&tp->lock);
     return NULL;
 }
@@ -315,6 +319,7 @@ static int tp_create(struct exec *core, void **impl)
     exec__mutex_init_hot(&tp->lock);
     exec__list_init(&tp->maps);
     pthread_cond_init(&tp->space, NULL);
+    exec__cond_init_mono(&tp->gone);
     pthread_mutex_init(&tp->tlock, NULL);
     exec__cond_init_mono(&tp->tcond);
 
@@ -329,6 +334,7 @@ static int tp_create(struct exec *core, void **impl)
         tp_shutdown(tp, EXEC_SHUTDOWN_CANCEL);
         pthread_mutex_destroy(&tp->lock);
         pthread_cond_destroy(&tp->space);
+        pthread_cond_destroy(&tp->gone);
         pthread_mutex_destroy(&tp->tlock);
         pthread_cond_destroy(&tp->tcond);
         tp_free(tp);
@@ -487,11 +493,56 @@ static int tp_shutdown(void *impl, unsigned flags)
     return EXEC_OK;
 }
 
+/* exec_shutdown(ex, 0) from inside: a worker's task or callback, or a deadline callback on
+ * the timer thread. Close the queue like any shutdown, then wait until every worker thread
+ * has left but those waiting here (the caller's own task, and whatever else runs on its
+ * stack, goes on). A worker runs queued tasks and chunks meanwhile (so one worker can drain
+ * the queue alone); the timer thread fails the deadlines that pass (so a task that stops at
+ * its deadline does), looking at least every 10 ms. exec_destroy() joins the threads. */
+static int tp_shutdown_inside(void *impl, unsigned flags)
+{
+    struct tp *tp = impl;
+    (void)tp_shutdown(tp, flags | EXEC_SHUTDOWN_NOWAIT);
+    struct slot *s = is_my_worker(tp) ? tls_slot : NULL;
+    pthread_mutex_lock(&tp->lock);
+    tp->inside_waiters++;
+    tp->inside_workers += s != NULL;
+    for (;;) {
+        struct work w;
+        if (s && take_work(tp, s, &w)) {
+            pthread_mutex_unlock(&tp->lock);
+            do_work(s, &w, false);
+            pthread_mutex_lock(&tp->lock);
+            continue;
+        }
+        if (tp->alive <= tp->inside_workers)
+            break;
+        if (s) {
+            pthread_cond_wait(&tp->gone, &tp->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&tp->lock);
+        uint64_t now = exec__now_ns(), next = exec__tp_timer_run_due(tp);
+        if (!next || next > now + 10000000u)
+            next = now + 10000000u;
+        pthread_mutex_lock(&tp->lock);
+        if (tp->alive <= tp->inside_workers)
+            break;
+        struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
+        pthread_cond_timedwait(&tp->gone, &tp->lock, &ts);
+    }
+    tp->inside_waiters--;
+    tp->inside_workers -= s != NULL;
+    pthread_mutex_unlock(&tp->lock);
+    return EXEC_OK;
+}
+
 static void tp_destroy(void *impl)
 {
     struct tp *tp = impl;
     pthread_mutex_destroy(&tp->lock);
     pthread_cond_destroy(&tp->space);
+    pthread_cond_destroy(&tp->gone);
     pthread_mutex_destroy(&tp->tlock);
     pthread_cond_destroy(&tp->tcond);
     tp_free(tp);
@@ -657,4 +708,5 @@ const struct exec__backend_ops exec__thread_ops = {
     .map_start = tp_map_start,
     .map_end = tp_map_end,
     .help = tp_help,
+    .shutdown_inside = tp_shutdown_inside,
 };
