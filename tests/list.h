@@ -315,6 +315,7 @@
     X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \
     /* tests/test_recycle.c */                                                             \
     X(recycle_threads_queued_at_shutdown, THREADS_ONLY)                                    \
+    X(recycle_process_zombies_bounded, PROCESSES_ONLY)                                     \
     /* tests/test_inside.c */                                                              \
     X(inside_callback_shutdown_waits, BOTH_BACKENDS)                                       \
     X(inside_callback_shutdown_cancels, BOTH_BACKENDS)                                     \

@@ -10,6 +10,7 @@
 #include "tasks.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,4 +59,100 @@ TEST(recycle_threads_queued_at_shutdown)
     for (int i = 0; i < N; i++)
         exec_future_release(q[i]);
     destroy_gated(ex, &g);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Retired workers are reaped                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Zombies among this process's children and grandchildren (the zygote's workers), from
+ * /proc. */
+static int count_zombies(void)
+{
+    enum { MAXP = 4096 };
+    static int pid[MAXP], ppid[MAXP];
+    static char state[MAXP];
+    int n = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < MAXP) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *p = strrchr(buf, ')'); /* the name may hold spaces and parens */
+        if (!p || sscanf(p + 1, " %c %d", &state[n], &ppid[n]) != 2)
+            continue;
+        pid[n++] = atoi(e->d_name);
+    }
+    closedir(d);
+    int me = getpid(), z = 0;
+    for (int i = 0; i < n; i++) {
+        if (state[i] != 'Z')
+            continue;
+        bool mine = ppid[i] == me;
+        for (int k = 0; k < n && !mine; k++)
+            mine = pid[k] == ppid[i] && ppid[k] == me;
+        z += mine;
+    }
+    return z;
+}
+
+struct sampler {
+    _Atomic int stop, max, samples;
+};
+
+static void *sample_zombies(void *p)
+{
+    struct sampler *s = p;
+    while (!atomic_load(&s->stop)) {
+        int z = count_zombies();
+        if (z > atomic_load(&s->max))
+            atomic_store(&s->max, z);
+        atomic_fetch_add(&s->samples, 1);
+    }
+    return NULL;
+}
+
+/* PROCESSES_ONLY: 4 workers recycled after every task under steady load (a window of 16
+ * tasks in flight): at no sample are there more zombies than workers. */
+TEST(recycle_process_zombies_bounded)
+{
+    enum { W = 4, N = 600, WINDOW = 16 };
+    exec_t *ex = make_with(W, (exec_config_t){.max_tasks_per_child = 1});
+    struct sampler s;
+    atomic_init(&s.stop, 0);
+    atomic_init(&s.max, 0);
+    atomic_init(&s.samples, 0);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, sample_zombies, &s), 0);
+    exec_future_t *fs[WINDOW] = {0};
+    int n = N / test_timeout_scale();
+    for (int i = 0; i < n + WINDOW; i++) {
+        exec_future_t **slot = &fs[i % WINDOW];
+        if (*slot) {
+            ASSERT_OK(exec_future_wait(*slot, EXEC_WAIT_FOREVER));
+            ASSERT_EQ(exec_future_state(*slot), EXEC_STATE_DONE);
+            exec_future_release(*slot);
+            *slot = NULL;
+        }
+        if (i < n)
+            ASSERT_OK(exec_submit(ex, task_noop, NULL, 0, slot));
+    }
+    atomic_store(&s.stop, 1);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    exec_stats_t st = stats_of(ex);
+    ASSERT_GE(st.retired_tasks, (uint64_t)n - W);
+    ASSERT_GT(atomic_load(&s.samples), 10);
+    int most = atomic_load(&s.max);
+    ASSERT_LE(most, W);
+    ASSERT_OK(exec_destroy(ex));
 }

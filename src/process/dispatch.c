@@ -169,7 +169,7 @@ struct inst *exec__pp_pick(struct pp *pp)
     struct inst *best = NULL;
     for (int s = 0; s < pp->nslots; s++) {
         struct inst *in = cur_inst(pp, s);
-        if (in && inst_takes_work(in) && !in->full && (!best || in->fn < best->fn)) {
+        if (in && inst_may_take(pp, in) && !in->full && (!best || in->fn < best->fn)) {
             best = in;
             if (!in->fn)
                 break;

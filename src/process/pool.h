@@ -261,6 +261,22 @@ static inline bool inst_takes_work(const struct inst *in)
     return (in->st == I_SPAWNING || in->st == I_LIVE) && in->fn < DEPTH;
 }
 
+/* Whether @in may be sent its next request now. The request that retires it
+ * (max_tasks_per_child) waits until the slot's previous worker is reaped (the zygote's
+ * EXITED event, or our waitpid): a worker that retires for its quota then never dies while
+ * its predecessor is still a zombie, so steady recycling leaves at most one zombie per slot
+ * (with max_tasks_per_child = 1 a slot's new worker starts its task once the old one is
+ * gone, which also keeps the tasks running at once at the worker count). */
+static inline bool inst_may_take(const struct pp *pp, const struct inst *in)
+{
+    if (!inst_takes_work(in))
+        return false;
+    if (!in->max_tasks || in->dispatched + 1 < in->max_tasks)
+        return true;
+    const struct inst *prev = &pp->slots[in->slot].in[1 - in->rix];
+    return prev->st == I_FREE || prev->exited;
+}
+
 static inline struct inst *cur_inst(struct pp *pp, int s)
 {
     struct slot *sl = &pp->slots[s];

@@ -279,7 +279,7 @@ static uint64_t timers(struct pp *pp, uint64_t now)
             }
         }
         if (!in->fn) {
-            if (inst_takes_work(in))
+            if (inst_may_take(pp, in))
                 idle = in;
             continue;
         }

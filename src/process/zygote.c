@@ -154,6 +154,7 @@ static void reap(struct zy *y)
 static void spawn(struct zy *y, const struct exec__zmsg *cmd)
 {
     const struct exec__zygote_cfg *z = y->z;
+    reap(y); /* a burst of commands must not keep the dead waiting: no zombie piles up */
     struct exec__zmsg ev = {EXEC__Z_SPAWNFAIL, cmd->slot, cmd->rix, 0, 0, cmd->gen};
     int free_i = -1;
     for (int i = 0; i < y->nkids; i++)
