@@ -316,6 +316,7 @@
     /* tests/test_recycle.c */                                                             \
     X(recycle_threads_queued_at_shutdown, THREADS_ONLY)                                    \
     X(recycle_process_zombies_bounded, PROCESSES_ONLY)                                     \
+    X(recycle_shm_cache_stays_small, PROCESSES_ONLY)                                       \
     /* tests/test_inside.c */                                                              \
     X(inside_callback_shutdown_waits, BOTH_BACKENDS)                                       \
     X(inside_callback_shutdown_cancels, BOTH_BACKENDS)                                     \
