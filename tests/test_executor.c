@@ -1033,18 +1033,6 @@ static void destroy_from_callback(exec_future_t *f, void *user_data)
     atomic_fetch_add(&c->calls, 1);
 }
 
-static int spin_until_stopped(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                              size_t *out_size)
-{
-    (void)arg, (void)arg_size, (void)out, (void)out_cap, (void)out_size;
-    /* Sleep between looks: a pure spin can starve the timer thread under valgrind, which
-     * runs one thread at a time. */
-    uint64_t t0 = test_now_ms();
-    while (!exec_task_should_stop() && test_now_ms() - t0 < 20000)
-        test_sleep_ms(1);
-    return 0;
-}
-
 TEST(executor_destroy_in_deadline_callback)
 {
     exec_t *ex = make_workers(1);
@@ -1054,7 +1042,7 @@ TEST(executor_destroy_in_deadline_callback)
     atomic_init(&c.calls, 0);
     exec_submit_opts_t o = {.timeout_ms = 50};
     exec_future_t *f = NULL;
-    ASSERT_OK(exec_submit_ex(ex, spin_until_stopped, NULL, 0, &o, &f));
+    ASSERT_OK(exec_submit_ex(ex, task_until_stopped, NULL, 0, &o, &f));
     ASSERT_OK(exec_future_on_done(f, destroy_from_callback, &c));
     ASSERT_OK(exec_future_wait(f, BOUND_MS));
     ASSERT_ERR(exec_future_result(f, NULL, NULL), EXEC_ETIMEDOUT);

@@ -220,16 +220,6 @@ TEST(inside_task_shutdown_waits)
 /* THREADS_ONLY: a deadline callback on the timer thread shuts down while another task runs
  * until its own deadline: the timer still fails that one at its deadline (the task would
  * otherwise run for 20 s and end DONE). */
-static int until_stopped(const void *arg, size_t arg_size, void *out, size_t out_cap,
-                         size_t *out_size)
-{
-    (void)arg, (void)arg_size, (void)out, (void)out_cap, (void)out_size;
-    uint64_t t0 = test_now_ms();
-    while (!exec_task_should_stop() && test_now_ms() - t0 < 20000)
-        test_sleep_ms(1);
-    return 0;
-}
-
 TEST(inside_deadline_callback_keeps_timer)
 {
     exec_t *ex = make_workers(2);
@@ -241,9 +231,9 @@ TEST(inside_deadline_callback_keeps_timer)
     atomic_init(&c.calls, 0);
     exec_submit_opts_t o1 = {.timeout_ms = 30}, o2 = {.timeout_ms = 300};
     exec_future_t *a = NULL;
-    ASSERT_OK(exec_submit_ex(ex, until_stopped, NULL, 0, &o1, &a));
+    ASSERT_OK(exec_submit_ex(ex, task_until_stopped, NULL, 0, &o1, &a));
     ASSERT_OK(exec_future_on_done(a, shutdown_in_callback, &c));
-    ASSERT_OK(exec_submit_ex(ex, until_stopped, NULL, 0, &o2, &c.others[0]));
+    ASSERT_OK(exec_submit_ex(ex, task_until_stopped, NULL, 0, &o2, &c.others[0]));
     for (int i = 1; i <= NQ; i++)
         c.others[i] = exec_future_retain(c.others[0]);
     uint64_t t0 = test_now_ms();
