@@ -222,20 +222,26 @@ TEST(inside_task_shutdown_waits)
  * otherwise run for 20 s and end DONE). */
 TEST(inside_deadline_callback_keeps_timer)
 {
-    exec_t *ex = make_workers(2);
+    struct gate g;
+    exec_t *ex = make_gated(&g, 2);
     struct inside c = {.ex = ex};
     atomic_init(&c.destroy_rc, 1);
     atomic_init(&c.shutdown_rc, 1);
     atomic_init(&c.submit_rc, 1);
     atomic_init(&c.ended, -1);
     atomic_init(&c.calls, 0);
+    /* Both workers held, so that a cannot start (nor reach its deadline) before its
+     * callback is registered; then a and the other one start together. */
+    exec_future_t *b1 = SUBMIT_RUNNING(ex, &g, 1);
+    exec_future_t *b2 = SUBMIT_RUNNING(ex, &g, 2);
     exec_submit_opts_t o1 = {.timeout_ms = 30}, o2 = {.timeout_ms = 300};
     exec_future_t *a = NULL;
     ASSERT_OK(exec_submit_ex(ex, task_until_stopped, NULL, 0, &o1, &a));
-    ASSERT_OK(exec_future_on_done(a, shutdown_in_callback, &c));
     ASSERT_OK(exec_submit_ex(ex, task_until_stopped, NULL, 0, &o2, &c.others[0]));
     for (int i = 1; i <= NQ; i++)
         c.others[i] = exec_future_retain(c.others[0]);
+    ASSERT_OK(exec_future_on_done(a, shutdown_in_callback, &c));
+    gate_release(&g, 2);
     uint64_t t0 = test_now_ms();
     while (atomic_load(&c.calls) == 0) {
         ASSERT_LT(test_now_ms() - t0, 15000u * (uint64_t)test_timeout_scale());
@@ -244,11 +250,12 @@ TEST(inside_deadline_callback_keeps_timer)
     ASSERT_OK(atomic_load(&c.shutdown_rc));
     ASSERT_ERR(atomic_load(&c.destroy_rc), EXEC_EDEADLK);
     ASSERT_EQ(atomic_load(&c.ended), NQ + 1);
+    ASSERT_ERR(exec_future_result(a, NULL, NULL), EXEC_ETIMEDOUT);
     ASSERT_ERR(exec_future_result(c.others[0], NULL, NULL), EXEC_ETIMEDOUT);
-    ASSERT_OK(exec_destroy(ex));
     exec_future_release(a);
     for (int i = 0; i <= NQ; i++)
         exec_future_release(c.others[i]);
+    DESTROY_GATED(ex, &g, b1, b2);
 }
 
 /* Bad input from inside: unknown flags are EXEC_EINVAL before anything happens (the
