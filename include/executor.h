@@ -107,7 +107,7 @@ EXEC_API unsigned exec_version(void);
     X(ESYS, -11, "system call failed (see sys_errno)")                           \
     X(ENOTSUP, -12, "not supported by this backend or platform")                 \
     X(EBUSY, -13, "busy: the task is already running or finished")              \
-    X(EBROKEN, -14, "executor is broken (crash-loop breaker tripped)")
+    X(EBROKEN, -14, "executor is broken: its workers cannot run tasks (see fault.cause)")
 
 /** exec_err_t - every code a call of this library can return. */
 typedef enum exec_err {
@@ -161,7 +161,15 @@ typedef struct exec_cq exec_cq_t;
  *         but stores *out_size > out_cap fails with EXEC_ETOOBIG.
  *
  * A task runs in a worker thread or a worker process. It may call exec_task_should_stop()
- * and, on the thread backend, submit to and wait on its own executor.
+ * and, on the thread backend, submit to and wait on its own executor. A thread task that
+ * ends its thread (pthread_exit(), or pthread_cancel() reaching a cancellation point) fails
+ * with EXEC_ECRASHED and fault.cause EXEC_CAUSE_THREAD_EXIT, like a crash on processes: so
+ * do the tasks it was waiting in (nested waits), and of a map chunk the item it was running
+ * (the items it finished keep their results, the rest run on its replacement). The worker
+ * thread is replaced, so the pool keeps its size. The library's waits (for a future, for
+ * room in a queue, for a shutdown, in exec_cq_pop()) are not cancellation points. Not
+ * supported: ending the thread inside an exec_map*() the task itself called (the map's
+ * state lives on the task's stack, which other workers still use).
  */
 typedef int exec_task_fn(const void *arg, size_t arg_size, void *out, size_t out_cap,
                          size_t *out_size);
@@ -197,11 +205,18 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *  - Done-callbacks run on the executor's supervisor thread; from there, waiting on or
  *    mapping over the same executor returns EXEC_EDEADLK, exec_destroy() too, and
  *    exec_shutdown() waits while the pool keeps moving (see exec_shutdown()).
- *  - The pool becomes broken (every pending and later call: EXEC_EBROKEN) when the
- *    initializer fails (fault.task_status = its return), when the crash-loop breaker trips,
- *    or when the zygote dies. When workers cannot be started (fork fails 5 times in a row,
- *    retried 2 ms to 1 s apart) with none alive, waiting tasks fail with EXEC_ESYS and
- *    fault.sys_errno.
+ *  - The pool becomes broken (see "A broken pool" below) when the crash-loop breaker trips
+ *    (fault.cause EXEC_CAUSE_CRASH_LOOP) or when the zygote dies (EXEC_CAUSE_ZYGOTE), and,
+ *    as on threads, when the initializer fails: here also when it calls _exit() (exit_status)
+ *    or dies of a signal (signal). When workers cannot be started (fork, or a new worker's
+ *    own set-up, fails 5 times in a row, retried 2 ms to 1 s apart) with none alive, waiting
+ *    tasks fail with EXEC_ESYS, fault.sys_errno and EXEC_CAUSE_SPAWN.
+ *
+ * A broken pool (both backends). Tasks waiting when the pool learns it is broken end with
+ * EXEC_EBROKEN at once (fault.cause says why, and for the initializer how it ended); later
+ * submits and maps return EXEC_EBROKEN; tasks already running finish; then every worker
+ * leaves and none is started again (no respawn loop). exec_shutdown() and exec_destroy()
+ * work as usual.
  */
 typedef enum exec_backend {
     EXEC_BACKEND_THREADS = 0,   /* a pool of threads in this process (default) */
@@ -275,18 +290,28 @@ typedef struct exec_config {
     /** Spread each worker's limits randomly by up to this percent (0..100); 0 = none. */
     uint32_t recycle_jitter_pct;
     /** Crash-loop breaker: this many crashes within crash_window_ms break the executor
-     *  (EXEC_EBROKEN); 0 = off. */
+     *  (EXEC_EBROKEN, fault.cause EXEC_CAUSE_CRASH_LOOP); 0 = off. */
     uint32_t crash_limit;
     /** Window of the crash-loop breaker; 0 = 10000 ms. */
     uint32_t crash_window_ms;
-    /** Runs once in each new worker process before its first task; NULL = none. A failure
-     *  (non-zero return) is reported and the pool does not respawn in a loop. */
-    exec_task_fn *initializer;
-    /** Argument bytes of the initializer, copied by exec_create(); may be NULL if size 0. */
-    const void *init_arg;
-    size_t init_arg_size;
 
     /* -- both backends -- */
+
+    /** Per-worker initializer (Python's initializer/initargs); NULL = none. It runs once in
+     *  each new worker, thread or process, recycled ones too, before that worker's first
+     *  task (e.g. to open a per-worker connection, or fill a table in a worker process), with
+     *  the init_arg bytes and an output buffer whose contents are ignored. It returns 0 for
+     *  success. Any other end breaks the executor (EXEC_EBROKEN, fault.cause
+     *  EXEC_CAUSE_INITIALIZER, see "A broken pool" at exec_backend_t), and the fault says how
+     *  it ended: fault.task_status = its non-zero return; on processes exit_status = the
+     *  status it passed to _exit()/exit(), or signal = the signal that killed it; on threads
+     *  all three unset when it ended its thread (pthread_exit(), pthread_cancel()). */
+    exec_task_fn *initializer;
+    /** Argument bytes of the initializer, copied by exec_create() (the caller's buffer is
+     *  free when it returns); at most max_arg_size (else EXEC_ETOOBIG); may be NULL if size
+     *  0. */
+    const void *init_arg;
+    size_t init_arg_size;
 
     /** Trace file: write a timeline of the executor's run to this path, in the Trace Event
      *  JSON format that Perfetto (ui.perfetto.dev) and chrome://tracing open; NULL = no
@@ -315,9 +340,11 @@ typedef struct exec_config {
  * @cfg: configuration, copied; NULL means all defaults.
  * Return: EXEC_OK; EXEC_EINVAL (NULL @ex, a field out of range, a backend or start method
  *         that is not one of the enum's values, reserved not zero, a process-only field on
- *         the thread backend); EXEC_ENOMEM; EXEC_ESYS (threads,
- *         processes or fds could not be made, or the trace file could not be opened or
- *         written: errno says why); EXEC_ENOTSUP (backend not built).
+ *         the thread backend, init_arg_size without init_arg); EXEC_ETOOBIG (init_arg_size
+ *         > max_arg_size); EXEC_ENOMEM; EXEC_ESYS (threads, processes or fds could not be
+ *         made, e.g. errno EMFILE, or the trace file could not be opened or written: errno
+ *         says why); EXEC_ENOTSUP (backend not built). An executor it returns can run
+ *         tasks: on processes its zygote has said it is ready.
  * Thread-safety: any thread.
  */
 EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg);
@@ -397,7 +424,7 @@ typedef struct exec_submit_opts {
  * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or @fn, NULL @arg with @arg_size > 0);
  *         EXEC_ETOOBIG (@arg_size > max_arg_size); EXEC_ESHUTDOWN; EXEC_ENOMEM;
  *         EXEC_ESYS (threads: the timer thread for the first task with a timeout could not
- *         start); EXEC_EBROKEN (process pool broken, see exec_backend_t).
+ *         start); EXEC_EBROKEN (the pool is broken, see exec_backend_t).
  * Thread-safety: any thread, including from inside a task of @ex (thread backend).
  */
 EXEC_API int exec_submit(exec_t *ex, exec_task_fn *fn, const void *arg, size_t arg_size,
@@ -621,17 +648,36 @@ typedef enum exec_state {
 #define EXEC_WAIT_FOREVER (-1)
 
 /**
+ * exec_cause_t - what a failure came from, beyond its code (exec_fault_t.cause). A cause is
+ * set only when it happened; 0 when the code says it all.
+ */
+typedef enum exec_cause {
+    EXEC_CAUSE_NONE = 0,        /* nothing more to say */
+    EXEC_CAUSE_INITIALIZER = 1, /* EXEC_EBROKEN: the initializer failed in a worker; how: in
+                                   task_status, exit_status or signal (see initializer) */
+    EXEC_CAUSE_CRASH_LOOP = 2,  /* EXEC_EBROKEN: crash_limit crashes within crash_window_ms */
+    EXEC_CAUSE_ZYGOTE = 3,      /* EXEC_EBROKEN: the zygote (forkserver) died */
+    EXEC_CAUSE_THREAD_EXIT = 4, /* EXEC_ECRASHED on threads: the task ended its worker thread
+                                   (pthread_exit(), or pthread_cancel() by anyone) */
+    EXEC_CAUSE_SPAWN = 5,       /* EXEC_ESYS: no worker could be started (sys_errno says why) */
+} exec_cause_t;
+
+/**
  * exec_fault_t - why a future failed. Plain data, filled by exec_future_fault().
  */
 typedef struct exec_fault {
     int code;         /* EXEC_OK, EXEC_ETASK, EXEC_ETIMEDOUT, EXEC_ECRASHED, EXEC_ECANCELLED... */
-    int task_status;  /* the task's non-zero return for EXEC_ETASK, else 0 */
+    int task_status;  /* the task's non-zero return for EXEC_ETASK (the initializer's for
+                         EXEC_CAUSE_INITIALIZER), else 0 */
     int sys_errno;    /* errno for EXEC_ESYS, else 0 */
-    int signal;       /* signal that killed the worker (EXEC_ECRASHED, timeouts), else 0 */
-    int exit_status;  /* exit status of a worker that exited (EXEC_ECRASHED), else -1 */
+    int signal;       /* signal that killed the worker (EXEC_ECRASHED, timeouts, a broken
+                         pool's initializer), else 0 */
+    int exit_status;  /* exit status of a worker that exited (EXEC_ECRASHED, a broken pool's
+                         initializer), else -1 */
     int worker_pid;   /* pid of the worker process that ran it; 0 on threads */
     int worker_id;    /* index of the worker slot that ran it; -1 if it never ran */
-    int reserved[5];
+    int cause;        /* an exec_cause_t: what the failure came from; EXEC_CAUSE_NONE else */
+    int reserved[4];
 } exec_fault_t;
 
 /**

@@ -102,6 +102,8 @@
     X(errors_unknown_codes, 0)                                                             \
     X(errors_strings_static, 0)                                                            \
     X(errors_thread_safe, 0)                                                               \
+    X(errors_bad_initializer, BOTH_BACKENDS)                                               \
+    X(errors_broken_text_names_no_cause, 0)                                                \
     /* tests/test_executor.c */                                                            \
     X(executor_version, 0)                                                                 \
     X(executor_create_null_cfg, 0)                                                         \
@@ -310,6 +312,23 @@
     X(trace_alloc_fails, BOTH_BACKENDS)                                                    \
     X(trace_thread_create_fails, BOTH_BACKENDS)                                            \
     X(trace_dropped_counted, BOTH_BACKENDS)                                                \
+    /* tests/test_broken.c */                                                              \
+    X(init_runs_in_every_worker, BOTH_BACKENDS)                                            \
+    X(init_returns_nonzero_breaks, BOTH_BACKENDS)                                          \
+    X(init_exit_breaks, PROCESSES_ONLY)                                                    \
+    X(init_signal_breaks, PROCESSES_ONLY)                                                  \
+    X(init_thread_exit_breaks, THREADS_ONLY)                                               \
+    X(init_fails_in_recycled_worker, BOTH_BACKENDS)                                        \
+    X(broken_zygote_killed, PROCESSES_ONLY)                                                \
+    /* tests/test_thread_exit.c */                                                         \
+    X(thread_exit_in_task, THREADS_ONLY)                                                   \
+    X(thread_exit_cancelled_by_application, THREADS_ONLY)                                  \
+    X(thread_exit_nested, THREADS_ONLY)                                                    \
+    X(thread_exit_deep_nesting, THREADS_ONLY)                                              \
+    X(thread_exit_in_map_item, THREADS_ONLY)                                               \
+    /* tests/test_resources.c */                                                           \
+    X(resources_few_fds_forkserver, PROCESSES_ONLY)                                        \
+    X(resources_few_fds_fork, PROCESSES_ONLY)                                              \
     /* tests/test_scale.c */                                                               \
     X(scale_largest_pool, BOTH_BACKENDS | SLOW)                                            \
     X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \

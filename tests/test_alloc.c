@@ -468,6 +468,11 @@ static void create_loop(int kind, int workers, exec_start_method_t method, uint3
     struct create_case c = {.want_code = want_code};
     test_config(&c.cfg);
     c.cfg.workers = workers;
+    /* An initializer with argument bytes: exec_create() copies them (one allocation more). */
+    static const char init_bytes[4] = "abc";
+    c.cfg.initializer = task_noop;
+    c.cfg.init_arg = init_bytes;
+    c.cfg.init_arg_size = sizeof init_bytes;
     c.cfg.start_method = method;
     c.cfg.timeout_ms = timeout_ms;
     fault_loop(what, kind, create_round, &c, EXEC_OK, 1);

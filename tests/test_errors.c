@@ -2,9 +2,13 @@
 /*
  * test_errors.c - the error list: every code's number is frozen, exec_errname() and
  * exec_strerror() agree with EXEC_ERRNO_MAP for every code, and any other int gets the
- * documented fallback. None of these tests makes an executor, so they are backend-free.
+ * documented fallback. Those tests make no executor, so they are backend-free. Then the
+ * error side of what issue 13 added: bad input to the initializer fields (both backends) and
+ * the texts and causes of a broken pool.
  */
 #include "harness.h"
+
+#include "tasks.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -146,4 +150,65 @@ TEST(errors_thread_safe)
         ASSERT_EQ(pthread_join(t[i], &bad), 0);
         ASSERT_EQ((intptr_t)bad, 0);
     }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The initializer's bad input, and what a broken pool's texts may claim                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* exec_create() with bad initializer fields, on both backends: argument bytes without a
+ * pointer are EXEC_EINVAL, more bytes than max_arg_size EXEC_ETOOBIG; nothing is written,
+ * nothing is left (the runner counts threads, children and fds; valgrind the heap). */
+TEST(errors_bad_initializer)
+{
+    static const char bytes[16] = "initializer";
+    struct {
+        exec_config_t cfg;
+        int want;
+    } bad[] = {
+        {{.initializer = task_noop, .init_arg = NULL, .init_arg_size = 4}, EXEC_EINVAL},
+        {{.init_arg = NULL, .init_arg_size = 1}, EXEC_EINVAL},
+        {{.initializer = task_noop, .init_arg = bytes, .init_arg_size = 9,
+          .max_arg_size = 8},
+         EXEC_ETOOBIG},
+        {{.initializer = task_noop, .init_arg = bytes,
+          .init_arg_size = EXEC_DEFAULT_MAX_ARG_SIZE + 1},
+         EXEC_ETOOBIG},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        exec_config_t c = bad[i].cfg;
+        c.backend = test_backend;
+        c.workers = 1;
+        exec_t *ex = SENTINEL;
+        ASSERT_ERR(exec_create(&ex, &c), bad[i].want);
+        ASSERT_TRUE(ex == SENTINEL);
+    }
+    /* The limit itself is fine, and the argument may be given without an initializer. */
+    exec_config_t ok = config_workers(1);
+    ok.initializer = task_noop;
+    ok.init_arg = bytes;
+    ok.init_arg_size = 8;
+    ok.max_arg_size = 8;
+    ASSERT_OK(exec_destroy(make_exec(&ok)));
+    ok.initializer = NULL;
+    ASSERT_OK(exec_destroy(make_exec(&ok)));
+}
+
+/* EXEC_EBROKEN's text fits every way a pool breaks: it names none of them (the cause is in
+ * exec_fault_t.cause), and the causes are distinct, fixed numbers. */
+TEST(errors_broken_text_names_no_cause)
+{
+    const char *m = exec_strerror(EXEC_EBROKEN);
+    ASSERT_TRUE(strstr(m, "broken") != NULL);
+    ASSERT_TRUE(strstr(m, "breaker") == NULL);
+    ASSERT_TRUE(strstr(m, "crash") == NULL);
+    ASSERT_TRUE(strstr(m, "initializer") == NULL);
+    ASSERT_TRUE(strstr(m, "zygote") == NULL);
+    ASSERT_EQ(EXEC_CAUSE_NONE, 0);
+    ASSERT_EQ(EXEC_CAUSE_INITIALIZER, 1);
+    ASSERT_EQ(EXEC_CAUSE_CRASH_LOOP, 2);
+    ASSERT_EQ(EXEC_CAUSE_ZYGOTE, 3);
+    ASSERT_EQ(EXEC_CAUSE_THREAD_EXIT, 4);
+    ASSERT_EQ(EXEC_CAUSE_SPAWN, 5);
+    ASSERT_EQ(sizeof(exec_fault_t), 12 * sizeof(int)); /* cause came out of reserved */
 }

@@ -832,6 +832,7 @@ TEST(process_spawn_failure)
         exec_fault_t ft = fault_of(fs[i]);
         ASSERT_EQ(ft.code, EXEC_ESYS);
         ASSERT_EQ(ft.sys_errno, EAGAIN);
+        ASSERT_EQ(ft.cause, EXEC_CAUSE_SPAWN);
         ASSERT_EQ(atomic_load(&sh->calls[100 + i]), 0);
     }
     for (int i = 0; i < 5; i++)
@@ -905,6 +906,7 @@ TEST(process_initializer_fails)
         exec_fault_t ft = fault_of(fs[i]);
         ASSERT_EQ(ft.code, EXEC_EBROKEN);
         ASSERT_EQ(ft.task_status, 5);
+        ASSERT_EQ(ft.cause, EXEC_CAUSE_INITIALIZER);
         exec_future_release(fs[i]);
     }
     for (int i = 0; i < 4; i++)
@@ -943,6 +945,7 @@ TEST(process_crash_breaker)
     }
     wait_ok(after);
     ASSERT_EQ(fault_of(after).code, EXEC_EBROKEN);
+    ASSERT_EQ(fault_of(after).cause, EXEC_CAUSE_CRASH_LOOP);
     ASSERT_EQ(atomic_load(&sh->calls[100]), 0);
     exec_future_release(after);
     exec_future_t *f = NULL;

@@ -514,6 +514,8 @@ TEST(trace_task_spans)
 {
     enum { N = 300 };
     const char *path = tmp_path("t.json");
+    struct timespec before, after;
+    clock_gettime(CLOCK_MONOTONIC, &before);
     exec_t *ex = traced(path, 2);
     exec_future_t *fs[N];
     unsigned char arg[256];
@@ -532,10 +534,19 @@ TEST(trace_task_spans)
         exec_future_release(fs[i]);
     }
     ASSERT_OK(exec_destroy(ex));
+    clock_gettime(CLOCK_MONOTONIC, &after);
 
     struct trace t;
     trace_load(&t, path, false);
     ASSERT_EQ(count(&t, "M", "process_name"), 1);
+    /* Every time is CLOCK_MONOTONIC in microseconds, inside the run (digits formatted by
+     * hand: a wrong carry or a missing leading zero would land outside). */
+    double lo = (double)before.tv_sec * 1e6 + (double)before.tv_nsec / 1e3;
+    double hi = (double)after.tv_sec * 1e6 + (double)after.tv_nsec / 1e3;
+    for (int i = 0; i < t.n; i++) {
+        ASSERT_GE(num(&t.ev[i], "ts"), lo - 1);
+        ASSERT_LE(num(&t.ev[i], "ts"), hi + 1);
+    }
     char want[96];
     snprintf(want, sizeof want, "executor 1: %s, 2 workers (pid %d)", test_backend_name(),
              (int)getpid());

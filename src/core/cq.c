@@ -126,6 +126,7 @@ EXEC_API int exec_cq_pop(exec_cq_t *cq, int timeout_ms, exec_future_t **out)
         ts.tv_sec = (time_t)(d / 1000000000u);
         ts.tv_nsec = (long)(d % 1000000000u);
     }
+    int cs = exec__cancel_off();
     pthread_mutex_lock(&cq->lock);
     while (!cq->head) {
         if (timeout_ms == 0)
@@ -144,6 +145,7 @@ EXEC_API int exec_cq_pop(exec_cq_t *cq, int timeout_ms, exec_future_t **out)
             exec__event_drain(cq->fds[0]);
     }
     pthread_mutex_unlock(&cq->lock);
+    exec__cancel_restore(cs);
     if (!f)
         return EXEC_ETIMEDOUT;
     f->cq_next = NULL;

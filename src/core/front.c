@@ -34,6 +34,8 @@ static int check_config(const exec_config_t *in, exec_config_t *out,
         c.max_arg_size = EXEC_DEFAULT_MAX_ARG_SIZE;
     if (!c.max_result_size)
         c.max_result_size = EXEC_DEFAULT_MAX_RESULT_SIZE;
+    if (c.init_arg_size > c.max_arg_size)
+        return EXEC_ETOOBIG;
     const struct exec__backend_ops *o = exec__backend_find(c.backend);
     if (!o)
         return EXEC_EINVAL; /* no such backend */
@@ -80,6 +82,21 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
     pthread_mutex_init(&core->alloc_lock, NULL);
     pthread_mutex_init(&core->map_lock, NULL);
     exec__list_init(&core->maps);
+    /* The initializer's argument bytes are the executor's own from here on: a worker
+     * started later (a recycled thread, a process of the fork method) reads this copy. */
+    if (c.init_arg_size) {
+        void *copy = malloc(c.init_arg_size);
+        if (!copy) {
+            pthread_mutex_destroy(&core->map_lock);
+            pthread_mutex_destroy(&core->alloc_lock);
+            free(core);
+            return EXEC_ENOMEM;
+        }
+        memcpy(copy, c.init_arg, c.init_arg_size);
+        core->cfg.init_arg = copy;
+    } else {
+        core->cfg.init_arg = NULL;
+    }
     r = c.trace_path ? exec__trace_open(core, c.trace_path) : EXEC_OK;
     /* The executor keeps its own copy of the path, not the caller's string. */
     core->cfg.trace_path = core->trace ? exec__trace_path(core->trace) : NULL;
@@ -90,6 +107,7 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
             exec__trace_close(core->trace);
         pthread_mutex_destroy(&core->map_lock);
         pthread_mutex_destroy(&core->alloc_lock);
+        free((void *)core->cfg.init_arg);
         free(core->slabs);
         free(core);
         return r;
@@ -161,6 +179,8 @@ EXEC_API int exec_destroy(exec_t *ex)
     }
     ex->trace = NULL;
     ex->cfg.trace_path = NULL;
+    free((void *)ex->cfg.init_arg);
+    ex->cfg.init_arg = NULL;
     ex->impl = NULL;
     bool dead;
     if (forked(ex)) {

@@ -9,9 +9,11 @@
  * starting it) goes on a small stack that claims look at first.
  *
  * Waking the caller. Every accounting bumps core->map_word and wakes the callers that sleep
- * on it. The word and the sleeper count live in the core, not in the job: the accounting of
- * the last item is the last touch of the job, after which its caller may return and the job
- * vanish, while the core outlives every map running on it.
+ * on it, unless the map's caller asked to sleep until more items are done (wake_at: a
+ * streaming map waits for half its window, so that it is woken once per half window rather
+ * than once per chunk). The word and the sleeper count live in the core, not in the job:
+ * the accounting of the last item is the last touch of the job, after which its caller may
+ * return and the job vanish, while the core outlives every map running on it.
  *
  * The unordered variant publishes a chunk when its last item is accounted for (pub[], in
  * completion order) and the caller hands that chunk's items to on_item. A chunk's items may
@@ -61,9 +63,10 @@ static void account(struct exec__map *m, size_t lo, size_t hi)
             atomic_store_explicit(&m->pub[k2 % m->nslots], c + 1, memory_order_release);
         }
     }
-    atomic_fetch_add_explicit(&m->accounted, k, memory_order_seq_cst);
+    size_t wake_at = atomic_load_explicit(&m->wake_at, memory_order_seq_cst);
+    size_t now = atomic_fetch_add_explicit(&m->accounted, k, memory_order_seq_cst) + k;
     atomic_fetch_add_explicit(&core->map_word, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&core->map_sleepers, memory_order_seq_cst))
+    if (now >= wake_at && atomic_load_explicit(&core->map_sleepers, memory_order_seq_cst))
         exec__futex_wake(&core->map_word, INT_MAX);
 }
 
@@ -320,10 +323,12 @@ static size_t deliver(const struct exec__map *m, const struct exec__map_call *a,
     return consumed;
 }
 
-void exec__map_await(struct exec__map *m, size_t seen_accounted, uint32_t seen_word,
-                     bool helper, uint64_t until)
+void exec__map_await(struct exec__map *m, size_t seen_accounted, bool helper, uint64_t until)
 {
     struct exec *core = m->core;
+    size_t need = atomic_load_explicit(&m->wake_at, memory_order_relaxed);
+    if (need <= seen_accounted)
+        need = seen_accounted + 1;
     if (helper) {
         bool (*help)(void *) = EXEC__OP(core->ops, help, 1);
         if (help(core->impl))
@@ -336,7 +341,7 @@ void exec__map_await(struct exec__map *m, size_t seen_accounted, uint32_t seen_w
          * workers need this CPU. */
         uint64_t spin_end = exec__now_ns() + MAP_SPIN_NS;
         for (unsigned i = 1;; i++) {
-            if (atomic_load_explicit(&core->map_word, memory_order_acquire) != seen_word)
+            if (atomic_load_explicit(&m->accounted, memory_order_acquire) >= need)
                 return;
             if (i % 8 == 0) {
                 if (exec__now_ns() >= spin_end)
@@ -347,10 +352,12 @@ void exec__map_await(struct exec__map *m, size_t seen_accounted, uint32_t seen_w
             }
         }
     }
+    /* The word is read here, not when the caller last looked: accountings short of `need`
+     * bump it without waking anyone, and a stale word would fail every futex wait. */
+    uint32_t word = atomic_load_explicit(&core->map_word, memory_order_seq_cst);
     atomic_fetch_add_explicit(&core->map_sleepers, 1, memory_order_seq_cst);
-    if (seen_word == atomic_load_explicit(&core->map_word, memory_order_seq_cst) &&
-        atomic_load_explicit(&m->accounted, memory_order_seq_cst) == seen_accounted)
-        (void)exec__futex_wait(&core->map_word, seen_word, until);
+    if (atomic_load_explicit(&m->accounted, memory_order_seq_cst) < need)
+        (void)exec__futex_wait(&core->map_word, word, until);
     atomic_fetch_sub_explicit(&core->map_sleepers, 1, memory_order_relaxed);
 }
 
@@ -361,7 +368,6 @@ static void drive(struct exec__map *m, const struct exec__map_call *a, exec_map_
     uint64_t next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
     size_t consumed = 0;
     for (;;) {
-        uint32_t word = atomic_load_explicit(&m->core->map_word, memory_order_seq_cst);
         size_t done = atomic_load_explicit(&m->accounted, memory_order_acquire);
         if (m->pub)
             consumed = deliver(m, a, consumed);
@@ -372,7 +378,7 @@ static void drive(struct exec__map *m, const struct exec__map_call *a, exec_map_
                         o->progress_data);
             next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
         }
-        exec__map_await(m, done, word, helper, o->progress ? next_progress : 0);
+        exec__map_await(m, done, helper, o->progress ? next_progress : 0);
     }
 }
 

@@ -82,6 +82,10 @@ struct exec__map {
                                    * of nslots: at most nslots chunks are out at once) */
     _Atomic size_t npub;
     _Atomic size_t accounted;     /* items accounted for; the map ends at n (last touch) */
+    /* The caller sleeps until `accounted` reaches this (0: until any accounting). Only ever
+     * raised, and read by workers before their add to `accounted`, so a stale value they
+     * read is never above the caller's current one: no wake-up is lost. */
+    _Atomic size_t wake_at;
 };
 
 /* Where item @i's argument, result and status live (the start of a claimed range). */
@@ -150,10 +154,9 @@ void exec__map_unregister(struct exec__map *m);
 /* @chunk, within what the backend can run at once (at least 1). */
 size_t exec__map_chunk_limit(struct exec *core, size_t chunk, size_t in_size,
                              size_t out_size);
-/* Sleep until an accounting after @seen_word / @seen_accounted, or @until (0 = none); a
- * helper runs queued work instead. */
-void exec__map_await(struct exec__map *m, size_t seen_accounted, uint32_t seen_word,
-                     bool helper, uint64_t until);
+/* Sleep until items are accounted for beyond @seen_accounted (and up to m->wake_at, when
+ * the driver raised it), or @until (0 = none); a helper runs queued work instead. */
+void exec__map_await(struct exec__map *m, size_t seen_accounted, bool helper, uint64_t until);
 /* Claim nothing more of @m; what nobody claimed yet fails with @code. */
 void exec__map_stop(struct exec__map *m, int code);
 /* A cancelling shutdown: every running map claims nothing more, and what it had not

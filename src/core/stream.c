@@ -194,6 +194,22 @@ static void consume(struct stream *s)
     }
 }
 
+/* While production runs, sleep until half the window is done rather than until the next
+ * chunk: the workers still hold half a window of work when the caller wakes, and the caller
+ * wakes once per half window instead of once per chunk. Never above what was produced (all
+ * of it will be accounted for), never lowered (see exec__map.wake_at). */
+static void raise_wake_at(struct stream *s, size_t done)
+{
+    struct exec__map *m = &s->m;
+    size_t want = done + 1;
+    if (!s->eof && s->produced - done > m->span / 2)
+        want = s->produced - m->span / 2;
+    if (want > s->produced)
+        want = s->produced;
+    if (want > atomic_load_explicit(&m->wake_at, memory_order_relaxed))
+        atomic_store_explicit(&m->wake_at, want, memory_order_seq_cst);
+}
+
 static void drive(struct stream *s)
 {
     struct exec__map *m = &s->m;
@@ -202,7 +218,6 @@ static void drive(struct stream *s)
     uint32_t interval = o->progress_interval_ms ? o->progress_interval_ms : 100;
     uint64_t next_progress = exec__now_ns() + (uint64_t)interval * 1000000u;
     for (;;) {
-        uint32_t word = atomic_load_explicit(&core->map_word, memory_order_seq_cst);
         size_t done = atomic_load_explicit(&m->accounted, memory_order_acquire);
         if (atomic_load_explicit(&m->cancelled, memory_order_acquire) && !s->stopped) {
             s->eof = true; /* a cancelling shutdown: produce nothing more */
@@ -227,8 +242,10 @@ static void drive(struct stream *s)
         }
         /* Something new may come from the workers only, unless slots are free to fill. */
         if (done == atomic_load_explicit(&m->accounted, memory_order_acquire) &&
-            (s->eof || s->busy[s->pc % m->nslots]))
-            exec__map_await(m, done, word, s->helper, o->progress ? next_progress : 0);
+            (s->eof || s->busy[s->pc % m->nslots])) {
+            raise_wake_at(s, done);
+            exec__map_await(m, done, s->helper, o->progress ? next_progress : 0);
+        }
     }
 }
 

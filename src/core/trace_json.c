@@ -46,6 +46,7 @@ void exec__trace_fmt_begin(const struct exec__trace *t, struct exec__tfmt *fx)
     fx->scale = 1.0;
     fx->tid = UINT32_MAX;
     fx->plen = 0;
+    fx->ts_len = 0;
     if (!exec__ticks_fast)
         return;
     uint64_t ns;
@@ -76,7 +77,8 @@ static const char digits2[] = "0001020304050607080910111213141516171819202122232
                               "949596979899";
 
 /* Decimal digits, written in place (no memmove call for a few bytes: this runs for every
- * number of every event). */
+ * number of every event). The digit count comes from the bit length (log10(2) ~ 1233/4096)
+ * and one comparison, not a loop over powers of ten. */
 static char *put_u(char *p, uint64_t v)
 {
     static const uint64_t pow10[] = {1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u,
@@ -85,9 +87,13 @@ static char *put_u(char *p, uint64_t v)
                                      100000000000000u, 1000000000000000u,
                                      10000000000000000u, 100000000000000000u,
                                      1000000000000000000u, 10000000000000000000u};
-    int n = 1;
-    while (n < 20 && v >= pow10[n])
-        n++;
+    if (v < 10) {
+        *p = (char)('0' + v);
+        return p + 1;
+    }
+    unsigned bits = 64u - (unsigned)__builtin_clzll(v); /* v >= 10: 4 .. 64 */
+    unsigned t = bits * 1233u >> 12;                     /* 1 .. 19 */
+    int n = (int)t + (v >= pow10[t]);                    /* digits: 2 .. 20 */
     char *q = p + n;
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
@@ -120,6 +126,31 @@ static char *put_us(char *p, uint64_t ns)
     p[1] = (char)('0' + r / 100);
     memcpy(p + 2, digits2 + 2 * (r % 100), 2);
     return p + 4;
+}
+
+/* A timestamp: microseconds with three decimals, from ns. Consecutive events of a pass
+ * mostly fall in the same second, whose digits are kept formatted in @fx: then only the six
+ * low digits of the microseconds are new (three pairs, 32-bit arithmetic). */
+static char *put_ts(char *p, struct exec__tfmt *fx, uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    uint64_t sec = us / 1000000;
+    if (sec == 0)
+        return put_us(p, ns);
+    if (sec != fx->ts_sec || !fx->ts_len) {
+        fx->ts_len = (size_t)(put_u(fx->ts_digits, sec) - fx->ts_digits);
+        fx->ts_sec = sec;
+    }
+    memcpy(p, fx->ts_digits, sizeof fx->ts_digits); /* a constant size: no call */
+    p += fx->ts_len;
+    unsigned lo = (unsigned)(us % 1000000), r = (unsigned)(ns % 1000);
+    memcpy(p, digits2 + 2 * (lo / 10000), 2);
+    memcpy(p + 2, digits2 + 2 * (lo / 100 % 100), 2);
+    memcpy(p + 4, digits2 + 2 * (lo % 100), 2);
+    p[6] = '.';
+    p[7] = (char)('0' + r / 100);
+    memcpy(p + 8, digits2 + 2 * (r % 100), 2);
+    return p + 10;
 }
 
 /* A string without anything to escape (names we make ourselves). */
@@ -156,7 +187,7 @@ static char *span_head(char *p, struct exec__tfmt *fx, uint32_t tid, uint64_t ts
         fx->tid = tid;
     }
     memcpy(p, fx->prefix, sizeof fx->prefix); /* a constant size: no call */
-    return put_us(p + fx->plen, ts_ns);
+    return put_ts(p + fx->plen, fx, ts_ns);
 }
 
 /* "<name>" of an outcome code. */

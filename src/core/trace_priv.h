@@ -51,6 +51,9 @@ struct exec__tfmt {
     uint32_t tid;
     size_t plen;
     char prefix[64]; /* {"ph":"X","pid":P,"tid":T,"ts": */
+    uint64_t ts_sec; /* the whole seconds of the last span's start, formatted: */
+    size_t ts_len;   /* 0: none yet */
+    char ts_digits[24];
 };
 
 /* trace.c */

@@ -46,6 +46,7 @@ static void fin_apply(struct fin *x)
         f->fault.sys_errno = x->serr;
         f->fault.worker_pid = x->pid;
         f->fault.worker_id = x->wid;
+        f->fault.cause = x->cause;
         exec__future_drop_arg(f);
         exec__future_finish(f, x->end);
     }
@@ -64,19 +65,29 @@ void exec__pp_fins_flush(struct pp *pp)
     pp->nfins = pp->fins_next = 0;
 }
 
-/* End a list of futures (linked by their FP(f)->link) with one outcome and drop the
- * backend's references. The list is ours: nobody else sees it. */
-void exec__pp_end_list(struct exec__list *list, int code, int tstatus, int serr)
+/* End a list of futures (linked by their FP(f)->link) with one outcome (@how: its code and
+ * detail; f, end and release are ignored) and drop the backend's references. The list is
+ * ours: nobody else sees it. */
+void exec__pp_end_list(struct exec__list *list, const struct fin *how)
 {
     struct exec__list *l;
     while ((l = exec__list_first(list))) {
         exec__list_remove(l);
-        struct exec_future *f = EXEC__CONTAINER_OF(l, struct exec_future, bk.process.link);
-        struct fin x = {f, code, 0, -1, tstatus, serr, 0, -1,
-                        code == EXEC_ECANCELLED ? EXEC_STATE_CANCELLED : EXEC_STATE_FAILED,
-                        true};
+        struct fin x = *how;
+        x.f = EXEC__CONTAINER_OF(l, struct exec_future, bk.process.link);
+        x.end = how->code == EXEC_ECANCELLED ? EXEC_STATE_CANCELLED : EXEC_STATE_FAILED;
+        x.release = true;
         fin_apply(&x);
     }
+}
+
+/* The detail of a future that a broken pool fails: why it broke. */
+void exec__pp_broken_detail(const struct pp *pp, struct fin *x)
+{
+    x->cause = pp->broken_cause;
+    x->tstatus = pp->broken_status;
+    x->sig = pp->broken_sig;
+    x->xst = pp->broken_xst;
 }
 
 void exec__pp_q_push(struct pp *pp, struct exec_future *f, bool front)
@@ -132,7 +143,7 @@ void exec__pp_map_unlist(struct exec__map *m)
 void exec__pp_range_back(struct pp *pp, struct exec__map *m, size_t lo, size_t hi)
 {
     if (pp->broken)
-        exec__map_fail(m, lo, hi, pp->broken_code);
+        exec__map_fail(m, lo, hi, EXEC_EBROKEN);
     else if (exec__map_unclaim(m, lo, hi))
         exec__pp_map_list(pp, m);
 }

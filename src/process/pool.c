@@ -168,9 +168,11 @@ static int pp_create(struct exec *core, void **impl)
 fail_locks:
     pthread_mutex_destroy(&pp->lock);
     pthread_cond_destroy(&pp->cond);
-fail:
+fail:;
+    int err = errno; /* exec_create() says: errno tells why (EXEC_ESYS) */
     close_fds(pp);
     pp_free(pp);
+    errno = err;
     return r;
 }
 
@@ -190,7 +192,9 @@ static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
                 return EXEC_EAGAIN;
             }
             pp->space_waiters++;
+            int cs = exec__cancel_off();
             pthread_cond_wait(&pp->cond, &pp->lock);
+            exec__cancel_restore(cs);
             pp->space_waiters--;
         }
     }
@@ -317,14 +321,16 @@ static int pp_shutdown(void *impl, unsigned flags)
     pthread_cond_broadcast(&pp->cond);
     pthread_mutex_unlock(&pp->lock);
     exec__pp_trace_cancel_list(pp, &cancelled);
-    exec__pp_end_list(&cancelled, EXEC_ECANCELLED, 0, 0);
+    exec__pp_end_list(&cancelled, &(struct fin){.code = EXEC_ECANCELLED, .xst = -1, .wid = -1});
     kick(pp);
     if (flags & EXEC_SHUTDOWN_NOWAIT)
         return EXEC_OK;
+    int cs = exec__cancel_off();
     pthread_mutex_lock(&pp->lock);
     while (!pp->stopped)
         pthread_cond_wait(&pp->cond, &pp->lock);
     pthread_mutex_unlock(&pp->lock);
+    exec__cancel_restore(cs);
     return EXEC_OK;
 }
 
@@ -439,8 +445,6 @@ static int pp_check_config(exec_config_t *c)
         return EXEC_EINVAL;
     if (c->recycle_jitter_pct > 100)
         return EXEC_EINVAL;
-    if (c->init_arg_size > c->max_arg_size)
-        return EXEC_ETOOBIG;
     if (!c->kill_grace_ms)
         c->kill_grace_ms = 100;
     if (!c->crash_window_ms)

@@ -68,9 +68,14 @@
  *
  * Failures. A worker that dies without saying it retires is a crash (counted for the
  * crash-loop breaker: crash_limit crashes within crash_window_ms break the pool, EXEC_EBROKEN
- * for what waits and what comes). An initializer that fails breaks the pool at once
- * (EXEC_EBROKEN, the initializer's status in task_status): it would fail in every worker, and
- * respawning would only loop. A spawn that fails is retried after 2, 4, ... ms (up to 1 s);
+ * for what waits and what comes). A worker says in its region how far it got before its loop
+ * (set-up, initializer, ready). An initializer that fails (returns non-zero, or the worker
+ * dies while in it) breaks the pool at once (EXEC_EBROKEN, how it ended in task_status,
+ * exit_status or signal): it would fail in every worker, and respawning would only loop. A
+ * worker that dies in its own set-up counts as a failed spawn. A broken pool fails what waits,
+ * lets running tasks finish, then asks every worker to exit (and kills those still in their
+ * initializer); the supervisor then ends as after a shutdown. A spawn that fails is retried
+ * after 2, 4, ... ms (up to 1 s);
  * after SPAWN_FAIL_LIMIT failures in a row with no worker left, what waits fails with
  * EXEC_ESYS (errno in sys_errno) instead of waiting forever, and later submits wait for the
  * next try. If the zygote dies, its workers die with it and the pool is broken.
@@ -144,6 +149,7 @@ struct inst {
     bool dirty;
     bool full; /* refill(): no ring bytes for the next request this round */
     bool tnamed; /* its track is named in the trace */
+    bool ready;  /* seen in its loop (rg->phase READY): the spawn succeeded */
 };
 
 struct slot {
@@ -157,6 +163,7 @@ struct fin {
     int code, sig, xst, tstatus, serr, pid, wid;
     exec_state_t end;
     bool release;
+    int cause; /* exec_cause_t */
 };
 
 struct pp {
@@ -178,7 +185,8 @@ struct pp {
     uint32_t zev_seen;        /* hub->zevents when the socket was last drained */
     uint64_t pidfd_polled_at; /* fork method: last look at the pidfds */
     bool woke;                /* it just returned from poll() */
-    int broken_code, broken_status, broken_errno;
+    /* Why the pool broke (EXEC_EBROKEN): the detail every future it fails gets. */
+    int broken_cause, broken_status, broken_sig, broken_xst;
     size_t space_waiters;
     uint64_t submitted, retired[8], alive;
     uint64_t *crashes; /* ring of crash times (crash_limit entries) */
@@ -287,7 +295,8 @@ static inline struct inst *cur_inst(struct pp *pp, int s)
 void exec__pp_fin_add(struct pp *pp, struct exec_future *f, int code, exec_state_t end,
                       bool release, const struct inst *in);
 void exec__pp_fins_flush(struct pp *pp);
-void exec__pp_end_list(struct exec__list *list, int code, int tstatus, int serr);
+void exec__pp_end_list(struct exec__list *list, const struct fin *how);
+void exec__pp_broken_detail(const struct pp *pp, struct fin *x);
 void exec__pp_q_push(struct pp *pp, struct exec_future *f, bool front);
 void exec__pp_q_unlink(struct pp *pp, struct exec_future *f);
 void exec__pp_q_take_all(struct pp *pp, struct exec__list *out);
@@ -309,12 +318,15 @@ size_t exec__pp_count_work(struct pp *pp, uint64_t *running);
 void exec__pp_send_signal(struct pp *pp, struct inst *in, int sig);
 void exec__pp_begin_kill(struct pp *pp, struct inst *in, int reason);
 bool exec__pp_work_left(struct pp *pp);
-void exec__pp_go_broken(struct pp *pp, int code, int status, int serr, struct exec__list *out);
+void exec__pp_go_broken(struct pp *pp, int cause, int status, int sig, int xst,
+                        struct exec__list *out);
+bool exec__pp_settle_early(struct pp *pp, struct inst *in, struct exec__list *broken);
 int exec__pp_plan_spawns(struct pp *pp, uint64_t now);
 void exec__pp_chunk_results(struct exec__map *m, const struct ent *e, const unsigned char *res,
                             const int32_t *st, size_t k);
 void exec__pp_settle(struct pp *pp, struct inst *in, bool started);
 void exec__pp_spawn_failed(struct pp *pp, struct inst *in, int err);
+void exec__pp_note_ready(struct pp *pp, struct inst *in);
 void exec__pp_spawn_one(struct pp *pp, struct inst *in);
 void exec__pp_stop_zygote(struct pp *pp);
 int exec__pp_start_zygote(struct pp *pp);

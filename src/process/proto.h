@@ -90,7 +90,12 @@ struct exec__wregion {
     _Atomic uint64_t map_seq;
     _Atomic uint64_t map_done;
     uint64_t map_cmp;
+    /* How far the worker got before its loop (EXEC__WPHASE_*): a worker that dies before
+     * READY failed its set-up (errno in setup_errno) or its initializer, not a task. */
+    _Atomic uint32_t phase;
+    _Atomic int32_t setup_errno;
 };
+enum { EXEC__WPHASE_SETUP = 0, EXEC__WPHASE_INIT = 1, EXEC__WPHASE_READY = 2 };
 #define EXEC__WREGION_HDR ((size_t)((sizeof(struct exec__wregion) + 63) & ~(size_t)63))
 
 static inline unsigned char *exec__wregion_req_data(struct exec__wregion *w)
@@ -137,6 +142,7 @@ enum {
     EXEC__Z_SPAWN = 1,     /* slot, gen, rix: fork a worker on wctx[slot * 2 + rix] */
     EXEC__Z_KILL = 2,      /* pid, arg = signal: only if pid is still an unreaped child */
     EXEC__Z_QUIT = 3,      /* kill what is left, reap everything, exit */
+    EXEC__Z_READY = 10,    /* the zygote's first word: arg = 0, or the errno of its set-up */
     EXEC__Z_SPAWNED = 11,  /* slot, gen, pid */
     EXEC__Z_SPAWNFAIL = 12, /* slot, gen, arg = errno */
     EXEC__Z_EXITED = 13,   /* slot, gen, pid, arg = wait status */

@@ -79,24 +79,28 @@ bool exec__pp_work_left(struct pp *pp)
     return false;
 }
 
-/* The pool stops: fail what waits (FIFO, maps, unstarted requests) with @code. */
-void exec__pp_go_broken(struct pp *pp, int code, int status, int serr, struct exec__list *out)
+/* The pool breaks (@cause, an exec_cause_t, and for the initializer how it ended): fail what
+ * waits (FIFO, maps, unstarted requests) with EXEC_EBROKEN; the FIFO's futures go to @out,
+ * to be ended with exec__pp_broken_detail() outside the lock. Running tasks finish; then
+ * wind_down() makes every worker leave. */
+void exec__pp_go_broken(struct pp *pp, int cause, int status, int sig, int xst,
+                        struct exec__list *out)
 {
     pp->broken = true;
-    pp->broken_code = code;
+    pp->broken_cause = cause;
     pp->broken_status = status;
-    pp->broken_errno = serr;
+    pp->broken_sig = sig;
+    pp->broken_xst = xst;
+    size_t first = pp->nfins;
     FOR_EACH_INST(pp, in) {
         if (in->st != I_FREE)
-            exec__pp_steal(pp, in, code);
+            exec__pp_steal(pp, in, EXEC_EBROKEN);
     }
-    /* steal() failed tasks with a zero status; patch the detail in. */
-    for (size_t i = 0; i < pp->nfins; i++)
-        if (pp->fins[i].code == code) {
-            pp->fins[i].tstatus = status;
-            pp->fins[i].serr = serr;
-        }
-    exec__pp_maps_fail_pending(pp, code);
+    /* steal() failed tasks without detail; patch it in. */
+    for (size_t i = first; i < pp->nfins; i++)
+        if (pp->fins[i].code == EXEC_EBROKEN)
+            exec__pp_broken_detail(pp, &pp->fins[i]);
+    exec__pp_maps_fail_pending(pp, EXEC_EBROKEN);
     if (pp->space_waiters)
         pthread_cond_broadcast(&pp->cond);
     exec__pp_q_take_all(pp, out);
@@ -116,6 +120,8 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     atomic_store(&rg->pid, 0);
     atomic_store(&rg->cur_start_ns, 0);
     atomic_store(&rg->done_seq, 0);
+    atomic_store(&rg->phase, EXEC__WPHASE_SETUP);
+    atomic_store(&rg->setup_errno, 0);
     exec__rq_attach(&in->rq, &rg->req, exec__wregion_req_data(rg), true);
     in->rq.own_lim = true;
     exec__rq_attach(&in->cq, &rg->cmp, exec__wregion_cmp_data(rg), false);
@@ -135,6 +141,7 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     in->seen_seq = in->deadline_ns = in->deadline_seq = in->kill_at = 0;
     in->dirty = false;
     in->tnamed = false;
+    in->ready = false;
     rg->trace = pp->tl != NULL;
     sl->cur = rix;
     pp->alive++;
@@ -247,7 +254,8 @@ void exec__pp_settle(struct pp *pp, struct inst *in, bool started)
             pp->fins[pp->nfins - 1].sig = sig;
             pp->fins[pp->nfins - 1].xst = xst;
         } else if (e->f && pp->broken) {
-            exec__pp_fin_add(pp, e->f, pp->broken_code, EXEC_STATE_FAILED, true, in);
+            exec__pp_fin_add(pp, e->f, EXEC_EBROKEN, EXEC_STATE_FAILED, true, in);
+            exec__pp_broken_detail(pp, &pp->fins[pp->nfins - 1]);
         } else if (e->f) {
             exec__pp_requeue_task(pp, e, in); /* never started: it runs elsewhere */
         } else if (ran) {
@@ -287,6 +295,42 @@ void exec__pp_settle(struct pp *pp, struct inst *in, bool started)
     struct slot *sl = &pp->slots[in->slot];
     if (sl->cur == in->rix)
         sl->cur = -1;
+}
+
+/* @in exited before its loop (it never said READY) and not by our hand: its initializer
+ * failed (the pool breaks; the FIFO goes to @broken) or its own set-up did (a failed spawn).
+ * Settles @in and returns true; false (nothing done) for a worker that reached its loop. */
+bool exec__pp_settle_early(struct pp *pp, struct inst *in, struct exec__list *broken)
+{
+    uint32_t phase = atomic_load_explicit(&in->rg->phase, memory_order_acquire);
+    if (phase == EXEC__WPHASE_READY || in->reason != R_NONE || pp->zygote_dead)
+        return false;
+    if (phase == EXEC__WPHASE_SETUP) {
+        int err = atomic_load_explicit(&in->rg->setup_errno, memory_order_relaxed);
+        exec__pp_spawn_failed(pp, in, err ? err : ECHILD);
+        return true;
+    }
+    int sig = 0, xst = -1;
+    if (in->status_known && WIFSIGNALED(in->wstatus))
+        sig = WTERMSIG(in->wstatus);
+    else if (in->status_known && WIFEXITED(in->wstatus))
+        xst = WEXITSTATUS(in->wstatus);
+    in->reason = R_INIT;
+    if (!pp->broken)
+        exec__pp_go_broken(pp, EXEC_CAUSE_INITIALIZER, 0, sig, xst, broken);
+    exec__pp_settle(pp, in, true);
+    return true;
+}
+
+/* A spawn succeeded when the worker reached its loop, not when fork() returned: one that
+ * dies in its set-up is a failed spawn and must not reset the streak. */
+void exec__pp_note_ready(struct pp *pp, struct inst *in)
+{
+    if (!in->ready &&
+        atomic_load_explicit(&in->rg->phase, memory_order_relaxed) == EXEC__WPHASE_READY) {
+        in->ready = true;
+        pp->spawn_streak = 0;
+    }
 }
 
 void exec__pp_spawn_failed(struct pp *pp, struct inst *in, int err)
@@ -338,7 +382,6 @@ void exec__pp_spawn_one(struct pp *pp, struct inst *in)
         in->pidfd = exec__pidfd_open(pid);
         if (in->st == I_SPAWNING)
             in->st = I_LIVE;
-        pp->spawn_streak = 0;
         if (in->pending_sig)
             exec__pp_send_signal(pp, in, in->pending_sig);
     }
@@ -390,5 +433,15 @@ int exec__pp_start_zygote(struct pp *pp)
     pp->zpid = pid;
     pp->ctl = sv[0];
     pp->death_w = dp[1];
-    return 0;
+    /* The zygote's first word says whether it could set itself up; a zygote that died
+     * before it said anything closed the socket. */
+    struct exec__zmsg m;
+    int got = exec__zrecv(pp->ctl, &m, false);
+    if (got > 0 && m.op == EXEC__Z_READY && m.arg == 0)
+        return 0;
+    err = got > 0 && m.op == EXEC__Z_READY && m.arg > 0 ? m.arg : ECHILD;
+    pp->zygote_dead = true; /* nothing to say QUIT to */
+    exec__pp_stop_zygote(pp);
+    errno = err;
+    return err == ENOMEM ? EXEC_ENOMEM : EXEC_ESYS;
 }

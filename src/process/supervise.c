@@ -64,7 +64,6 @@ static bool read_events(struct pp *pp, bool force)
                 exec__pp_trace_started(pp, in);
                 if (in->st == I_SPAWNING)
                     in->st = I_LIVE;
-                pp->spawn_streak = 0;
                 if (in->pending_sig)
                     exec__pp_send_signal(pp, in, in->pending_sig);
                 break;
@@ -204,7 +203,8 @@ static bool drain(struct pp *pp, struct inst *in)
             in->st = I_RETIRING;
             exec__pp_steal(pp, in, 0);
             if (!pp->broken)
-                exec__pp_go_broken(pp, EXEC_EBROKEN, c->status, 0, &broken_list);
+                exec__pp_go_broken(pp, EXEC_CAUSE_INITIALIZER, c->status, 0, -1,
+                                   &broken_list);
         }
     }
     exec__pp_refill(pp);
@@ -252,7 +252,9 @@ static bool drain(struct pp *pp, struct inst *in)
         exec_future_release(ents[i].f);
     }
     exec__pp_fins_flush(pp);
-    exec__pp_end_list(&broken_list, EXEC_EBROKEN, pp->broken_status, 0);
+    struct fin how = {.code = EXEC_EBROKEN, .wid = -1};
+    exec__pp_broken_detail(pp, &how);
+    exec__pp_end_list(&broken_list, &how);
     return true;
 }
 
@@ -267,6 +269,7 @@ static uint64_t timers(struct pp *pp, uint64_t now)
     FOR_EACH_INST(pp, in) {
         if (in->st == I_FREE || in->exited)
             continue;
+        exec__pp_note_ready(pp, in);
         if (in->st == I_KILLING && in->kill_at) {
             if (now >= in->kill_at) {
                 /* Again every 100 ms until it is gone: a request to the zygote is sent
@@ -355,10 +358,12 @@ static uint64_t timers(struct pp *pp, uint64_t now)
     return next;
 }
 
-/* Ask every worker to exit once no work is left after a shutdown; true when all are gone. */
+/* Ask every worker to exit once no work is left after a shutdown, or once a broken pool's
+ * running tasks are done (killing workers still in their initializer); true when all are
+ * gone. */
 static bool wind_down(struct pp *pp)
 {
-    if (!pp->shut || exec__pp_work_left(pp))
+    if ((!pp->shut && !pp->broken) || exec__pp_work_left(pp))
         return false;
     bool all_free = true;
     FOR_EACH_INST(pp, in) {
@@ -369,6 +374,11 @@ static bool wind_down(struct pp *pp)
         all_free = false;
         if (in->exit_sent || in->exited || in->st == I_KILLING)
             continue;
+        if (pp->broken && atomic_load_explicit(&in->rg->phase, memory_order_acquire) !=
+                              EXEC__WPHASE_READY) {
+            exec__pp_begin_kill(pp, in, R_INIT); /* nothing will ever run there */
+            continue;
+        }
         struct exec__req *rq = exec__pp_req_begin(in, 0, EXEC__REQ_EXIT);
         if (!rq)
             continue; /* cannot happen: the ring is empty */
@@ -495,15 +505,18 @@ static bool sup_round(struct pp *pp, bool *busy, uint64_t *due)
     FOR_EACH_INST(pp, in) {
         if (in->st != I_FREE && in->exited &&
             atomic_load_explicit(&in->rg->cmp.tail, memory_order_acquire) == in->cq.pos) {
-            exec__pp_settle(pp, in, true);
+            if (!exec__pp_settle_early(pp, in, &failed))
+                exec__pp_settle(pp, in, true);
             *busy = true;
         }
     }
-    if (pp->tripped && !pp->broken) {
-        exec__pp_go_broken(pp, EXEC_EBROKEN, 0, 0, &failed); /* crash-loop breaker */
+    if (!exec__list_empty(&failed)) {
+        fail_code = EXEC_EBROKEN; /* an initializer died: settle_early() broke the pool */
+    } else if (pp->tripped && !pp->broken) {
+        exec__pp_go_broken(pp, EXEC_CAUSE_CRASH_LOOP, 0, 0, -1, &failed);
         fail_code = EXEC_EBROKEN;
     } else if (pp->zygote_dead && !pp->broken) {
-        exec__pp_go_broken(pp, EXEC_EBROKEN, 0, 0, &failed);
+        exec__pp_go_broken(pp, EXEC_CAUSE_ZYGOTE, 0, 0, -1, &failed);
         fail_code = EXEC_EBROKEN;
     } else if (pp->spawn_gave_up) {
         /* Workers cannot be made (after SPAWN_FAIL_LIMIT tries with growing pauses): fail
@@ -528,10 +541,16 @@ static bool sup_round(struct pp *pp, bool *busy, uint64_t *due)
     if (nspawn)
         *busy = true;
     exec__pp_fins_flush(pp);
-    if (fail_code)
-        exec__pp_end_list(&failed, fail_code,
-                          fail_code == EXEC_EBROKEN ? pp->broken_status : 0,
-                          fail_code == EXEC_ESYS ? serr : 0);
+    if (fail_code) {
+        struct fin how = {.code = fail_code, .xst = -1, .wid = -1};
+        if (fail_code == EXEC_EBROKEN) {
+            exec__pp_broken_detail(pp, &how);
+        } else {
+            how.serr = serr;
+            how.cause = EXEC_CAUSE_SPAWN;
+        }
+        exec__pp_end_list(&failed, &how);
+    }
     return done;
 }
 

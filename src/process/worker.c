@@ -285,16 +285,23 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
     if (w.rg->max_age_ns)
         w.age_deadline = exec__now_ns() + w.rg->max_age_ns;
     w.res = result_buffer(c->max_result);
-    if (!w.res)
+    if (!w.res) {
+        atomic_store_explicit(&w.rg->setup_errno, errno ? errno : ENOMEM,
+                              memory_order_relaxed);
         leave(EXEC__WEXIT_SETUP);
+    }
 
+    /* The parent tells an initializer that dies (_exit(), a signal) from a task that does
+     * by this word: the pool breaks instead of respawning workers that die the same way. */
     if (c->init) {
+        atomic_store_explicit(&w.rg->phase, EXEC__WPHASE_INIT, memory_order_release);
         size_t n = 0;
         int st = c->init(c->init_arg_size ? c->init_arg : NULL, c->init_arg_size, w.res,
                          c->max_result, &n);
         if (st)
             say_and_leave(&w, EXEC__CMP_INITFAIL, 0, st);
     }
+    atomic_store_explicit(&w.rg->phase, EXEC__WPHASE_READY, memory_order_release);
 
     for (;;) {
         if (atomic_load_explicit(&exec__worker_stop, memory_order_relaxed))

@@ -200,6 +200,14 @@ static void kill_kid(struct zy *y, const struct exec__zmsg *cmd)
         }
 }
 
+/* The zygote cannot run: tell exec_create() why (it waits for the first word) and leave. */
+_Noreturn static void setup_failed(const struct exec__zygote_cfg *z)
+{
+    struct exec__zmsg m = {EXEC__Z_READY, 0, 0, 0, errno ? errno : ENOMEM, 0};
+    (void)exec__zsend(z->ctl_fd, &m, false);
+    _exit(EXEC__WEXIT_SETUP);
+}
+
 _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z)
 {
     struct zy y;
@@ -209,12 +217,13 @@ _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z)
     exec__stdio_forget();
     exec__child_signals();
 
-    /* Anything the parent had open (sockets, files) is not ours to keep alive. */
+    /* Anything the parent had open (sockets, files) is not ours to keep alive. Closed first,
+     * so that a parent that used up its fds still gets a zygote that can make its pipe. */
+    int keep[3] = {z->ctl_fd, z->death_fd, z->bell_fd};
+    exec__close_fds_except(keep, 3);
     int sp[2];
     if (exec__pipe_cloexec(sp) != 0)
-        _exit(EXEC__WEXIT_SETUP);
-    int keep[5] = {z->ctl_fd, z->death_fd, z->bell_fd, sp[0], sp[1]};
-    exec__close_fds_except(keep, 5);
+        setup_failed(z);
     fcntl(sp[0], F_SETFL, O_NONBLOCK);
     fcntl(sp[1], F_SETFL, O_NONBLOCK);
     sig_wfd = sp[1];
@@ -225,7 +234,7 @@ _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z)
     y.kids = mmap(NULL, (size_t)y.nkids * sizeof *y.kids, PROT_READ | PROT_WRITE,
                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (y.kids == MAP_FAILED)
-        _exit(EXEC__WEXIT_SETUP);
+        setup_failed(z);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -242,7 +251,12 @@ _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z)
     y.q = mmap(NULL, y.qcap * sizeof *y.q, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                -1, 0);
     if (y.q == MAP_FAILED)
-        _exit(EXEC__WEXIT_SETUP);
+        setup_failed(z);
+
+    /* exec_create() waits for this word: it returns only a pool that can make workers. */
+    struct exec__zmsg ready = {EXEC__Z_READY, 0, 0, 0, 0, 0};
+    if (exec__zsend(z->ctl_fd, &ready, false) != 0)
+        die(&y);
 
     pid_t parent = getppid();
     struct pollfd pf[3] = {

@@ -80,6 +80,19 @@ void exec__block_signals(void *old);
 void exec__restore_signals(const void *old);
 /* pthread_create with signals blocked and an optional stack size. 0 or an errno value. */
 int exec__thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg);
+/* Make the calling thread's waits on a condition variable no cancellation points, and back:
+ * a task thread cancelled (pthread_cancel) inside the library must not unwind holding one of
+ * its mutexes. Returns the state to give back. */
+static inline int exec__cancel_off(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+static inline void exec__cancel_restore(int old)
+{
+    pthread_setcancelstate(old, NULL);
+}
 /* A mutex for short, contended critical sections (adaptive where available). */
 void exec__mutex_init_hot(pthread_mutex_t *m);
 /* A condition variable on CLOCK_MONOTONIC. */

@@ -22,10 +22,11 @@ static void *worker_main(void *p);
 static int tp_shutdown(void *impl, unsigned flags);
 static int wait_for_room(struct tp *tp, uint32_t flags);
 
-/* Run @f (already RUNNING) on this worker. @top: not nested inside another task's wait, so
- * the slot's scratch buffer is free. */
-static void run(struct slot *s, struct exec_future *f, bool top)
+/* Run @fr->f (already RUNNING) on this worker. At level 0 (not nested inside another task's
+ * wait) the slot's scratch buffer is free. */
+static void run(struct slot *s, struct tframe *fr)
 {
+    struct exec_future *f = fr->f;
     struct tp *tp = s->tp;
     struct exec__tlane *tl = s->tl;
     uint64_t t0 = 0;
@@ -37,25 +38,20 @@ static void run(struct slot *s, struct exec_future *f, bool top)
         exec__tp_timer_add(tp, f);
 
     void *out = s->scratch;
-    int level = top ? 0 : ++s->depth;
+    int level = s->depth;
     if (level > 0) {
         if (level <= NEST_KEEP) {
             if (!s->nest[level - 1])
                 s->nest[level - 1] = malloc(tp->max_result);
             out = s->nest[level - 1];
         } else {
-            out = malloc(tp->max_result);
+            out = fr->heap_out; /* allocated with the frame */
         }
         if (!out) {
             if (f->timeout_ms)
                 exec__tp_timer_del(tp, f);
             exec__tls_task = outer;
-            if (exec__future_claim(f, 1u << EXEC_STATE_RUNNING)) {
-                f->fault.code = EXEC_ENOMEM;
-                f->fault.worker_id = s->id;
-                exec__future_drop_arg(f);
-                exec__future_finish(f, EXEC_STATE_FAILED);
-            }
+            exec__tp_fail_running(f, EXEC_ENOMEM, EXEC_CAUSE_NONE, s->id);
             goto done;
         }
     }
@@ -90,13 +86,9 @@ static void run(struct slot *s, struct exec_future *f, bool top)
     }
     if (EXEC__UNLIKELY(tl != NULL))
         exec__trace_task(tl, f, s->ttid, t0, t1, 0, code, st);
-    if (level > NEST_KEEP)
-        free(out);
 done:
-    if (level > 0)
-        s->depth--;
-    atomic_store_explicit(&s->ran, atomic_load_explicit(&s->ran, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    fr->f = NULL; /* done with it: a thread that ends now owes it nothing */
+    exec__tp_count_ran(s);
     exec_future_release(f); /* the backend's reference */
 }
 
@@ -117,16 +109,19 @@ static bool map_pop(struct tp *tp, struct exec__map **mp, size_t *lo, size_t *hi
     return false;
 }
 
-/* Run items [lo, hi) of @m in place: arguments read from the caller's input, results written
- * straight into its output. */
-static void run_chunk(struct slot *s, struct exec__map *m, size_t lo, size_t hi)
+/* Run items [lo, hi) of @fr->m in place: arguments read from the caller's input, results
+ * written straight into its output. Progress goes into @fr after each item, for a thread
+ * that ends in the middle (chunk_lost()). */
+static void run_chunk(struct slot *s, struct tframe *fr)
 {
+    struct exec__map *m = fr->m;
+    size_t lo = fr->lo, hi = fr->hi;
     uint64_t t0 = s->tl ? exec__ticks() : 0;
     _Alignas(16) unsigned char dummy[16];
     const unsigned char *in = exec__map_in(m, lo);
     unsigned char *out = exec__map_out(m, lo);
     int *status = exec__map_status(m, lo);
-    size_t ostep = out ? m->out_size : 0, nfail = 0, first = hi;
+    size_t ostep = out ? m->out_size : 0;
     if (!out)
         out = dummy; /* out_size is 0: nothing is written */
     for (size_t k = 0; k < hi - lo; k++, in += m->in_size, out += ostep) {
@@ -134,13 +129,15 @@ static void run_chunk(struct slot *s, struct exec__map *m, size_t lo, size_t hi)
         int st = m->fn(in, m->in_size, out, m->out_size, &osz);
         if (status)
             status[k] = st;
-        if (st && !nfail++)
-            first = lo + k;
+        if (st && !fr->nfail++)
+            fr->first = lo + k;
+        fr->done = k + 1;
     }
+    fr->m = NULL;
     if (s->tl) /* before exec__map_ran(): the map may be gone after it */
-        exec__trace_chunk(s->tl, s->ttid, t0, exec__ticks(), 0, lo, hi, (int32_t)nfail,
-                          nfail ? EXEC_ETASK : EXEC_OK, (int32_t)m->in_size);
-    exec__map_ran(m, lo, hi, nfail, first);
+        exec__trace_chunk(s->tl, s->ttid, t0, exec__ticks(), 0, lo, hi, (int32_t)fr->nfail,
+                          fr->nfail ? EXEC_ETASK : EXEC_OK, (int32_t)m->in_size);
+    exec__map_ran(m, lo, hi, fr->nfail, fr->first);
 }
 
 /* One unit of queued work: a task (already RUNNING) or a map chunk. */
@@ -158,16 +155,44 @@ static inline bool take_work(struct tp *tp, struct slot *s, struct work *w)
     return !exec__list_empty(&tp->maps) && map_pop(tp, &w->m, &w->lo, &w->hi);
 }
 
+/* A deep frame's block: the frame, then the result buffer, aligned for any type. */
+#define DEEP_HDR ((sizeof(struct tframe) + 15) & ~(size_t)15)
+
 static void do_work(struct slot *s, struct work *w, bool top)
 {
+    int outer = s->depth, level = top ? 0 : outer + 1;
+    bool deep = level > NEST_KEEP;
+    struct tframe *fr = &s->fr[deep ? 0 : level];
+    if (EXEC__UNLIKELY(deep)) /* one block: the frame, then the task's result buffer */
+        fr = malloc(DEEP_HDR + (w->f ? s->tp->max_result : 0));
+    if (EXEC__UNLIKELY(!fr)) {
+        if (w->f) {
+            exec__tp_fail_running(w->f, EXEC_ENOMEM, EXEC_CAUSE_NONE, s->id);
+            exec__tp_count_ran(s);
+            exec_future_release(w->f);
+        } else {
+            exec__map_fail(w->m, w->lo, w->hi, EXEC_ENOMEM);
+        }
+        return;
+    }
+    *fr = (struct tframe){.up = s->frame, .f = w->f, .m = w->f ? NULL : w->m, .lo = w->lo,
+                          .hi = w->hi, .first = w->hi, .deep = deep};
+    if (deep && w->f)
+        fr->heap_out = (unsigned char *)fr + DEEP_HDR;
+    s->frame = fr;
+    s->depth = level;
     if (w->f)
-        run(s, w->f, top);
+        run(s, fr);
     else
-        run_chunk(s, w->m, w->lo, w->hi);
+        run_chunk(s, fr);
+    s->depth = outer;
+    s->frame = fr->up;
+    if (deep)
+        free(fr);
 }
 
 /* Start a thread in @s. tp->lock held. */
-static int spawn(struct tp *tp, struct slot *s, bool join_prev)
+int exec__tp_spawn(struct tp *tp, struct slot *s, bool join_prev)
 {
     pthread_t old = s->thread;
     s->prev = old;
@@ -176,6 +201,7 @@ static int spawn(struct tp *tp, struct slot *s, bool join_prev)
     if (err) {
         s->thread = old;
         s->join_prev = false;
+        errno = err;
         return EXEC_ESYS;
     }
     s->has_thread = true;
@@ -195,7 +221,7 @@ static bool retire(struct tp *tp, struct slot *s)
     bool more = !stopping || exec__tp_q_nonempty(tp) || !exec__list_empty(&tp->maps);
     uint32_t ran = s->tasks, me = s->ttid;
     tp->alive--;
-    if (more && spawn(tp, s, s->has_thread) != 0) {
+    if (more && exec__tp_spawn(tp, s, s->has_thread) != 0) {
         tp->alive++;
         return false;
     }
@@ -209,15 +235,9 @@ static bool retire(struct tp *tp, struct slot *s)
     return true;
 }
 
-static void *worker_main(void *p)
+static void worker_loop(struct slot *s)
 {
-    struct slot *s = p;
     struct tp *tp = s->tp;
-    tls_slot = s;
-    exec__tls_core = tp->core;
-    exec__tls_counters = &s->cnt;
-    s->tasks = 0;
-
     pthread_mutex_lock(&tp->lock);
     /* Under the lock: a predecessor in this slot is done with the slot's lane. */
     s->ttid = (uint32_t)exec__gettid();
@@ -229,7 +249,31 @@ static void *worker_main(void *p)
         pthread_t prev = s->prev;
         s->join_prev = false;
         pthread_mutex_unlock(&tp->lock);
+        /* Not a cancellation point for us: the predecessor must be joined whatever comes. */
+        int cs = exec__cancel_off();
         pthread_join(prev, NULL);
+        exec__cancel_restore(cs);
+        pthread_mutex_lock(&tp->lock);
+    }
+    if (tp->init) {
+        pthread_mutex_unlock(&tp->lock);
+        bool ok = exec__tp_run_init(s);
+        pthread_mutex_lock(&tp->lock);
+        if (!ok) {
+            exec__tp_drop_resume(s, EXEC_EBROKEN);
+            tp->alive--;
+            if (tp->inside_waiters)
+                pthread_cond_broadcast(&tp->gone);
+            pthread_mutex_unlock(&tp->lock);
+            return;
+        }
+    }
+    if (EXEC__UNLIKELY(s->resume_m != NULL)) {
+        /* The items our predecessor left when its thread ended inside their chunk. */
+        struct work w = {.m = s->resume_m, .lo = s->resume_lo, .hi = s->resume_hi};
+        s->resume_m = NULL;
+        pthread_mutex_unlock(&tp->lock);
+        do_work(s, &w, true);
         pthread_mutex_lock(&tp->lock);
     }
     for (;;) {
@@ -238,8 +282,10 @@ static void *worker_main(void *p)
             pthread_mutex_unlock(&tp->lock);
             do_work(s, &w, true);
             pthread_mutex_lock(&tp->lock);
+            if (EXEC__UNLIKELY(tp->vacant))
+                (void)exec__tp_fill_vacant(tp);
             if (tp->max_tasks && ++s->tasks >= tp->max_tasks && retire(tp, s))
-                return NULL;
+                return;
             continue;
         }
         /* Closed and empty, no map left: no push can arrive any more (it would fail on
@@ -268,6 +314,19 @@ static void *worker_main(void *p)
     if (tp->inside_waiters)
         pthread_cond_broadcast(&tp->gone);
     pthread_mutex_unlock(&tp->lock);
+}
+
+static void *worker_main(void *p)
+{
+    struct slot *s = p;
+    tls_slot = s;
+    exec__tls_core = s->tp->core;
+    exec__tls_counters = &s->cnt;
+    s->tasks = 0;
+    /* Every way out of worker_loop() but its returns passes through exec__tp_on_thread_end(). */
+    pthread_cleanup_push(exec__tp_on_thread_end, s);
+    worker_loop(s);
+    pthread_cleanup_pop(0);
     return NULL;
 }
 
@@ -275,9 +334,10 @@ static void tp_free(struct tp *tp)
 {
     if (tp->slots)
         for (int i = 0; i < tp->nslots; i++) {
-            free(tp->slots[i].scratch);
+            struct slot *s = &tp->slots[i];
+            free(s->scratch);
             for (int k = 0; k < NEST_KEEP; k++)
-                free(tp->slots[i].nest[k]);
+                free(s->nest[k]);
         }
     free(tp->slots);
     free(tp->heap);
@@ -293,6 +353,7 @@ static int tp_create(struct exec *core, void **impl)
         return EXEC_ENOMEM;
     memset(tp, 0, sizeof *tp);
     tp->core = core;
+    tp->init = core->cfg.initializer;
     tp->max_result = core->cfg.max_result_size;
     tp->max_tasks = core->cfg.max_tasks_per_child;
     tp->queue_max = core->cfg.queue_max;
@@ -326,7 +387,7 @@ static int tp_create(struct exec *core, void **impl)
     int r = 0;
     pthread_mutex_lock(&tp->lock);
     for (int i = 0; i < tp->nslots && !r; i++)
-        r = spawn(tp, &tp->slots[i], false);
+        r = exec__tp_spawn(tp, &tp->slots[i], false);
     pthread_mutex_unlock(&tp->lock);
     if (!r && core->cfg.timeout_ms)
         r = exec__tp_timer_ensure(tp);
@@ -370,10 +431,19 @@ static int tp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
     }
     /* Counted before the push so that depth() never sees a pop before its push. The count
      * numbers the task for the trace. */
+    if (EXEC__UNLIKELY(atomic_load_explicit(&tp->any_vacant, memory_order_relaxed))) {
+        /* A worker thread ended and could not be replaced: try now, and say so if no
+         * worker is left to run this task. */
+        pthread_mutex_lock(&tp->lock);
+        bool full = exec__tp_fill_vacant(tp), none = tp->alive == 0;
+        pthread_mutex_unlock(&tp->lock);
+        if (!full && none)
+            return EXEC_ESYS;
+    }
     f->tseq = atomic_fetch_add_explicit(&tp->pushed, 1, memory_order_relaxed) + 1;
     if (EXEC__UNLIKELY(!exec__tp_q_push(tp, f))) {
         atomic_fetch_sub_explicit(&tp->pushed, 1, memory_order_relaxed);
-        return EXEC_ESHUTDOWN;
+        return atomic_load(&tp->broken) ? EXEC_EBROKEN : EXEC_ESHUTDOWN;
     }
     if (atomic_load_explicit(&tp->nidle, memory_order_seq_cst) > 0) {
         pthread_mutex_lock(&tp->lock);
@@ -403,8 +473,10 @@ static int wait_for_room(struct tp *tp, uint32_t flags)
         return EXEC_EAGAIN;
     pthread_mutex_lock(&tp->lock);
     tp->space_waiters++;
+    int cs = exec__cancel_off();
     while (depth(tp) >= tp->queue_max && !atomic_load(&tp->stopping))
         pthread_cond_wait(&tp->space, &tp->lock);
+    exec__cancel_restore(cs);
     tp->space_waiters--;
     pthread_mutex_unlock(&tp->lock);
     return 0;
@@ -438,19 +510,9 @@ static int tp_shutdown(void *impl, unsigned flags)
     pthread_mutex_lock(&tp->lock);
     atomic_fetch_or_explicit(&tp->incoming, CLOSED, memory_order_seq_cst);
     atomic_store_explicit(&tp->stopping, true, memory_order_seq_cst);
-    if (flags & EXEC_SHUTDOWN_CANCEL) {
-        exec__tp_q_collect(tp);
-        cancelled = tp->head;
-        tp->head = tp->tail = NULL;
-        uint64_t n = 0;
-        for (struct exec_future *c = cancelled; c; c = c->bk.threads.next)
-            n++;
-        atomic_store_explicit(&tp->popped, atomic_load(&tp->popped) + n, memory_order_release);
-    }
-    pthread_cond_broadcast(&tp->space);
-    struct slot *s;
-    while ((s = exec__tp_idle_pop(tp)))
-        exec__tp_wake(s);
+    if (flags & EXEC_SHUTDOWN_CANCEL)
+        cancelled = exec__tp_take_queued(tp);
+    exec__tp_wake_all(tp);
     pthread_mutex_unlock(&tp->lock);
 
     while (cancelled) {
@@ -467,20 +529,22 @@ static int tp_shutdown(void *impl, unsigned flags)
     if (flags & EXEC_SHUTDOWN_NOWAIT)
         return EXEC_OK;
 
-    /* A thread that retires now starts a replacement only while work is queued (see
-     * retire()); it does so before it exits, so once the joined thread is gone, the slot
-     * shows its replacement, if any, and we join that one too. */
-    for (int i = 0; i < tp->nslots; i++) {
-        struct slot *sl = &tp->slots[i];
-        pthread_mutex_lock(&tp->lock);
-        while (sl->has_thread) {
+    /* Join each slot's thread until no slot has one: a thread that ends inside a task
+     * starts a replacement even now (queued tasks still need workers); it joins its
+     * predecessor only if we have not taken that one to join. */
+    for (bool again = true; again;) {
+        again = false;
+        for (int i = 0; i < tp->nslots; i++) {
+            struct slot *sl = &tp->slots[i];
+            pthread_mutex_lock(&tp->lock);
+            bool has = sl->has_thread;
             pthread_t t = sl->thread;
             sl->has_thread = false;
             pthread_mutex_unlock(&tp->lock);
-            pthread_join(t, NULL);
-            pthread_mutex_lock(&tp->lock);
+            if (has)
+                pthread_join(t, NULL);
+            again |= has;
         }
-        pthread_mutex_unlock(&tp->lock);
     }
     pthread_mutex_lock(&tp->tlock);
     tp->timer_stop = true;
@@ -643,7 +707,7 @@ static int tp_map_start(void *impl, struct exec__map *m)
     pthread_mutex_lock(&tp->lock);
     if (atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
         pthread_mutex_unlock(&tp->lock);
-        return EXEC_ESHUTDOWN;
+        return atomic_load(&tp->broken) ? EXEC_EBROKEN : EXEC_ESHUTDOWN;
     }
     if (exec__list_unlinked(&m->link)) /* a stream offers its map again for new items */
         exec__list_push_back(&tp->maps, &m->link);
@@ -686,8 +750,7 @@ static bool tp_help(void *impl)
 static int tp_check_config(exec_config_t *c)
 {
     if (c->start_method || c->kill_grace_ms || c->max_rss_per_child || c->max_age_ms ||
-        c->recycle_jitter_pct || c->crash_limit || c->crash_window_ms || c->initializer ||
-        c->init_arg || c->init_arg_size)
+        c->recycle_jitter_pct || c->crash_limit || c->crash_window_ms)
         return EXEC_EINVAL;
     return EXEC_OK;
 }

@@ -147,3 +147,12 @@ void exec__tp_wake(struct slot *s)
     atomic_store_explicit(&s->park, 1, memory_order_release);
     exec__futex_wake(&s->park, 1);
 }
+
+/* Wake every idle worker and every submitter waiting for room (a shutdown, a broken pool). */
+void exec__tp_wake_all(struct tp *tp)
+{
+    pthread_cond_broadcast(&tp->space);
+    struct slot *s;
+    while ((s = exec__tp_idle_pop(tp)))
+        exec__tp_wake(s);
+}

@@ -2,6 +2,7 @@
 /*
  * threads/threads.h - the thread backend: what its files share. The parts:
  *   pool.c   create, destroy, the operations table, the workers and the map chunks
+ *   lost.c   the initializer, a broken pool, and threads that end inside a task
  *   queue.c  the submission stack, the ready FIFO and the idle stack
  *   timer.c  deadlines: a heap of running tasks and the thread that watches it
  * Nothing here is API; nothing outside src/threads/ includes it.
@@ -26,7 +27,20 @@
  *
  * Recycling. With max_tasks_per_child a worker that has run N top-level tasks starts its
  * replacement in the same slot and exits; the replacement joins it, so no thread is ever
- * left unjoined, and shutdown joins whatever thread each slot has once no more can start.
+ * left unjoined, and shutdown joins whatever thread each slot has until none is left.
+ *
+ * Initializer. Each new worker thread runs it before its first task. A failure (non-zero,
+ * or the thread ends inside it) breaks the pool: the queue closes, what waits fails with
+ * EXEC_EBROKEN, running tasks finish, the workers leave and none is started again.
+ *
+ * Threads that end inside a task (pthread_exit(), pthread_cancel()). A worker keeps, in its
+ * slot, a frame per level of work it runs (the top-level task or chunk, and each one run
+ * nested inside a wait); a cleanup handler around the worker's whole life reads them when
+ * the thread unwinds: each task fails EXEC_ECRASHED (EXEC_CAUSE_THREAD_EXIT), a chunk keeps
+ * the items it finished, fails the one it was in and leaves the rest to its replacement,
+ * which the thread starts in its slot, as recycling does, and which runs them first. The
+ * frames are in the slot (or the heap), not on the stack: the handler runs after the stack
+ * above worker_main() is gone.
  *
  * Lock order: tp->lock, then a future's lock (via listen/finish), then a cq's lock.
  * tp->tlock (timer) is never held with tp->lock.
@@ -41,12 +55,24 @@ struct tp;
 
 #define NEST_KEEP 8
 
+/* One level of work a worker runs (see "Threads that end inside a task" above): a task, or
+ * items [lo, hi) of a map of which `done` ran (`nfail` failed, the first at `first`). */
+struct tframe {
+    struct tframe *up; /* the level this one runs nested in, NULL at the top */
+    struct exec_future *f;
+    struct exec__map *m;
+    size_t lo, hi, done, nfail, first;
+    void *heap_out; /* deep: the task's result buffer, in the frame's block */
+    bool deep;      /* a level past NEST_KEEP: the frame is a block of its own (malloc) */
+};
+
 struct slot {
     struct tp *tp;
     int id;
     /* Under tp->lock: */
     pthread_t thread;
     bool has_thread;    /* a thread runs in this slot and has not been joined */
+    bool vacant;        /* its thread ended inside a task and no replacement started yet */
     bool idle;          /* on the idle stack */
     struct slot *idle_next;
     pthread_t prev;     /* retired predecessor the current thread must join */
@@ -60,6 +86,15 @@ struct slot {
      * reuse up to NEST_KEEP levels, allocated per run deeper than that. */
     int depth;
     void *nest[NEST_KEEP];
+    /* The levels of work now running, innermost first (NULL: none); the frames of levels
+     * 0..NEST_KEEP (deeper ones are allocated per run, with the result buffer). */
+    struct tframe *frame;
+    struct tframe fr[NEST_KEEP + 1];
+    bool in_init; /* the initializer runs */
+    /* Items [resume_lo, resume_hi) of resume_m, claimed by a thread that ended inside the
+     * chunk and not run: the replacement runs them first (under tp->lock to hand over). */
+    struct exec__map *resume_m;
+    size_t resume_lo, resume_hi;
     /* Trace: the slot's lane (NULL when not tracing), written by the slot's current thread,
      * and that thread's OS id (its track), set under tp->lock when it starts. */
     struct exec__tlane *tl;
@@ -71,6 +106,7 @@ struct slot {
 
 struct tp {
     struct exec *core;
+    exec_task_fn *init; /* the initializer, NULL for none; its argument is in core->cfg */
     size_t max_result;
     uint32_t max_tasks;
     size_t stack_size;
@@ -101,6 +137,11 @@ struct tp {
     struct slot *idle;
     int alive;
     uint64_t retired;
+    /* The pool is broken (its initializer failed): set under lock, read by submitters. */
+    _Atomic bool broken;
+    int broken_status, broken_cause;
+    int vacant; /* slots whose thread ended and could not be replaced yet */
+    _Atomic bool any_vacant;
     /* A waiting exec_shutdown() from inside (tp_shutdown_inside): the threads waiting there
      * (workers among them, which count as done), woken on `gone` when a worker exits. */
     pthread_cond_t gone; /* CLOCK_MONOTONIC */
@@ -133,6 +174,34 @@ struct slot *exec__tp_idle_pop(struct tp *tp);
 bool exec__tp_idle_push(struct tp *tp, struct slot *s);
 void exec__tp_idle_remove(struct tp *tp, struct slot *s);
 void exec__tp_wake(struct slot *s);
+void exec__tp_wake_all(struct tp *tp);
+
+/* pool.c: start a thread in @s (tp->lock held); the new one joins the old if @join_prev. */
+int exec__tp_spawn(struct tp *tp, struct slot *s, bool join_prev);
+
+/* lost.c: the initializer, a broken pool, threads that end inside a task */
+/* End @f (RUNNING, ours) as failed with @code and @cause, unless a deadline or a cancel
+ * ended it; drops its argument either way. */
+void exec__tp_fail_running(struct exec_future *f, int code, int cause, int worker);
+/* The cleanup handler around each worker thread's life (its argument: the slot). */
+void exec__tp_on_thread_end(void *slot);
+/* Fail with @code the items a thread left to its replacement (see slot.resume_m). */
+void exec__tp_drop_resume(struct slot *s, int code);
+/* Run the initializer in this new worker thread; false if the pool is (now) broken. */
+bool exec__tp_run_init(struct slot *s);
+/* Start threads in vacant slots (tp->lock held); whether none is vacant any more. */
+bool exec__tp_fill_vacant(struct tp *tp);
+/* Take every queued future out of the queue, as a list (tp->lock held). */
+struct exec_future *exec__tp_take_queued(struct tp *tp);
+/* The pool breaks (exec_cause_t @cause, the initializer's @status); idempotent. */
+void exec__tp_break(struct tp *tp, int cause, int status);
+
+/* One more task ended on this slot (exec_stats: running = started - ran). Its thread only. */
+static inline void exec__tp_count_ran(struct slot *s)
+{
+    atomic_store_explicit(&s->ran, atomic_load_explicit(&s->ran, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* timer.c */
 int exec__tp_timer_ensure(struct tp *tp);
