@@ -291,8 +291,12 @@ VALGRIND_FLAGS := -q --leak-check=no --error-exitcode=99 --trace-children=yes \
 # threads do not fit its alarm).
 # The 100 M-item streaming test too: its point is memory staying flat over a long input,
 # which the sanitizers check; under valgrind even a tenth of it would take many minutes.
+# The largest-pool tests too (scale_): their point is 1024 workers at once, which is more
+# threads than valgrind handles by default (--max-threads=500), or 1024 processes each under
+# its own valgrind instance plus 1088 traced forks for the recycling burst; the sanitizers
+# run them.
 VALGRIND_ARGS ?= $(SAN_ARGS) -x stress_ -x process_recycle_under_malloc_storm \
-                 -x stream_memory_flat
+                 -x stream_memory_flat -x scale_
 
 valgrind: $(RUNNER) $(STATIC)
 	$(call msg,VALGRIND,$(RUNNER))

@@ -202,8 +202,9 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *    or fault.exit_status, fault.worker_pid) and the worker is replaced. At a deadline the
  *    worker gets SIGTERM, then SIGKILL after kill_grace_ms; the future fails at once with
  *    EXEC_ETIMEDOUT and fault.signal = SIGTERM.
- *  - Done-callbacks run on the executor's supervisor thread; from there, waiting on,
- *    mapping over or shutting down the same executor returns EXEC_EDEADLK.
+ *  - Done-callbacks run on the executor's supervisor thread; from there, waiting on or
+ *    mapping over the same executor returns EXEC_EDEADLK, exec_destroy() too, and
+ *    exec_shutdown() waits while the pool keeps moving (see exec_shutdown()).
  *  - The pool becomes broken (see "A broken pool" below) when the crash-loop breaker trips
  *    (fault.cause EXEC_CAUSE_CRASH_LOOP) or when the zygote dies (EXEC_CAUSE_ZYGOTE), and,
  *    as on threads, when the initializer fails: here also when it calls _exit() (exit_status)
@@ -392,9 +393,15 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg);
  *         returns at once, the wait being left to exec_destroy().
  * After it, exec_submit() and exec_map() return EXEC_ESHUTDOWN. Calling it again is safe
  * (it waits again unless NOWAIT). Futures stay valid and keep their results.
- * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or unknown flags); EXEC_EDEADLK when called from
- *         inside one of @ex's own tasks, or from a done-callback run by one of @ex's own
- *         threads, without EXEC_SHUTDOWN_NOWAIT (nothing is done).
+ * From inside one of @ex's own tasks, or a done-callback run by one of @ex's own threads
+ * (a worker thread, the thread backend's deadline timer, the process backend's supervisor),
+ * it cannot wait for the threads to end (the caller is one of them): it refuses new tasks at
+ * once, runs or cancels the queued ones as @flags say, and returns once every task has ended
+ * but the caller's own (and those waiting on its thread's stack); the caller keeps the pool
+ * moving meanwhile (a worker runs queued tasks, the timer fails deadlines, the supervisor
+ * does its rounds). Whatever waits for the caller's own task deadlocks there, as anywhere.
+ * exec_destroy(), from outside, joins the rest later.
+ * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or unknown flags).
  * Thread-safety: any thread, concurrently with submits.
  */
 EXEC_API int exec_shutdown(exec_t *ex, unsigned flags);

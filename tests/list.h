@@ -348,4 +348,18 @@
     X(mpi_executors_in_turn, MPI_ONLY)                                                     \
     X(mpi_in_flight_bounded, MPI_ONLY)                                                     \
     X(mpi_map_crash_fails_its_chunk, MPI_ONLY)                                             \
+    /* tests/test_scale.c */                                                               \
+    X(scale_largest_pool, BOTH_BACKENDS | SLOW)                                            \
+    X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \
+    /* tests/test_recycle.c */                                                             \
+    X(recycle_threads_queued_at_shutdown, THREADS_ONLY)                                    \
+    X(recycle_process_zombies_bounded, PROCESSES_ONLY)                                     \
+    X(recycle_shm_cache_stays_small, PROCESSES_ONLY)                                       \
+    /* tests/test_inside.c */                                                              \
+    X(inside_callback_shutdown_waits, BOTH_BACKENDS)                                       \
+    X(inside_callback_shutdown_cancels, BOTH_BACKENDS)                                     \
+    X(inside_callback_shutdown_recycles, BOTH_BACKENDS)                                    \
+    X(inside_task_shutdown_waits, THREADS_ONLY)                                            \
+    X(inside_deadline_callback_keeps_timer, THREADS_ONLY)                                  \
+    X(inside_bad_input, BOTH_BACKENDS)                                                     \
     /* end of TEST_LIST */

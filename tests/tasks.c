@@ -78,6 +78,18 @@ int task_noop(const void *arg, size_t arg_size, void *out, size_t out_cap, size_
     return 0;
 }
 
+int task_until_stopped(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size)
+{
+    (void)arg, (void)arg_size, (void)out, (void)out_cap, (void)out_size;
+    /* Sleep between looks: a pure spin can starve the timer thread under valgrind, which
+     * runs one thread at a time. */
+    uint64_t t0 = test_now_ms();
+    while (!exec_task_should_stop() && test_now_ms() - t0 < 20000)
+        test_sleep_ms(1);
+    return 0;
+}
+
 int task_block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_cap,
                        size_t *out_size)
 {

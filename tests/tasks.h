@@ -60,6 +60,11 @@ int task_triple_submit(const void *arg, size_t arg_size, void *out, size_t out_c
 /* Does nothing, successfully. */
 int task_noop(const void *arg, size_t arg_size, void *out, size_t out_cap, size_t *out_size);
 
+/* Sleeps in 1 ms steps until exec_task_should_stop() (its deadline or a cancel), at most
+ * 20 s; returns 0. */
+int task_until_stopped(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size);
+
 /* THREADS_ONLY (a pipe fd in the argument): blocks until one byte can be read from the
  * pipe; result: the worker thread's tid (int64). */
 int task_block_on_pipe(const void *arg, size_t arg_size, void *out, size_t out_cap,

@@ -18,11 +18,13 @@
  * Versions (SQLite's iVersion idea): `version` says which operations the table has. The core
  * reads an operation only through EXEC__OP(), which yields NULL for an operation newer than
  * the table, so a table written for an older version keeps working when operations are
- * appended. Version 1 is everything below. Required in every version: check_config, create,
- * submit, cancel, shutdown, stats, destroy. Optional (NULL): the others; without map_start
- * exec_map() says EXEC_ENOTSUP, without wait/help a worker that waits gets EXEC_EDEADLK.
+ * appended. Version 1 is everything below up to map_unclaims; version 2 adds
+ * shutdown_inside. Required in every version: check_config, create, submit, cancel,
+ * shutdown, stats, destroy. Optional (NULL): the others; without map_start exec_map() says
+ * EXEC_ENOTSUP, without wait/help a worker that waits gets EXEC_EDEADLK, without
+ * shutdown_inside a waiting exec_shutdown() from inside gets EXEC_EDEADLK.
  */
-#define EXEC__OPS_VERSION 1
+#define EXEC__OPS_VERSION 2
 #define EXEC__OP(ops, op, since) ((ops)->version >= (since) ? (ops)->op : NULL)
 
 struct exec__map;
@@ -70,6 +72,12 @@ struct exec__backend_ops {
     bool (*help)(void *impl);
     /* The backend may hand claimed ranges back (exec__map_unclaim): the driver keeps room. */
     bool map_unclaims;
+    /* Version 2. A waiting exec_shutdown() from inside (called when in_task): refuse new
+     * work, cancel what is queued with EXEC_SHUTDOWN_CANCEL, then wait until every task and
+     * chunk has ended but those of the calling thread, keeping the pool moving meanwhile
+     * (run queued work, or do the backend thread's own job when the caller is that thread).
+     * Threads and processes are left for exec_destroy() to join. */
+    int (*shutdown_inside)(void *impl, unsigned flags);
 };
 
 /* The table of backend @b, or NULL when this build has none (core/registry.c). */

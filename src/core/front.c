@@ -136,11 +136,20 @@ EXEC_API int exec_shutdown(exec_t *ex, unsigned flags)
         atomic_store(&ex->shut, true);
         return EXEC_OK;
     }
-    if (!(flags & EXEC_SHUTDOWN_NOWAIT) && exec__core_in_task(ex))
-        return EXEC_EDEADLK;
+    /* From inside one of its own tasks or callbacks, the executor cannot wait for its own
+     * threads to end (one of them is the caller): the backend waits for the work instead,
+     * and exec_destroy() joins the threads later. */
+    int (*inside)(void *, unsigned) = NULL;
+    if (!(flags & EXEC_SHUTDOWN_NOWAIT) && exec__core_in_task(ex)) {
+        inside = EXEC__OP(ex->ops, shutdown_inside, 2);
+        if (!inside)
+            return EXEC_EDEADLK;
+    }
     atomic_store(&ex->shut, true);
     if (flags & EXEC_SHUTDOWN_CANCEL)
         exec__maps_cancel(ex);
+    if (inside)
+        return inside(ex->impl, flags);
     int r = ex->ops->shutdown(ex->impl, flags);
     /* Every worker is gone: what they recorded reaches the file now. */
     if (ex->trace && !(flags & EXEC_SHUTDOWN_NOWAIT))

@@ -54,11 +54,15 @@ static void fin_apply(struct fin *x)
         exec_future_release(f);
 }
 
+/* Re-entrant: a done-callback run here may run a supervisor round (a shutdown from inside
+ * it), which adds and flushes too; each entry is taken before it is applied. */
 void exec__pp_fins_flush(struct pp *pp)
 {
-    for (size_t i = 0; i < pp->nfins; i++)
-        fin_apply(&pp->fins[i]);
-    pp->nfins = 0;
+    while (pp->fins_next < pp->nfins) {
+        struct fin x = pp->fins[pp->fins_next++];
+        fin_apply(&x);
+    }
+    pp->nfins = pp->fins_next = 0;
 }
 
 /* End a list of futures (linked by their FP(f)->link) with one outcome (@how: its code and
@@ -176,7 +180,7 @@ struct inst *exec__pp_pick(struct pp *pp)
     struct inst *best = NULL;
     for (int s = 0; s < pp->nslots; s++) {
         struct inst *in = cur_inst(pp, s);
-        if (in && inst_takes_work(in) && !in->full && (!best || in->fn < best->fn)) {
+        if (in && inst_may_take(pp, in) && !in->full && (!best || in->fn < best->fn)) {
             best = in;
             if (!in->fn)
                 break;

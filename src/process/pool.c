@@ -334,6 +334,17 @@ static int pp_shutdown(void *impl, unsigned flags)
     return EXEC_OK;
 }
 
+/* exec_shutdown(ex, 0) from a done-callback, i.e. on the supervisor thread: shut down as
+ * usual without waiting, then do the supervisor's job here until every task has ended (the
+ * workers exit, and the supervisor stops, once the callback has returned). */
+static int pp_shutdown_inside(void *impl, unsigned flags)
+{
+    struct pp *pp = impl;
+    (void)pp_shutdown(pp, flags | EXEC_SHUTDOWN_NOWAIT);
+    exec__pp_sup_wait_idle(pp);
+    return EXEC_OK;
+}
+
 static void pp_destroy(void *impl)
 {
     struct pp *pp = impl;
@@ -458,4 +469,5 @@ const struct exec__backend_ops exec__process_ops = {
     .map_end = pp_map_end,
     .chunk_max = pp_chunk_max,
     .map_unclaims = true,
+    .shutdown_inside = pp_shutdown_inside,
 };

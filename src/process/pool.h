@@ -207,8 +207,8 @@ struct pp {
     pthread_t sup;
     bool sup_started;
     _Atomic int kick;
-    struct fin *fins; /* supervisor's scratch */
-    size_t nfins, fins_cap;
+    struct fin *fins; /* supervisor's scratch; fins_next: the first one not applied yet */
+    size_t nfins, fins_next, fins_cap;
     struct inst **todo;
     struct pollfd *pfd;
     struct inst **pfd_inst;
@@ -273,6 +273,22 @@ static inline bool inst_takes_work(const struct inst *in)
     return (in->st == I_SPAWNING || in->st == I_LIVE) && in->fn < DEPTH;
 }
 
+/* Whether @in may be sent its next request now. The request that retires it
+ * (max_tasks_per_child) waits until the slot's previous worker is reaped (the zygote's
+ * EXITED event, or our waitpid): a worker that retires for its quota then never dies while
+ * its predecessor is still a zombie, so steady recycling leaves at most one zombie per slot
+ * (with max_tasks_per_child = 1 a slot's new worker starts its task once the old one is
+ * gone, which also keeps the tasks running at once at the worker count). */
+static inline bool inst_may_take(const struct pp *pp, const struct inst *in)
+{
+    if (!inst_takes_work(in))
+        return false;
+    if (!in->max_tasks || in->dispatched + 1 < in->max_tasks)
+        return true;
+    const struct inst *prev = &pp->slots[in->slot].in[1 - in->rix];
+    return prev->st == I_FREE || prev->exited;
+}
+
 static inline struct inst *cur_inst(struct pp *pp, int s)
 {
     struct slot *sl = &pp->slots[s];
@@ -334,5 +350,8 @@ void exec__pp_trace_cancel_list(struct pp *pp, struct exec__list *list);
 
 /* supervise.c: the supervisor thread */
 void *exec__pp_sup_main(void *arg);
+/* On the supervisor thread (a done-callback that waits for a shutdown): run the supervisor's
+ * rounds until no task or chunk is left. */
+void exec__pp_sup_wait_idle(struct pp *pp);
 
 #endif /* EXEC_PROCESS_POOL_H */

@@ -123,29 +123,30 @@ static bool read_events(struct pp *pp, bool force)
     return any;
 }
 
-/* End @f from its completion. Returns the code it ended with, or 1 if it had ended
- * already (a deadline, a cancel). */
-static int finish_done(struct exec_future *f, const struct exec__cmp *c, const struct inst *in)
+/* End @f from its completion, up to publishing the end: claim it and copy the result out of
+ * the ring (which may be reused once released). Returns the code it ends with, or 1 if it had
+ * ended already (a deadline, a cancel); the caller then publishes *end with
+ * exec__future_finish() (its done-callbacks run then) unless it returned 1. */
+static int finish_done(struct exec_future *f, const struct exec__cmp *c, const struct inst *in,
+                       exec_state_t *end)
 {
     if (!exec__future_claim(f, 1u << EXEC_STATE_QUEUED | 1u << EXEC_STATE_RUNNING))
         return 1;
-    exec_state_t end = EXEC_STATE_DONE;
+    *end = EXEC_STATE_DONE;
     f->fault.worker_pid = inst_pid(in);
     f->fault.worker_id = in->slot;
     f->fault.code = c->code;
     if (c->code == EXEC_ETASK) {
         f->fault.task_status = c->status;
-        end = EXEC_STATE_FAILED;
+        *end = EXEC_STATE_FAILED;
     } else if (c->code != EXEC_OK) {
-        end = EXEC_STATE_FAILED;
+        *end = EXEC_STATE_FAILED;
     } else if (exec__future_set_result(f, c + 1, (size_t)c->size) != 0) {
         f->fault.code = EXEC_ENOMEM;
-        end = EXEC_STATE_FAILED;
+        *end = EXEC_STATE_FAILED;
     }
-    int code = f->fault.code;
     exec__future_drop_arg(f);
-    exec__future_finish(f, end);
-    return code;
+    return f->fault.code;
 }
 
 static int reason_of(uint32_t flags)
@@ -209,17 +210,24 @@ static bool drain(struct pp *pp, struct inst *in)
     exec__pp_refill(pp);
     pthread_mutex_unlock(&pp->lock);
 
+    /* Everything is copied out of the ring before it is released, and futures publish
+     * their end only after that: a done-callback may wait for this executor's shutdown,
+     * which runs the supervisor's loop (drain() included) from inside the callback. */
+    exec_state_t ends[DRAIN_BATCH];
+    bool won[DRAIN_BATCH];
     for (uint32_t i = 0; i < n; i++) {
         const struct exec__cmp *c = (const struct exec__cmp *)msgs[i];
         struct ent *e = &ents[i];
-        if (c->h.kind != EXEC__CMP_DONE)
+        if (c->h.kind != EXEC__CMP_DONE) {
+            e->f = NULL;
             continue;
+        }
         if (e->f) {
-            int code = finish_done(e->f, c, in);
+            int code = finish_done(e->f, c, in, &ends[i]);
+            won[i] = code != 1;
             if (pp->tl)
                 exec__pp_trace_done(pp, in, e, c,
                                     code <= 0 ? code : exec__future_end_code(e->f));
-            exec_future_release(e->f);
         } else if (e->map) {
             exec__pp_trace_done(pp, in, e, c, 0); /* before the map may go */
             size_t count = e->hi - e->lo;
@@ -236,6 +244,13 @@ static bool drain(struct pp *pp, struct inst *in)
         if (msgs[i]->size >= DISCARD_MIN)
             exec__shm_discard(msgs[i], msgs[i]->size);
     exec__rq_release(&in->cq);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!ents[i].f)
+            continue;
+        if (won[i])
+            exec__future_finish(ents[i].f, ends[i]);
+        exec_future_release(ents[i].f);
+    }
     exec__pp_fins_flush(pp);
     struct fin how = {.code = EXEC_EBROKEN, .wid = -1};
     exec__pp_broken_detail(pp, &how);
@@ -267,7 +282,7 @@ static uint64_t timers(struct pp *pp, uint64_t now)
             }
         }
         if (!in->fn) {
-            if (inst_takes_work(in))
+            if (inst_may_take(pp, in))
                 idle = in;
             continue;
         }
@@ -462,6 +477,99 @@ static bool spin(struct pp *pp)
     }
 }
 
+/* One round of the supervisor: events, completions, settled workers, breaking, timers,
+ * spawns, refills, winding down, and the futures that ended. Sets *busy when something
+ * happened and *due to the next timer (0 = none). Returns whether every worker is gone after
+ * a shutdown. Re-entrant: a done-callback it runs may wait for a shutdown, which runs rounds
+ * itself (exec__pp_sup_wait_idle()); every scratch array is emptied before a callback runs. */
+static bool sup_round(struct pp *pp, bool *busy, uint64_t *due)
+{
+    struct exec__list failed;
+    exec__list_init(&failed);
+    int fail_code = 0;
+
+    exec__pp_fins_flush(pp); /* left by the round we run inside, if any */
+    pthread_mutex_lock(&pp->lock);
+    *busy |= read_events(pp, pp->woke);
+    pp->woke = false;
+    pthread_mutex_unlock(&pp->lock);
+
+    FOR_EACH_INST(pp, in) {
+        if (in->used)
+            while (drain(pp, in))
+                *busy = true;
+    }
+
+    uint64_t now = exec__now_ns();
+    pthread_mutex_lock(&pp->lock);
+    FOR_EACH_INST(pp, in) {
+        if (in->st != I_FREE && in->exited &&
+            atomic_load_explicit(&in->rg->cmp.tail, memory_order_acquire) == in->cq.pos) {
+            if (!exec__pp_settle_early(pp, in, &failed))
+                exec__pp_settle(pp, in, true);
+            *busy = true;
+        }
+    }
+    if (!exec__list_empty(&failed)) {
+        fail_code = EXEC_EBROKEN; /* an initializer died: settle_early() broke the pool */
+    } else if (pp->tripped && !pp->broken) {
+        exec__pp_go_broken(pp, EXEC_CAUSE_CRASH_LOOP, 0, 0, -1, &failed);
+        fail_code = EXEC_EBROKEN;
+    } else if (pp->zygote_dead && !pp->broken) {
+        exec__pp_go_broken(pp, EXEC_CAUSE_ZYGOTE, 0, 0, -1, &failed);
+        fail_code = EXEC_EBROKEN;
+    } else if (pp->spawn_gave_up) {
+        /* Workers cannot be made (after SPAWN_FAIL_LIMIT tries with growing pauses): fail
+         * what waits rather than strand it. Later submits wait for the next try, at most
+         * about a second away, and fail the same way if it fails too. */
+        pp->spawn_gave_up = false;
+        exec__pp_q_take_all(pp, &failed);
+        fail_code = EXEC_ESYS;
+        exec__pp_maps_fail_pending(pp, EXEC_ESYS);
+    }
+    *due = timers(pp, now);
+    int nspawn = exec__pp_plan_spawns(pp, now);
+    if (exec__pp_refill(pp))
+        *busy = true; /* timers() must see the new requests (their starts, deadlines) */
+    bool done = wind_down(pp);
+    int serr = pp->spawn_errno;
+    pthread_mutex_unlock(&pp->lock);
+
+    /* Spawns first: pp->todo must be used up before a callback may run a round. */
+    for (int i = 0; i < nspawn; i++)
+        exec__pp_spawn_one(pp, pp->todo[i]);
+    if (nspawn)
+        *busy = true;
+    exec__pp_fins_flush(pp);
+    if (fail_code) {
+        struct fin how = {.code = fail_code, .xst = -1, .wid = -1};
+        if (fail_code == EXEC_EBROKEN) {
+            exec__pp_broken_detail(pp, &how);
+        } else {
+            how.serr = serr;
+            how.cause = EXEC_CAUSE_SPAWN;
+        }
+        exec__pp_end_list(&failed, &how);
+    }
+    return done;
+}
+
+void exec__pp_sup_wait_idle(struct pp *pp)
+{
+    for (;;) {
+        pthread_mutex_lock(&pp->lock);
+        bool left = exec__pp_work_left(pp);
+        pthread_mutex_unlock(&pp->lock);
+        if (!left)
+            return;
+        bool busy = false;
+        uint64_t due = 0;
+        (void)sup_round(pp, &busy, &due); /* the supervisor's own loop stops the pool */
+        if (!busy && !spin(pp))
+            sleep_once(pp, due);
+    }
+}
+
 void *exec__pp_sup_main(void *arg)
 {
     struct pp *pp = arg;
@@ -470,73 +578,8 @@ void *exec__pp_sup_main(void *arg)
     exec__tls_core = pp->core;
     for (;;) {
         bool busy = false;
-        struct exec__list failed;
-        exec__list_init(&failed);
-        int fail_code = 0;
-
-        pthread_mutex_lock(&pp->lock);
-        busy |= read_events(pp, pp->woke);
-        pp->woke = false;
-        pthread_mutex_unlock(&pp->lock);
-
-        FOR_EACH_INST(pp, in) {
-            if (in->used)
-                while (drain(pp, in))
-                    busy = true;
-        }
-
-        uint64_t now = exec__now_ns();
-        pthread_mutex_lock(&pp->lock);
-        FOR_EACH_INST(pp, in) {
-            if (in->st != I_FREE && in->exited &&
-                atomic_load_explicit(&in->rg->cmp.tail, memory_order_acquire) ==
-                    in->cq.pos) {
-                if (!exec__pp_settle_early(pp, in, &failed))
-                    exec__pp_settle(pp, in, true);
-                busy = true;
-            }
-        }
-        if (!exec__list_empty(&failed)) {
-            fail_code = EXEC_EBROKEN; /* an initializer died: settle_early() broke the pool */
-        } else if (pp->tripped && !pp->broken) {
-            exec__pp_go_broken(pp, EXEC_CAUSE_CRASH_LOOP, 0, 0, -1, &failed);
-            fail_code = EXEC_EBROKEN;
-        } else if (pp->zygote_dead && !pp->broken) {
-            exec__pp_go_broken(pp, EXEC_CAUSE_ZYGOTE, 0, 0, -1, &failed);
-            fail_code = EXEC_EBROKEN;
-        } else if (pp->spawn_gave_up) {
-            /* Workers cannot be made (after SPAWN_FAIL_LIMIT tries with growing pauses):
-             * fail what waits rather than strand it. Later submits wait for the next try,
-             * at most about a second away, and fail the same way if it fails too. */
-            pp->spawn_gave_up = false;
-            exec__pp_q_take_all(pp, &failed);
-            fail_code = EXEC_ESYS;
-            exec__pp_maps_fail_pending(pp, EXEC_ESYS);
-        }
-        uint64_t due = timers(pp, now);
-        int nspawn = exec__pp_plan_spawns(pp, now);
-        if (exec__pp_refill(pp))
-            busy = true; /* timers() must see the new requests (their starts, deadlines) */
-        bool done = wind_down(pp);
-        int serr = pp->spawn_errno;
-        pthread_mutex_unlock(&pp->lock);
-
-        exec__pp_fins_flush(pp);
-        if (fail_code) {
-            struct fin how = {.code = fail_code, .xst = -1, .wid = -1};
-            if (fail_code == EXEC_EBROKEN) {
-                exec__pp_broken_detail(pp, &how);
-            } else {
-                how.serr = serr;
-                how.cause = EXEC_CAUSE_SPAWN;
-            }
-            exec__pp_end_list(&failed, &how);
-        }
-        for (int i = 0; i < nspawn; i++)
-            exec__pp_spawn_one(pp, pp->todo[i]);
-        if (nspawn)
-            busy = true;
-        if (done) {
+        uint64_t due = 0;
+        if (sup_round(pp, &busy, &due)) {
             exec__pp_stop_zygote(pp);
             pthread_mutex_lock(&pp->lock);
             pp->stopped = true;

@@ -329,5 +329,7 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
         default: /* EXEC__REQ_EXIT */
             leave(0);
         }
+        /* Between tasks: no task holds a pointer into a shared buffer now. */
+        (void)exec__shmbuf_trim_grown();
     }
 }

@@ -23,6 +23,16 @@
  * workers also hold PR_SET_PDEATHSIG(SIGKILL) on the zygote (a single-threaded process, so
  * the per-thread semantics of that flag is exactly per process here).
  *
+ * Never blocking both ways. The supervisor sends commands and reads events on the same
+ * socket pair; if both sides could block in send() on a full socket, a burst of spawns (a pool
+ * of several hundred workers starting at once) would leave each waiting for the other to read.
+ * So the zygote never blocks in send(): its events go into a queue of its own, written out
+ * whenever the socket takes them (poll() watches POLLOUT while the queue is not empty), and it
+ * keeps reading commands meanwhile. The supervisor may then block in send() only while the
+ * zygote is busy forking, never while the zygote waits for it. The queue stays small (every
+ * event answers a SPAWN or reports one of at most 2 * nslots children, and the supervisor
+ * re-uses a worker slot only after it read its events) but grows rather than drop an event.
+ *
  * Everything in this file runs in the zygote, after fork(), and uses only system calls.
  */
 #include "process/proto.h"
@@ -62,6 +72,9 @@ struct zy {
     int nkids;
     int sig_rfd;
     pid_t self;
+    /* Events not sent yet: a ring of qcap entries (mmap'ed), the oldest at qhead. */
+    struct exec__zmsg *q;
+    size_t qhead, qn, qcap;
 };
 
 _Noreturn static void die(struct zy *y)
@@ -77,15 +90,47 @@ _Noreturn static void die(struct zy *y)
     _exit(0);
 }
 
+/* Write out queued events while the socket takes them; never blocks. EPIPE (or any error
+ * but a full socket) means the parent is gone. */
+static void flush_events(struct zy *y)
+{
+    while (y->qn) {
+        if (exec__zsend(y->z->ctl_fd, &y->q[y->qhead], true) != 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+                return; /* poll() says when there is room */
+            die(y);
+        }
+        y->qhead = (y->qhead + 1) % y->qcap;
+        y->qn--;
+        /* A supervisor that is awake reads the socket only when this count moved (no system
+         * call per loop); one that sleeps polls the socket itself. */
+        atomic_fetch_add_explicit(&y->z->hub->zevents, 1, memory_order_release);
+    }
+}
+
+/* Room for one more queued event: double the ring (mmap: no malloc in the zygote). */
+static void grow_queue(struct zy *y)
+{
+    size_t cap = y->qcap ? y->qcap * 2 : 64;
+    struct exec__zmsg *q = mmap(NULL, cap * sizeof *q, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        die(y); /* the parent sees the pool broken, never a lost event */
+    for (size_t i = 0; i < y->qn; i++)
+        q[i] = y->q[(y->qhead + i) % y->qcap];
+    if (y->q)
+        munmap(y->q, y->qcap * sizeof *y->q);
+    y->q = q;
+    y->qcap = cap;
+    y->qhead = 0;
+}
+
 static void send_event(struct zy *y, const struct exec__zmsg *m)
 {
-    /* Blocking: the parent's supervisor always drains events before it sends. EPIPE means
-     * the parent is gone. */
-    if (exec__zsend(y->z->ctl_fd, m, false) != 0)
-        die(y);
-    /* A supervisor that is awake reads the socket only when this count moved (no system
-     * call per loop); one that sleeps polls the socket itself. */
-    atomic_fetch_add_explicit(&y->z->hub->zevents, 1, memory_order_release);
+    if (y->qn == y->qcap)
+        grow_queue(y);
+    y->q[(y->qhead + y->qn++) % y->qcap] = *m;
+    flush_events(y);
 }
 
 static void reap(struct zy *y)
@@ -109,6 +154,7 @@ static void reap(struct zy *y)
 static void spawn(struct zy *y, const struct exec__zmsg *cmd)
 {
     const struct exec__zygote_cfg *z = y->z;
+    reap(y); /* a burst of commands must not keep the dead waiting: no zombie piles up */
     struct exec__zmsg ev = {EXEC__Z_SPAWNFAIL, cmd->slot, cmd->rix, 0, 0, cmd->gen};
     int free_i = -1;
     for (int i = 0; i < y->nkids; i++)
@@ -200,10 +246,18 @@ _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    /* Every event answers a command or reports a child: 2 per kid entry is the usual most. */
+    y.qcap = (size_t)y.nkids * 2 + 16;
+    y.q = mmap(NULL, y.qcap * sizeof *y.q, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
+    if (y.q == MAP_FAILED)
+        setup_failed(z);
+
     /* exec_create() waits for this word: it returns only a pool that can make workers. */
     struct exec__zmsg ready = {EXEC__Z_READY, 0, 0, 0, 0, 0};
     if (exec__zsend(z->ctl_fd, &ready, false) != 0)
         die(&y);
+
     pid_t parent = getppid();
     struct pollfd pf[3] = {
         {z->ctl_fd, POLLIN, 0},
@@ -211,6 +265,7 @@ _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z)
         {y.sig_rfd, POLLIN, 0},
     };
     for (;;) {
+        pf[0].events = (short)(POLLIN | (y.qn ? POLLOUT : 0));
         int r = poll(pf, 3, 200);
         if (getppid() != parent)
             die(&y); /* reparented: the parent is gone */
@@ -228,7 +283,8 @@ _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z)
         }
         /* Reap at every wake-up: cheap, and immune to a coalesced or lost self-pipe byte. */
         reap(&y);
-        if (pf[0].revents) {
+        flush_events(&y);
+        if (pf[0].revents & ~POLLOUT) {
             for (;;) {
                 struct exec__zmsg cmd;
                 int got = exec__zrecv(z->ctl_fd, &cmd, true);

@@ -81,11 +81,13 @@ struct exec_shm {
 
 #define NBUCKETS 64u
 #define TRIM_PERIOD_NS 100000000u /* exec__shmbuf_trim() looks at most this often */
+#define TRIM_SLACK 8u /* exec__shmbuf_trim_grown(): new mappings allowed past twice the kept */
 
 static struct {
     pthread_mutex_t lock; /* protects everything below */
     struct mapping *bucket[NBUCKETS];
     size_t ncached;
+    size_t nkept;     /* ncached after the last trim */
     uint64_t trim_ns;
     uint64_t id_base; /* random, drawn again in a new process (see new_id) */
     uint64_t id_seq;
@@ -688,15 +690,36 @@ EXEC_API int exec_shm_map(const exec_shm_ref_t *ref, unsigned flags, void **ptr,
     return 0;
 }
 
+/* Take the cached mappings of buffers that are gone (maps.lock held). */
+static struct mapping *take_gone(uint64_t now)
+{
+    maps.trim_ns = now;
+    struct mapping *dead = tab_take(is_gone, 0);
+    maps.nkept = maps.ncached;
+    return dead;
+}
+
 int exec__shmbuf_trim(bool force)
 {
     pthread_mutex_lock(&maps.lock);
     struct mapping *dead = NULL;
     uint64_t now = exec__now_ns();
-    if (maps.ncached > 0 && (force || now - maps.trim_ns >= TRIM_PERIOD_NS)) {
-        maps.trim_ns = now;
-        dead = tab_take(is_gone, 0);
-    }
+    if (maps.ncached > 0 && (force || now - maps.trim_ns >= TRIM_PERIOD_NS))
+        dead = take_gone(now);
+    pthread_mutex_unlock(&maps.lock);
+    return free_taken(dead);
+}
+
+/* The cache doubled since the last look (plus some slack): look now, even between busy
+ * tasks. Each look costs a check per cached mapping, so looking only when the count doubled
+ * keeps the cost per new mapping constant, and the stale mappings fewer than the live ones
+ * plus the slack, however fast buffers come and go. */
+int exec__shmbuf_trim_grown(void)
+{
+    pthread_mutex_lock(&maps.lock);
+    struct mapping *dead = NULL;
+    if (maps.ncached >= 2 * maps.nkept + TRIM_SLACK)
+        dead = take_gone(exec__now_ns());
     pthread_mutex_unlock(&maps.lock);
     return free_taken(dead);
 }

@@ -114,6 +114,8 @@ void exec__tp_on_thread_end(void *p)
     /* No replacement now: nobody runs the rest of the chunk. */
     if (broken || s->vacant)
         exec__tp_drop_resume(s, broken ? EXEC_EBROKEN : EXEC_ECRASHED);
+    if (tp->inside_waiters) /* a thread left: exec_shutdown() from inside may wait for that */
+        pthread_cond_broadcast(&tp->gone);
     pthread_mutex_unlock(&tp->lock);
 }
 

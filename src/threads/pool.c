@@ -209,6 +209,32 @@ int exec__tp_spawn(struct tp *tp, struct slot *s, bool join_prev)
     return 0;
 }
 
+/* The thread of @s ran its quota of tasks: retire it (tp->lock held; released when it
+ * retires). A replacement takes over the slot when there may be work for it: always before
+ * a shutdown, and during one while tasks or chunks are still queued (recycling holds to the
+ * end). The replacement joins us, unless tp_shutdown() already took our handle to join it
+ * itself (has_thread cleared). If the replacement cannot start, keep serving and try again
+ * after the next task. Returns whether the caller must return (the lock is released). */
+static bool retire(struct tp *tp, struct slot *s)
+{
+    bool stopping = atomic_load_explicit(&tp->stopping, memory_order_relaxed);
+    bool more = !stopping || exec__tp_q_nonempty(tp) || !exec__list_empty(&tp->maps);
+    uint32_t ran = s->tasks, me = s->ttid;
+    tp->alive--;
+    if (more && exec__tp_spawn(tp, s, s->has_thread) != 0) {
+        tp->alive++;
+        return false;
+    }
+    tp->retired++;
+    if (!more && tp->inside_waiters)
+        pthread_cond_broadcast(&tp->gone);
+    /* A replacement writes the lane only once it has the lock. */
+    if (s->tl)
+        exec__trace_instant(s->tl, EXEC__TEV_RECYCLE, me, ran, 0, EXEC__TRECYCLE_TASKS, 0);
+    pthread_mutex_unlock(&tp->lock);
+    return true;
+}
+
 static void worker_loop(struct slot *s)
 {
     struct tp *tp = s->tp;
@@ -236,6 +262,8 @@ static void worker_loop(struct slot *s)
         if (!ok) {
             exec__tp_drop_resume(s, EXEC_EBROKEN);
             tp->alive--;
+            if (tp->inside_waiters)
+                pthread_cond_broadcast(&tp->gone);
             pthread_mutex_unlock(&tp->lock);
             return;
         }
@@ -256,23 +284,8 @@ static void worker_loop(struct slot *s)
             pthread_mutex_lock(&tp->lock);
             if (EXEC__UNLIKELY(tp->vacant))
                 (void)exec__tp_fill_vacant(tp);
-            if (tp->max_tasks && ++s->tasks >= tp->max_tasks &&
-                !atomic_load_explicit(&tp->stopping, memory_order_relaxed)) {
-                /* Retire: the replacement takes over the slot and joins us. If it cannot
-                 * start, keep serving and try again after the next task. */
-                tp->alive--;
-                uint32_t ran = s->tasks, me = s->ttid;
-                if (exec__tp_spawn(tp, s, true) == 0) {
-                    tp->retired++;
-                    /* The replacement writes the lane only once it has the lock. */
-                    if (s->tl)
-                        exec__trace_instant(s->tl, EXEC__TEV_RECYCLE, me, ran, 0,
-                                            EXEC__TRECYCLE_TASKS, 0);
-                    pthread_mutex_unlock(&tp->lock);
-                    return;
-                }
-                tp->alive++;
-            }
+            if (tp->max_tasks && ++s->tasks >= tp->max_tasks && retire(tp, s))
+                return;
             continue;
         }
         /* Closed and empty, no map left: no push can arrive any more (it would fail on
@@ -298,6 +311,8 @@ static void worker_loop(struct slot *s)
         pthread_mutex_lock(&tp->lock);
     }
     tp->alive--;
+    if (tp->inside_waiters)
+        pthread_cond_broadcast(&tp->gone);
     pthread_mutex_unlock(&tp->lock);
 }
 
@@ -365,6 +380,7 @@ static int tp_create(struct exec *core, void **impl)
     exec__mutex_init_hot(&tp->lock);
     exec__list_init(&tp->maps);
     pthread_cond_init(&tp->space, NULL);
+    exec__cond_init_mono(&tp->gone);
     pthread_mutex_init(&tp->tlock, NULL);
     exec__cond_init_mono(&tp->tcond);
 
@@ -379,6 +395,7 @@ static int tp_create(struct exec *core, void **impl)
         tp_shutdown(tp, EXEC_SHUTDOWN_CANCEL);
         pthread_mutex_destroy(&tp->lock);
         pthread_cond_destroy(&tp->space);
+        pthread_cond_destroy(&tp->gone);
         pthread_mutex_destroy(&tp->tlock);
         pthread_cond_destroy(&tp->tcond);
         tp_free(tp);
@@ -541,11 +558,56 @@ static int tp_shutdown(void *impl, unsigned flags)
     return EXEC_OK;
 }
 
+/* exec_shutdown(ex, 0) from inside: a worker's task or callback, or a deadline callback on
+ * the timer thread. Close the queue like any shutdown, then wait until every worker thread
+ * has left but those waiting here (the caller's own task, and whatever else runs on its
+ * stack, goes on). A worker runs queued tasks and chunks meanwhile (so one worker can drain
+ * the queue alone); the timer thread fails the deadlines that pass (so a task that stops at
+ * its deadline does), looking at least every 10 ms. exec_destroy() joins the threads. */
+static int tp_shutdown_inside(void *impl, unsigned flags)
+{
+    struct tp *tp = impl;
+    (void)tp_shutdown(tp, flags | EXEC_SHUTDOWN_NOWAIT);
+    struct slot *s = is_my_worker(tp) ? tls_slot : NULL;
+    pthread_mutex_lock(&tp->lock);
+    tp->inside_waiters++;
+    tp->inside_workers += s != NULL;
+    for (;;) {
+        struct work w;
+        if (s && take_work(tp, s, &w)) {
+            pthread_mutex_unlock(&tp->lock);
+            do_work(s, &w, false);
+            pthread_mutex_lock(&tp->lock);
+            continue;
+        }
+        if (tp->alive <= tp->inside_workers)
+            break;
+        if (s) {
+            pthread_cond_wait(&tp->gone, &tp->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&tp->lock);
+        uint64_t now = exec__now_ns(), next = exec__tp_timer_run_due(tp);
+        if (!next || next > now + 10000000u)
+            next = now + 10000000u;
+        pthread_mutex_lock(&tp->lock);
+        if (tp->alive <= tp->inside_workers)
+            break;
+        struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
+        pthread_cond_timedwait(&tp->gone, &tp->lock, &ts);
+    }
+    tp->inside_waiters--;
+    tp->inside_workers -= s != NULL;
+    pthread_mutex_unlock(&tp->lock);
+    return EXEC_OK;
+}
+
 static void tp_destroy(void *impl)
 {
     struct tp *tp = impl;
     pthread_mutex_destroy(&tp->lock);
     pthread_cond_destroy(&tp->space);
+    pthread_cond_destroy(&tp->gone);
     pthread_mutex_destroy(&tp->tlock);
     pthread_cond_destroy(&tp->tcond);
     tp_free(tp);
@@ -710,4 +772,5 @@ const struct exec__backend_ops exec__thread_ops = {
     .map_start = tp_map_start,
     .map_end = tp_map_end,
     .help = tp_help,
+    .shutdown_inside = tp_shutdown_inside,
 };

@@ -142,6 +142,10 @@ struct tp {
     int broken_status, broken_cause;
     int vacant; /* slots whose thread ended and could not be replaced yet */
     _Atomic bool any_vacant;
+    /* A waiting exec_shutdown() from inside (tp_shutdown_inside): the threads waiting there
+     * (workers among them, which count as done), woken on `gone` when a worker exits. */
+    pthread_cond_t gone; /* CLOCK_MONOTONIC */
+    int inside_waiters, inside_workers;
 
     /* Timer: its own lock; heap of running futures ordered by deadline_ns. */
     pthread_mutex_t tlock;
@@ -205,5 +209,8 @@ void exec__tp_timer_add(struct tp *tp, struct exec_future *f);
 void exec__tp_timer_del(struct tp *tp, struct exec_future *f);
 /* Whether the calling thread is @tp's timer thread (running a deadline callback). */
 bool exec__tp_is_timer(const struct tp *tp);
+/* On the timer thread (a deadline callback that waits): fail the tasks whose deadline has
+ * passed, as the timer would; returns the next deadline (0 = none). */
+uint64_t exec__tp_timer_run_due(struct tp *tp);
 
 #endif /* EXEC_THREADS_THREADS_H */

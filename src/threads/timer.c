@@ -80,6 +80,33 @@ static void timeout_expired(struct tp *tp, struct exec_future *f)
     }
 }
 
+/* Fail every task whose deadline has passed; the next deadline (0 = none). tp->tlock held,
+ * released around each expiry (its done-callbacks run then). */
+static uint64_t fire_due(struct tp *tp)
+{
+    while (tp->hn) {
+        struct exec_future *f = tp->heap[0];
+        if (f->bk.threads.deadline_ns > exec__now_ns())
+            return f->bk.threads.deadline_ns;
+        heap_remove(tp, 0);
+        /* The worker may finish and drop its reference as soon as we unlock. */
+        exec_future_retain(f);
+        pthread_mutex_unlock(&tp->tlock);
+        timeout_expired(tp, f);
+        exec_future_release(f);
+        pthread_mutex_lock(&tp->tlock);
+    }
+    return 0;
+}
+
+uint64_t exec__tp_timer_run_due(struct tp *tp)
+{
+    pthread_mutex_lock(&tp->tlock);
+    uint64_t next = fire_due(tp);
+    pthread_mutex_unlock(&tp->tlock);
+    return next;
+}
+
 static void *timer_main(void *p)
 {
     struct tp *tp = p;
@@ -88,24 +115,14 @@ static void *timer_main(void *p)
     while (!tp->timer_stop) {
         if (tp->timer_tl)
             exec__tlane_idle(tp->timer_tl); /* about to sleep: what it recorded goes out */
-        if (tp->hn == 0) {
+        uint64_t next = fire_due(tp);
+        if (tp->timer_stop)
+            break;
+        if (!next) {
             pthread_cond_wait(&tp->tcond, &tp->tlock);
             continue;
         }
-        struct exec_future *f = tp->heap[0];
-        uint64_t now = exec__now_ns();
-        if (f->bk.threads.deadline_ns <= now) {
-            heap_remove(tp, 0);
-            /* The worker may finish and drop its reference as soon as we unlock. */
-            exec_future_retain(f);
-            pthread_mutex_unlock(&tp->tlock);
-            timeout_expired(tp, f);
-            exec_future_release(f);
-            pthread_mutex_lock(&tp->tlock);
-            continue;
-        }
-        struct timespec ts = {(time_t)(f->bk.threads.deadline_ns / 1000000000u),
-                              (long)(f->bk.threads.deadline_ns % 1000000000u)};
+        struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
         pthread_cond_timedwait(&tp->tcond, &tp->tlock, &ts);
     }
     pthread_mutex_unlock(&tp->tlock);
