@@ -157,6 +157,10 @@ struct exec__zygote_cfg {
 /* Runs in the freshly forked zygote; never returns. */
 _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z);
 
+/* decode.c: whether @m is a well-formed event (@event: zygote -> parent) or command (parent ->
+ * zygote) for a pool of @nslots slots. Pure; the receiver ignores what fails it. */
+bool exec__zmsg_ok(const struct exec__zmsg *m, bool event, int nslots);
+
 /* One datagram to or from the zygote (see exec__dgram_send/recv). */
 static inline int exec__zsend(int fd, const struct exec__zmsg *m, bool nonblock)
 {

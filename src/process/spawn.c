@@ -135,6 +135,7 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     in->seen_seq = in->deadline_ns = in->deadline_seq = in->kill_at = 0;
     in->dirty = false;
     in->tnamed = false;
+    in->bad = false;
     rg->trace = pp->tl != NULL;
     sl->cur = rix;
     pp->alive++;
@@ -196,18 +197,14 @@ void exec__pp_chunk_results(struct exec__map *m, const struct ent *e, const unsi
 static void chunk_lost(struct pp *pp, struct inst *in, struct ent *e)
 {
     struct exec__map *m = e->map;
-    size_t count = e->hi - e->lo, k = 0;
-    const unsigned char *res = NULL;
+    size_t count = e->hi - e->lo;
     size_t res_bytes = exec__ring_round(count * m->out_size);
-    size_t need = sizeof(struct exec__cmp) + res_bytes + count * sizeof(int32_t);
-    if (atomic_load_explicit(&in->rg->map_seq, memory_order_acquire) == e->seq) {
-        uint64_t off = in->rg->map_cmp;
-        k = (size_t)atomic_load_explicit(&in->rg->map_done, memory_order_acquire);
-        /* A dying worker may have scribbled anything: believe only what fits. */
-        if (k > count || off > pp->cmp_cap || need > pp->cmp_cap - off)
-            k = 0;
-        res = exec__wregion_cmp_data(in->rg) + off + sizeof(struct exec__cmp);
-    }
+    /* A dying worker may have scribbled anything: believe only what fits (decode.c). */
+    uint64_t seq = atomic_load_explicit(&in->rg->map_seq, memory_order_acquire);
+    uint64_t done = atomic_load_explicit(&in->rg->map_done, memory_order_acquire);
+    uint64_t off = in->rg->map_cmp;
+    size_t k = exec__pp_chunk_done(e, m->out_size, seq, done, off, pp->cmp_cap);
+    const unsigned char *res = exec__wregion_cmp_data(in->rg) + off + sizeof(struct exec__cmp);
     /* Order matters: while a later piece is still out, no call here ends the map. */
     if (k)
         exec__pp_chunk_results(m, e, res, (const int32_t *)(res + res_bytes), k);

@@ -300,6 +300,8 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
         if (atomic_load_explicit(&exec__worker_stop, memory_order_relaxed))
             leave(0);
         struct exec__msg *m = exec__rq_peek(&w.in);
+        if (!m && w.in.bad)
+            leave(EXEC__WEXIT_SETUP); /* a task overwrote our request ring */
         if (!m) {
             if (w.age_deadline && exec__now_ns() >= w.age_deadline)
                 say_and_leave(&w, EXEC__CMP_RETIRE, EXEC__CF_AGE, 0);
