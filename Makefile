@@ -284,6 +284,22 @@ valgrind: $(RUNNER) $(STATIC)
 	$(Q)EXEC_TEST_TIMEOUT_SCALE=10 $(VALGRIND) $(VALGRIND_FLAGS) $(RUNNER) $(VALGRIND_ARGS) \
 	    $(RUN_ARGS) $(TESTS)
 
+# --- soak -------------------------------------------------------------------------------------
+# The soak test (tests/test_soak.c) at full size: SOAK_TASKS mixed tasks per backend (crashes,
+# deadlines, slow tasks, cancels, recycling, shared memory, four submitting threads), then
+# the runner's leftover checks. `make test` runs it small (a few seconds). The alarm of the
+# test grows with SOAK_SCALE (times 30 s).
+
+SOAK_TASKS ?= 1000000
+SOAK_SCALE ?= 100
+
+.PHONY: soak
+
+soak: $(RUNNER)
+	$(call msg,SOAK,$(SOAK_TASKS) tasks per backend)
+	$(Q)EXEC_SOAK_TASKS=$(SOAK_TASKS) EXEC_TEST_TIMEOUT_SCALE=$(SOAK_SCALE) $(RUNNER) \
+	    $(RUN_ARGS) soak_
+
 # --- fuzzing ----------------------------------------------------------------------------------
 # libFuzzer targets (tests/fuzz/fuzz_<name>.c) for every decoder of bytes that come from
 # another process. They need clang (FUZZ_CC) with its runtime (Debian: libclang-rt-14-dev).
@@ -418,6 +434,7 @@ help:
 	@echo '  check-symbols  the shared library exports exec_* symbols only'
 	@echo '  asan ubsan tsan  the suite under a sanitizer, in $(BUILD)/<san>/'
 	@echo '  valgrind       the suite under valgrind memcheck'
+	@echo '  soak           the soak test with SOAK_TASKS=$(SOAK_TASKS) tasks per backend'
 	@echo '  fuzz           build tests/fuzz/ with clang (FUZZ_CC) and run each target'
 	@echo '                 FUZZ_SECONDS=$(FUZZ_SECONDS) s (FUZZ_ARGS: more libFuzzer options)'
 	@echo '  install uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR): header, libraries, man pages,'

@@ -310,4 +310,13 @@
     X(trace_alloc_fails, BOTH_BACKENDS)                                                    \
     X(trace_thread_create_fails, BOTH_BACKENDS)                                            \
     X(trace_dropped_counted, BOTH_BACKENDS)                                                \
+    /* tests/test_decode.c */                                                              \
+    X(decode_ring_framing, 0)                                                              \
+    X(decode_completion_checks, 0)                                                         \
+    X(decode_chunk_progress, 0)                                                            \
+    X(decode_zygote_datagrams, 0)                                                          \
+    X(decode_shm_ref_not_a_memfd, 0)                                                       \
+    X(decode_worker_scribbles_ring, PROCESSES_ONLY)                                        \
+    /* tests/test_soak.c */                                                                \
+    X(soak_mixed, BOTH_BACKENDS)                                                           \
     /* end of TEST_LIST */

@@ -125,6 +125,11 @@ struct exec__wctx {
 _Noreturn void exec__worker_main(const struct exec__wctx *c);
 /* Ring the supervisor's doorbell if it sleeps. */
 void exec__hub_ring(struct exec__hub *hub, int bell_fd);
+#ifdef EXEC_TEST_HOOKS
+/* In a worker process of the test build: its region, for tests that play a task that
+ * overwrites what its worker shares with the parent (tests/test_decode.c). */
+extern struct exec__wregion *exec__test_wregion;
+#endif
 /* Exit statuses of a worker that failed before its loop (the parent reads them). */
 #define EXEC__WEXIT_SETUP 120
 

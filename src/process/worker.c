@@ -53,6 +53,10 @@ struct wk {
     uint64_t t_start;      /* when the request being run started */
 };
 
+#ifdef EXEC_TEST_HOOKS
+struct exec__wregion *exec__test_wregion;
+#endif
+
 static void on_term(int sig)
 {
     (void)sig;
@@ -279,6 +283,9 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
     w.c = c;
     w.rg = c->rg;
     atomic_store_explicit(&w.rg->pid, (int32_t)getpid(), memory_order_relaxed);
+#ifdef EXEC_TEST_HOOKS
+    exec__test_wregion = w.rg;
+#endif
     w.statm_fd = -1;
     exec__rq_attach(&w.in, &w.rg->req, exec__wregion_req_data(w.rg), false);
     exec__rq_attach(&w.out, &w.rg->cmp, exec__wregion_cmp_data(w.rg), true);
