@@ -297,10 +297,13 @@ static uint64_t timers(struct pp *pp, uint64_t now)
                            memory_order_relaxed, memory_order_relaxed))
                     ;
                 if (e->f->timeout_ms) {
+                    /* The worker's word, which its task can overwrite: a deadline is never
+                     * put later than timeout_ms from now. */
+                    uint64_t t0 =
+                        atomic_load_explicit(&in->rg->cur_start_ns, memory_order_relaxed);
                     in->deadline_seq = cs;
                     in->deadline_ns =
-                        atomic_load_explicit(&in->rg->cur_start_ns, memory_order_relaxed) +
-                        (uint64_t)e->f->timeout_ms * 1000000u;
+                        (t0 < now ? t0 : now) + (uint64_t)e->f->timeout_ms * 1000000u;
                 }
             }
         }
