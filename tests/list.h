@@ -319,4 +319,5 @@
     X(decode_worker_scribbles_ring, PROCESSES_ONLY)                                        \
     /* tests/test_soak.c */                                                                \
     X(soak_mixed, BOTH_BACKENDS)                                                           \
+    X(soak_cancel_running_after_finish, PROCESSES_ONLY)                                    \
     /* end of TEST_LIST */

@@ -36,7 +36,11 @@ enum kind { K_OK, K_FAIL, K_SLOW, K_CRASH, K_DEADLINE, K_SHM, K_CANCEL_Q, K_CANC
 #define SOAK_WINDOW 64 /* futures outstanding per submitting thread */
 #define SHM_WORDS 4096u
 #define DEADLINE_MS 10u
-#define RUN_BOUND_MS 500u /* a task that waits to be stopped gives up after this */
+/* A task that waits to be stopped (deadline, cancel) gives up after this, times the timeout
+ * scale: long enough that it is stopped first on a machine so loaded that the supervisor or
+ * the timer thread does not run for a second (the soak first used 500 ms, and a few tasks
+ * outlived their 10 ms deadline that way, ending DONE). */
+#define RUN_BOUND_MS 30000u
 
 struct soak_arg {
     uint32_t kind;
@@ -54,7 +58,7 @@ static int64_t shm_value(int64_t x)
 /* Wait until asked to stop (deadline, cancel) or RUN_BOUND_MS pass. */
 static void run_until_stopped(void)
 {
-    uint64_t end = test_now_ms() + RUN_BOUND_MS;
+    uint64_t end = test_now_ms() + RUN_BOUND_MS * (uint64_t)test_timeout_scale();
     while (!exec_task_should_stop() && test_now_ms() < end)
         usleep(1000);
 }
@@ -142,7 +146,7 @@ struct submitter {
     int t;
     uint64_t done, failed, cancelled; /* terminal states seen */
     uint64_t bad;                     /* outcomes the task does not allow */
-    char why[160];                    /* the first of them */
+    char why[256];                    /* the first of them */
 };
 
 static void on_end(exec_future_t *f, void *user_data)
@@ -153,9 +157,15 @@ static void on_end(exec_future_t *f, void *user_data)
 
 static void bad(struct submitter *m, const struct slot *sl, const char *what, long v)
 {
+    exec_fault_t ft;
+    memset(&ft, 0, sizeof ft);
+    (void)exec_future_fault(sl->f, &ft);
     if (m->bad++ == 0)
-        snprintf(m->why, sizeof m->why, "task %llu (kind %d, cancel %d): %s %ld",
-                 (unsigned long long)sl->i, (int)sl->k, sl->cancel, what, v);
+        snprintf(m->why, sizeof m->why,
+                 "task %llu (kind %d, cancel %d): %s %ld (fault %s, signal %d, exit %d, "
+                 "status %d)",
+                 (unsigned long long)sl->i, (int)sl->k, sl->cancel, what, v,
+                 exec_errname(ft.code), ft.signal, ft.exit_status, ft.task_status);
 }
 
 /* Whether the future of @sl ended as its task allows. */
@@ -371,4 +381,68 @@ TEST(soak_mixed)
            (unsigned long long)st.retired_crash);
     ASSERT_OK(exec_shm_close(shm));
     free(s.ends);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* What the soak found                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+static _Atomic int hold_supervisor, held;
+
+/* A done-callback; on processes it runs on the supervisor thread, which it holds up. */
+static void hold(exec_future_t *f, void *user_data)
+{
+    (void)f, (void)user_data;
+    atomic_store(&held, 1);
+    uint64_t end = test_now_ms() + 10000u * (uint64_t)test_timeout_scale();
+    while (atomic_load(&hold_supervisor) && test_now_ms() < end)
+        test_sleep_ms(1);
+}
+
+/* PROCESSES_ONLY (on threads a done-callback runs on the worker, and a cancelled running
+ * task is never killed). Found by the soak (1 M tasks): EXEC_CANCEL_RUNNING of a task whose worker had finished it
+ * (its completion not read yet) killed the worker, and with it the task after it, which
+ * failed with EXEC_ECRASHED. Now the cancel says EXEC_EBUSY and both tasks end DONE. The
+ * supervisor is held in a done-callback so that the finished task's completion waits. */
+TEST(soak_cancel_running_after_finish)
+{
+    struct gate g, ga, b_out;
+    exec_t *ex = make_gated(&g, 1);
+    gate_open(&ga);
+    gate_open(&b_out);
+    atomic_store(&hold_supervisor, 1);
+    exec_future_t *a = SUBMIT_RUNNING(ex, &ga, 1);
+    ASSERT_OK(exec_future_on_done(a, hold, NULL)); /* a runs: the callback comes later */
+    struct gate gb;
+    gate_open(&gb);
+    exec_future_t *b = submit_block_tag(ex, &gb, 2, &b_out, 'b');
+    exec_future_t *c = submit_block(ex, &g, 3);
+    gate_release(&ga, 1); /* a ends, and its callback holds the supervisor */
+    uint64_t end = test_now_ms() + GATE_BOUND_MS;
+    while (!atomic_load(&held) && test_now_ms() < end)
+        test_sleep_ms(1);
+    ASSERT_TRUE(atomic_load(&held));
+    gate_release(&gb, 1); /* b ends (its completion waits), then c runs */
+    ASSERT_EQ(gate_read_within(&b_out, GATE_BOUND_MS), 'b');
+    /* b is finished and c runs: nothing queued, one task running. */
+    end = test_now_ms() + GATE_BOUND_MS;
+    exec_stats_t st = stats_of(ex);
+    while ((st.queued != 0 || st.running != 1) && test_now_ms() < end) {
+        test_sleep_ms(1);
+        st = stats_of(ex);
+    }
+    ASSERT_EQ(st.queued, 0);
+    ASSERT_EQ(st.running, 1);
+    int r = exec_future_cancel(b, EXEC_CANCEL_RUNNING);
+    atomic_store(&hold_supervisor, 0);
+    ASSERT_EQ(r, EXEC_EBUSY);
+    gate_release(&g, 1);
+    ASSERT_EQ(wait_i64(a), 1);
+    ASSERT_EQ(wait_i64(c), 3);
+    ASSERT_EQ(wait_i64(b), 2);
+    ASSERT_EQ(stats_of(ex).crashed, 0);
+    gate_close(&gb);
+    gate_close(&b_out);
+    gate_close(&ga);
+    DESTROY_GATED(ex, &g, a, b, c);
 }

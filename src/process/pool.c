@@ -255,8 +255,12 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
                     exec__pp_trace_cancel(pp, f, NULL, EXEC__TCANCEL_QUEUED);
                 }
             } else if ((flags & EXEC_CANCEL_RUNNING) &&
+                       atomic_load_explicit(&in->rg->done_seq, memory_order_acquire) <
+                           FP(f)->seq &&
                        exec__future_claim(f, 1u << EXEC_STATE_QUEUED |
                                                  1u << EXEC_STATE_RUNNING)) {
+                /* (A task whose worker finished it already is not running: its result is
+                 * on its way, and killing the worker would kill the task after it.) */
                 /* The worker runs it: kill and replace the worker. The entry keeps the
                  * backend's reference until the supervisor settles the worker. */
                 end = true;
