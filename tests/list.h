@@ -317,6 +317,7 @@
     X(decode_zygote_datagrams, 0)                                                          \
     X(decode_shm_ref_not_a_memfd, 0)                                                       \
     X(decode_worker_scribbles_ring, PROCESSES_ONLY)                                        \
+    X(decode_worker_scribbles_request, PROCESSES_ONLY)                                     \
     /* tests/test_soak.c */                                                                \
     X(soak_mixed, BOTH_BACKENDS)                                                           \
     X(soak_cancel_running_after_finish, PROCESSES_ONLY)                                    \

@@ -372,3 +372,41 @@ TEST(decode_worker_scribbles_ring)
     ASSERT_EQ(st.failed, SC_N);
     ASSERT_OK(exec_destroy(ex));
 }
+
+/* Overwrites the header of the request queued after its own in its worker's request ring
+ * (argument size, message size), then crashes. */
+static int t_scribble_next(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                           size_t *out_size)
+{
+    (void)arg_size, (void)out, (void)out_cap, (void)out_size;
+    struct exec__req *own = (struct exec__req *)arg - 1; /* the argument lies in the ring */
+    volatile struct exec__req *next =
+        (struct exec__req *)((unsigned char *)own + own->h.size);
+    for (int i = 0; i < 5000 && !(next->h.kind == EXEC__REQ_TASK &&
+                                  next->h.seq == own->h.seq + 1); i++)
+        usleep(1000); /* until the test's next submit is in the ring */
+    if (next->h.kind == EXEC__REQ_TASK) {
+        next->arg_size = (uint64_t)64 << 20;
+        next->h.size = 1u << 30;
+    }
+    abort();
+}
+
+/* Found by review while writing fuzz_ring: when a worker died, the parent took back the
+ * requests it had not started with the argument size and message size read from the ring,
+ * which the dead worker's task could have overwritten (a 64 MiB copy out of a 1 MiB ring; a
+ * MADV_REMOVE past it). The parent now keeps both from when it wrote the request. */
+TEST(decode_worker_scribbles_request)
+{
+    exec_t *ex = make_workers(1);
+    int64_t x = 7;
+    exec_future_t *a, *b;
+    /* One worker: b waits in the ring behind a. */
+    ASSERT_OK(exec_submit(ex, t_scribble_next, &x, sizeof x, &a));
+    ASSERT_OK(exec_submit(ex, task_echo, &x, sizeof x, &b));
+    ASSERT_OK(exec_future_wait(a, EXEC_WAIT_FOREVER));
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_FAILED);
+    ASSERT_EQ(wait_i64(b), 7);
+    RELEASE_ALL(a, b);
+    ASSERT_OK(exec_destroy(ex));
+}
