@@ -321,4 +321,5 @@
     /* tests/test_soak.c */                                                                \
     X(soak_mixed, BOTH_BACKENDS)                                                           \
     X(soak_cancel_running_after_finish, PROCESSES_ONLY)                                    \
+    X(soak_late_stop_ignored, PROCESSES_ONLY)                                              \
     /* end of TEST_LIST */

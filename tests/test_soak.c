@@ -30,17 +30,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "process/proto.h" /* exec__test_wregion: a late stop, played by a task */
+
 enum kind { K_OK, K_FAIL, K_SLOW, K_CRASH, K_DEADLINE, K_SHM, K_CANCEL_Q, K_CANCEL_RUN };
 
 #define SOAK_THREADS 4
 #define SOAK_WINDOW 64 /* futures outstanding per submitting thread */
 #define SHM_WORDS 4096u
 #define DEADLINE_MS 10u
-/* A task that waits to be stopped (deadline, cancel) gives up after this, times the timeout
- * scale: long enough that it is stopped first on a machine so loaded that the supervisor or
- * the timer thread does not run for a second (the soak first used 500 ms, and a few tasks
- * outlived their 10 ms deadline that way, ending DONE). */
-#define RUN_BOUND_MS 30000u
+/* A task past its deadline waits to be stopped for at most this, times the timeout scale:
+ * long enough that the deadline stops it first even on a machine so loaded that the
+ * supervisor or the timer thread does not run for a second (with 500 ms, a few tasks of a
+ * 1 M run under load outlived their 10 ms deadline that way and ended DONE). A task waiting
+ * to be cancelled while running gives up after CANCEL_BOUND_MS: some are cancelled only when
+ * they are the oldest of their window, so a long wait could hold every worker while each
+ * submitter waits for a task queued behind them (then it ends DONE, which its check allows). */
+#define DEADLINE_BOUND_MS 30000u
+#define CANCEL_BOUND_MS 500u
 
 struct soak_arg {
     uint32_t kind;
@@ -55,10 +61,10 @@ static int64_t shm_value(int64_t x)
     return (x % SHM_WORDS) * 7 + 1;
 }
 
-/* Wait until asked to stop (deadline, cancel) or RUN_BOUND_MS pass. */
-static void run_until_stopped(void)
+/* Wait until asked to stop (deadline, cancel) or @bound_ms pass. */
+static void run_until_stopped(uint64_t bound_ms)
 {
-    uint64_t end = test_now_ms() + RUN_BOUND_MS * (uint64_t)test_timeout_scale();
+    uint64_t end = test_now_ms() + bound_ms;
     while (!exec_task_should_stop() && test_now_ms() < end)
         usleep(1000);
 }
@@ -86,8 +92,10 @@ static int soak_task(const void *arg, size_t arg_size, void *out, size_t out_cap
         raise(SIGKILL);
         return BAD_CALL;
     case K_DEADLINE:
+        run_until_stopped((uint64_t)DEADLINE_BOUND_MS * (uint64_t)test_timeout_scale());
+        break;
     case K_CANCEL_RUN:
-        run_until_stopped();
+        run_until_stopped(CANCEL_BOUND_MS);
         break;
     case K_SHM: {
         void *p;
@@ -445,4 +453,35 @@ TEST(soak_cancel_running_after_finish)
     gate_close(&b_out);
     gate_close(&ga);
     DESTROY_GATED(ex, &g, a, b, c);
+}
+
+/* Plays a stop that comes late: marks the request before its own as the one to stop (as the
+ * parent does for a deadline or a cancel that it decided just before that task ended), then
+ * gets the SIGTERM. Returns 1 if it was told to stop, else 0. */
+static int t_late_stop(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size)
+{
+    (void)arg, (void)arg_size;
+    struct exec__wregion *rg = exec__test_wregion;
+    if (!rg)
+        return BAD_CALL;
+    atomic_store(&rg->stop_seq, atomic_load(&rg->cur_seq) - 1);
+    kill(getpid(), SIGTERM);
+    return task_put_i64(out, out_cap, out_size, exec_task_should_stop());
+}
+
+/* PROCESSES_ONLY. The rest of the same race: the parent decided to stop a task (cancel,
+ * deadline) just before it ended, and its SIGTERM reached the worker while it ran the next
+ * task, which then failed with EXEC_ECRASHED. A stop meant for a finished request is now
+ * ignored by the worker. */
+TEST(soak_late_stop_ignored)
+{
+    exec_t *ex = make_workers(1);
+    exec_future_t *a = submit_echo_i64(ex, 1), *b;
+    ASSERT_EQ(wait_i64(a), 1);
+    ASSERT_OK(exec_submit(ex, t_late_stop, NULL, 0, &b));
+    ASSERT_EQ(wait_i64(b), 0);
+    ASSERT_EQ(stats_of(ex).crashed, 0);
+    RELEASE_ALL(a, b);
+    ASSERT_OK(exec_destroy(ex));
 }

@@ -268,8 +268,10 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
                 f->fault.worker_pid = inst_pid(in);
                 f->fault.worker_id = in->slot;
                 exec__pp_trace_cancel(pp, f, in, EXEC__TCANCEL_RUNNING);
-                if (in->st != I_KILLING)
+                if (in->st != I_KILLING) {
+                    atomic_store_explicit(&in->rg->stop_seq, FP(f)->seq, memory_order_release);
                     exec__pp_begin_kill(pp, in, R_TIMEOUT);
+                }
             }
         }
     }

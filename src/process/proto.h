@@ -90,6 +90,10 @@ struct exec__wregion {
     _Atomic uint64_t map_seq;
     _Atomic uint64_t map_done;
     uint64_t map_cmp;
+    /* Written by the parent before it sends SIGTERM: the request it means to stop
+     * (UINT64_MAX: whatever runs). A worker that finished that request already and runs the
+     * next one ignores the signal: the parent looked just before the task ended. */
+    _Atomic uint64_t stop_seq;
 };
 #define EXEC__WREGION_HDR ((size_t)((sizeof(struct exec__wregion) + 63) & ~(size_t)63))
 

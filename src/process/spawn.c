@@ -116,6 +116,7 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     atomic_store(&rg->pid, 0);
     atomic_store(&rg->cur_start_ns, 0);
     atomic_store(&rg->done_seq, 0);
+    atomic_store(&rg->stop_seq, UINT64_MAX);
     exec__rq_attach(&in->rq, &rg->req, exec__wregion_req_data(rg), true);
     in->rq.own_lim = true;
     exec__rq_attach(&in->cq, &rg->cmp, exec__wregion_cmp_data(rg), false);

@@ -297,13 +297,11 @@ static uint64_t timers(struct pp *pp, uint64_t now)
                            memory_order_relaxed, memory_order_relaxed))
                     ;
                 if (e->f->timeout_ms) {
-                    /* The worker's word, which its task can overwrite: a deadline is never
+                    /* The worker's word (its task can overwrite it): a deadline is never
                      * put later than timeout_ms from now. */
-                    uint64_t t0 =
-                        atomic_load_explicit(&in->rg->cur_start_ns, memory_order_relaxed);
+                    uint64_t t0 = atomic_load(&in->rg->cur_start_ns);
                     in->deadline_seq = cs;
-                    in->deadline_ns =
-                        (t0 < now ? t0 : now) + (uint64_t)e->f->timeout_ms * 1000000u;
+                    in->deadline_ns = (t0 < now ? t0 : now) + e->f->timeout_ms * 1000000ull;
                 }
             }
         }
@@ -319,6 +317,7 @@ static uint64_t timers(struct pp *pp, uint64_t now)
                     pp->fins[pp->nfins - 1].sig = SIGTERM;
                 }
                 in->deadline_ns = 0;
+                atomic_store(&in->rg->stop_seq, in->deadline_seq);
                 exec__pp_begin_kill(pp, in, R_TIMEOUT);
             } else {
                 DUE(in->deadline_ns);

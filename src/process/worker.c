@@ -57,9 +57,22 @@ struct wk {
 struct exec__wregion *exec__test_wregion;
 #endif
 
+/* The region, for on_term(). */
+static struct exec__wregion *term_rg;
+
 static void on_term(int sig)
 {
     (void)sig;
+    /* A stop meant for a request this worker has finished is stale: the task it runs now
+     * must not pay for it (see stop_seq in process/proto.h). Between two requests cur_seq
+     * is still the finished one, so the worker stops there and leaves the next one queued
+     * for the parent to run elsewhere. */
+    if (term_rg) {
+        uint64_t s = atomic_load_explicit(&term_rg->stop_seq, memory_order_acquire);
+        if (s != UINT64_MAX &&
+            s < atomic_load_explicit(&term_rg->cur_seq, memory_order_acquire))
+            return;
+    }
     atomic_store_explicit(&exec__worker_stop, 1, memory_order_relaxed);
 }
 
@@ -282,6 +295,7 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
     memset(&w, 0, sizeof w);
     w.c = c;
     w.rg = c->rg;
+    term_rg = w.rg;
     atomic_store_explicit(&w.rg->pid, (int32_t)getpid(), memory_order_relaxed);
 #ifdef EXEC_TEST_HOOKS
     exec__test_wregion = w.rg;
