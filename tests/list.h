@@ -322,4 +322,5 @@
     X(soak_mixed, BOTH_BACKENDS)                                                           \
     X(soak_cancel_running_after_finish, PROCESSES_ONLY)                                    \
     X(soak_late_stop_ignored, PROCESSES_ONLY)                                              \
+    X(soak_crash_in_last_quota_counted, PROCESSES_ONLY)                                    \
     /* end of TEST_LIST */

@@ -148,6 +148,7 @@ struct inst {
     bool full; /* refill(): no ring bytes for the next request this round */
     bool tnamed; /* its track is named in the trace */
     bool bad;    /* it wrote an impossible completion (decode.c): killed, its ring ignored */
+    bool said_retire; /* it said it retires (a completion's flags, or RETIRE) */
 };
 
 struct slot {

@@ -137,6 +137,7 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     in->dirty = false;
     in->tnamed = false;
     in->bad = false;
+    in->said_retire = false;
     rg->trace = pp->tl != NULL;
     sl->cur = rix;
     pp->alive++;
@@ -260,6 +261,9 @@ void exec__pp_settle(struct pp *pp, struct inst *in, bool started)
 
     if (started) {
         int reason = in->reason;
+        /* Its quota was all sent, but it died before it said it retires: a crash. */
+        if (reason == R_TASKS && !in->said_retire)
+            reason = R_NONE;
         if (reason == R_NONE) {
             reason = R_LOST;
             if (pp->cfg->crash_limit) {

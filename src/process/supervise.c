@@ -158,6 +158,7 @@ static int reason_of(uint32_t flags)
 /* The worker announced it exits: no more requests to it; take back what it will not run. */
 static void note_retire(struct pp *pp, struct inst *in, int reason)
 {
+    in->said_retire = true;
     if (in->st == I_SPAWNING || in->st == I_LIVE || in->st == I_RETIRING) {
         in->st = I_RETIRING;
         if (in->reason == R_NONE || in->reason == R_TASKS)
