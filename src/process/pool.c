@@ -259,10 +259,10 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
                            FP(f)->seq &&
                        exec__future_claim(f, 1u << EXEC_STATE_QUEUED |
                                                  1u << EXEC_STATE_RUNNING)) {
-                /* (A task whose worker finished it already is not running: its result is
-                 * on its way, and killing the worker would kill the task after it.) */
-                /* The worker runs it: kill and replace the worker. The entry keeps the
-                 * backend's reference until the supervisor settles the worker. */
+                /* The worker runs it (not merely ran it: then its result is on its way, and
+                 * killing the worker would kill the task after it): kill and replace the
+                 * worker. The entry keeps the backend's reference until the supervisor
+                 * settles the worker. */
                 end = true;
                 r = EXEC_OK;
                 f->fault.worker_pid = inst_pid(in);

@@ -206,10 +206,11 @@ static void chunk_lost(struct pp *pp, struct inst *in, struct ent *e)
     uint64_t done = atomic_load_explicit(&in->rg->map_done, memory_order_acquire);
     uint64_t off = in->rg->map_cmp;
     size_t k = exec__pp_chunk_done(e, m->out_size, seq, done, off, pp->cmp_cap);
-    const unsigned char *res = exec__wregion_cmp_data(in->rg) + off + sizeof(struct exec__cmp);
     /* Order matters: while a later piece is still out, no call here ends the map. */
-    if (k)
+    if (k) {
+        const unsigned char *res = exec__wregion_cmp_data(in->rg) + off + sizeof(struct exec__cmp);
         exec__pp_chunk_results(m, e, res, (const int32_t *)(res + res_bytes), k);
+    }
     if (k == count)
         return; /* it died after its last item, before it could say so */
     exec__map_fail(m, e->lo + k, e->lo + k + 1, EXEC_ECRASHED);
