@@ -303,6 +303,77 @@ valgrind: $(RUNNER) $(STATIC)
 	$(Q)EXEC_TEST_TIMEOUT_SCALE=10 $(VALGRIND) $(VALGRIND_FLAGS) $(RUNNER) $(VALGRIND_ARGS) \
 	    $(RUN_ARGS) $(TESTS)
 
+# --- soak -------------------------------------------------------------------------------------
+# The soak test (tests/test_soak.c) at full size: SOAK_TASKS mixed tasks per backend (crashes,
+# deadlines, slow tasks, cancels, recycling, shared memory, four submitting threads), then
+# the runner's leftover checks. `make test` runs it small (a few seconds). The alarm of the
+# test grows with SOAK_SCALE (times 30 s).
+
+SOAK_TASKS ?= 1000000
+SOAK_SCALE ?= 100
+
+.PHONY: soak
+
+soak: $(RUNNER)
+	$(call msg,SOAK,$(SOAK_TASKS) tasks per backend)
+	$(Q)EXEC_SOAK_TASKS=$(SOAK_TASKS) EXEC_TEST_TIMEOUT_SCALE=$(SOAK_SCALE) $(RUNNER) \
+	    $(RUN_ARGS) soak_
+
+# --- fuzzing ----------------------------------------------------------------------------------
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c) for every decoder of bytes that come from
+# another process. They need clang (FUZZ_CC) with its runtime (Debian: libclang-rt-14-dev).
+# The library is built again under $(BUILD)/fuzz with ASan, UBSan and the fuzzer's coverage;
+# `make fuzz` runs each target for FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/<name>,
+# read only) plus what it found before ($(BUILD)/fuzz/corpus/<name>); a crash is written to
+# $(BUILD)/fuzz/<name>-crash-* and fails the target. FUZZ_ARGS adds libFuzzer options.
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 10
+FUZZ_ARGS    ?=
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -pthread \
+                -Iinclude -Isrc $(FUZZ_SAN)
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_LIB     := $(FUZZ_DIR)/libexecutor-fuzz.a
+FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+
+.PHONY: fuzz fuzz-build
+
+$(FUZZ_DIR)/.flags: FORCE
+	$(call flags_stamp,$(FUZZ_CC) $(FUZZ_CFLAGS))
+
+$(FUZZ_DIR)/obj/%.o: %.c $(FUZZ_DIR)/.flags
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fvisibility=hidden -fsanitize=fuzzer-no-link -MMD -MP \
+	    -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	$(call msg,AR,$@)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $(FUZZ_OBJS)
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(FUZZ_DIR)/.flags
+	$(call msg,CCLD,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -o $@ $< $(FUZZ_LIB) \
+	    -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	$(Q)for t in $(FUZZ_NAMES); do \
+	    printf '  %-8s %s (%s s)\n' FUZZ "$$t" '$(FUZZ_SECONDS)'; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t || exit 1; \
+	    $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/$$t-crash- $(FUZZ_ARGS) \
+	        $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t \
+	        > $(FUZZ_DIR)/$$t.log 2>&1 || { tail -n 60 $(FUZZ_DIR)/$$t.log; exit 1; }; \
+	    grep -E '^(stat::number_of_executed_units|stat::new_units_added)' \
+	        $(FUZZ_DIR)/$$t.log | tr '\n' ' '; echo; \
+	done
+
 # --- install ----------------------------------------------------------------------------------
 
 # pkg-config paths are written relative to ${prefix} when they lie under it.
@@ -382,6 +453,9 @@ help:
 	@echo '  check-symbols  the shared library exports exec_* symbols only'
 	@echo '  asan ubsan tsan  the suite under a sanitizer, in $(BUILD)/<san>/'
 	@echo '  valgrind       the suite under valgrind memcheck'
+	@echo '  soak           the soak test with SOAK_TASKS=$(SOAK_TASKS) tasks per backend'
+	@echo '  fuzz           build tests/fuzz/ with clang (FUZZ_CC) and run each target'
+	@echo '                 FUZZ_SECONDS=$(FUZZ_SECONDS) s (FUZZ_ARGS: more libFuzzer options)'
 	@echo '  install uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR): header, libraries, man pages,'
 	@echo '                 pkg-config file (PKGCONFIGDIR) and CMake package executor::executor'
 	@echo '                 (CMAKEDIR=$(CMAKEDIR))'
@@ -392,5 +466,5 @@ FORCE:
 include src/mpi/mpi.mk
 
 -include $(wildcard $(BUILD)/obj/src/*/*.d $(BUILD)/pic/src/*/*.d $(BUILD)/tobj/src/*/*.d \
-                    $(BUILD)/tests/*.d \
+                    $(BUILD)/tests/*.d $(BUILD)/fuzz/obj/src/*/*.d $(BUILD)/fuzz/*.d \
                     $(BUILD)/examples/*.d $(BUILD)/bench/*.d)

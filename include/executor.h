@@ -785,8 +785,9 @@ EXEC_API int exec_future_fault(const exec_future_t *f, exec_fault_t *fault);
  *         task: on processes its worker is killed and replaced; on threads the future ends
  *         at once and the task's stop flag is set (it keeps its thread until it returns).
  * The future ends EXEC_STATE_CANCELLED (callbacks run) if this returns EXEC_OK.
- * Return: EXEC_OK; EXEC_EBUSY (already running without the flag, or already terminal);
- *         EXEC_EINVAL.
+ * Return: EXEC_OK; EXEC_EBUSY (already running without the flag; already terminal; or,
+ *         on processes, already finished with its result on the way: it ends DONE or
+ *         FAILED as it ran); EXEC_EINVAL.
  * Thread-safety: any thread; races with completion end in exactly one terminal state.
  */
 EXEC_API int exec_future_cancel(exec_future_t *f, unsigned flags);

@@ -362,4 +362,17 @@
     X(inside_task_shutdown_waits, THREADS_ONLY)                                            \
     X(inside_deadline_callback_keeps_timer, THREADS_ONLY)                                  \
     X(inside_bad_input, BOTH_BACKENDS)                                                     \
+    /* tests/test_decode.c */                                                              \
+    X(decode_ring_framing, 0)                                                              \
+    X(decode_completion_checks, 0)                                                         \
+    X(decode_chunk_progress, 0)                                                            \
+    X(decode_zygote_datagrams, 0)                                                          \
+    X(decode_shm_ref_not_a_memfd, 0)                                                       \
+    X(decode_worker_scribbles_ring, PROCESSES_ONLY)                                        \
+    X(decode_worker_scribbles_request, PROCESSES_ONLY)                                     \
+    /* tests/test_soak.c */                                                                \
+    X(soak_mixed, BOTH_BACKENDS)                                                           \
+    X(soak_cancel_running_after_finish, PROCESSES_ONLY)                                    \
+    X(soak_late_stop_ignored, PROCESSES_ONLY)                                              \
+    X(soak_crash_in_last_quota_counted, PROCESSES_ONLY)                                    \
     /* end of TEST_LIST */

@@ -211,6 +211,7 @@ static struct ent *ent_add(struct inst *in, struct exec__req *rq, uint32_t kind)
     e->seq = rq->h.seq;
     e->end = in->rq.pos;
     e->req = rq;
+    e->rsize = rq->h.size;
     e->kind = kind;
     in->dirty = true;
     return e;
@@ -241,6 +242,7 @@ bool exec__pp_dispatch_task(struct inst *in, struct exec_future *f, const void *
         rq->flags |= EXEC__RF_TIMED;
     count_dispatch(in, rq);
     struct ent *e = ent_add(in, rq, EXEC__REQ_TASK);
+    e->arg_size = f->arg_size;
     e->f = f;
     FP(f)->where = LOC_FIFO;
     FP(f)->inst = in;
@@ -271,7 +273,7 @@ static bool dispatch_chunk(struct inst *in, struct exec__map *m, size_t lo, size
 void exec__pp_requeue_task(struct pp *pp, struct ent *e, const struct inst *in)
 {
     struct exec_future *f = e->f;
-    if (exec__future_set_arg(f, e->req + 1, (size_t)e->req->arg_size) != 0) {
+    if (exec__future_set_arg(f, e->req + 1, e->arg_size) != 0) {
         exec__pp_fin_add(pp, f, EXEC_ENOMEM, EXEC_STATE_FAILED, true, in);
         return;
     }

@@ -259,17 +259,23 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
                     exec__pp_trace_cancel(pp, f, NULL, EXEC__TCANCEL_QUEUED);
                 }
             } else if ((flags & EXEC_CANCEL_RUNNING) &&
+                       atomic_load_explicit(&in->rg->done_seq, memory_order_acquire) <
+                           FP(f)->seq &&
                        exec__future_claim(f, 1u << EXEC_STATE_QUEUED |
                                                  1u << EXEC_STATE_RUNNING)) {
-                /* The worker runs it: kill and replace the worker. The entry keeps the
-                 * backend's reference until the supervisor settles the worker. */
+                /* The worker runs it (not merely ran it: then its result is on its way, and
+                 * killing the worker would kill the task after it): kill and replace the
+                 * worker. The entry keeps the backend's reference until the supervisor
+                 * settles the worker. */
                 end = true;
                 r = EXEC_OK;
                 f->fault.worker_pid = inst_pid(in);
                 f->fault.worker_id = in->slot;
                 exec__pp_trace_cancel(pp, f, in, EXEC__TCANCEL_RUNNING);
-                if (in->st != I_KILLING)
+                if (in->st != I_KILLING) {
+                    atomic_store_explicit(&in->rg->stop_seq, FP(f)->seq, memory_order_release);
                     exec__pp_begin_kill(pp, in, R_TIMEOUT);
+                }
             }
         }
     }

@@ -121,6 +121,9 @@ struct pp;
 struct ent {
     uint64_t seq, end; /* request number; ring position after it */
     struct exec__req *req;
+    /* What the parent wrote in the request, kept here: the worker can overwrite the ring. */
+    uint32_t rsize;  /* bytes of the request message */
+    size_t arg_size; /* task: argument bytes */
     struct exec_future *f;
     struct exec__map *map; /* or a range [lo, hi) of a map's items */
     size_t lo, hi;
@@ -154,6 +157,8 @@ struct inst {
     bool full; /* refill(): no ring bytes for the next request this round */
     bool tnamed; /* its track is named in the trace */
     bool ready;  /* seen in its loop (rg->phase READY): the spawn succeeded */
+    bool bad;    /* it wrote an impossible completion (decode.c): killed, its ring ignored */
+    bool said_retire; /* it said it retires (a completion's flags, or RETIRE) */
 };
 
 struct slot {
@@ -317,6 +322,25 @@ void exec__pp_flush(struct inst *in);
 int exec__pp_refill(struct pp *pp);
 uint32_t exec__pp_steal(struct pp *pp, struct inst *in, int fail_code);
 size_t exec__pp_count_work(struct pp *pp, uint64_t *running);
+
+/* decode.c: the parent's checks of what a worker wrote (pure; see the top of decode.c) */
+/* A completion as the parent reads it: its header copied out of the ring once (the worker may
+ * still write there), the size of its message as peek() checked it, where its payload is. */
+struct exec__cmpv {
+    struct exec__cmp h;
+    uint32_t msize;
+    unsigned char *msg; /* in the ring; the payload follows the header */
+};
+/* Read up to @max completions from ring view @q. A message too short for a completion's
+ * header sets q->bad, as broken framing does (see exec__rq_peek()). */
+uint32_t exec__pp_cmp_read(struct exec__rq *q, struct exec__cmpv *out, uint32_t max);
+/* Whether @v is a completion the parent can act on: @e is the oldest request in flight (NULL
+ * if none), @max_result the pool's result capacity. */
+bool exec__pp_cmp_ok(const struct exec__cmpv *v, const struct ent *e, size_t max_result);
+/* How many items of map chunk @e (results of @out_size bytes) a dead worker finished, from the
+ * progress words of its region; 0 unless they describe a completion that fits the ring. */
+size_t exec__pp_chunk_done(const struct ent *e, size_t out_size, uint64_t map_seq,
+                           uint64_t map_done, uint64_t map_cmp, uint64_t cmp_cap);
 
 /* spawn.c: worker lifetimes */
 void exec__pp_send_signal(struct pp *pp, struct inst *in, int sig);

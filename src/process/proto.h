@@ -94,6 +94,10 @@ struct exec__wregion {
      * READY failed its set-up (errno in setup_errno) or its initializer, not a task. */
     _Atomic uint32_t phase;
     _Atomic int32_t setup_errno;
+    /* Written by the parent before it sends SIGTERM: the request it means to stop
+     * (UINT64_MAX: whatever runs). A worker that finished that request already and runs the
+     * next one ignores the signal: the parent looked just before the task ended. */
+    _Atomic uint64_t stop_seq;
 };
 enum { EXEC__WPHASE_SETUP = 0, EXEC__WPHASE_INIT = 1, EXEC__WPHASE_READY = 2 };
 #define EXEC__WREGION_HDR ((size_t)((sizeof(struct exec__wregion) + 63) & ~(size_t)63))
@@ -130,6 +134,11 @@ struct exec__wctx {
 _Noreturn void exec__worker_main(const struct exec__wctx *c);
 /* Ring the supervisor's doorbell if it sleeps. */
 void exec__hub_ring(struct exec__hub *hub, int bell_fd);
+#ifdef EXEC_TEST_HOOKS
+/* In a worker process of the test build: its region, for tests that play a task that
+ * overwrites what its worker shares with the parent (tests/test_decode.c). */
+extern struct exec__wregion *exec__test_wregion;
+#endif
 /* Exit statuses of a worker that failed before its loop (the parent reads them). */
 #define EXEC__WEXIT_SETUP 120
 
@@ -162,6 +171,10 @@ struct exec__zygote_cfg {
 };
 /* Runs in the freshly forked zygote; never returns. */
 _Noreturn void exec__zygote_main(const struct exec__zygote_cfg *z);
+
+/* decode.c: whether @m is a well-formed event (@event: zygote -> parent) or command (parent ->
+ * zygote) for a pool of @nslots slots. Pure; the receiver ignores what fails it. */
+bool exec__zmsg_ok(const struct exec__zmsg *m, bool event, int nslots);
 
 /* One datagram to or from the zygote (see exec__dgram_send/recv). */
 static inline int exec__zsend(int fd, const struct exec__zmsg *m, bool nonblock)

@@ -33,6 +33,8 @@ void exec__rq_attach(struct exec__rq *q, struct exec__ring *r, unsigned char *da
     q->data = data;
     q->mask = r->cap - 1;
     q->own_lim = false;
+    q->bad = false;
+    q->msize = 0;
     if (producer) {
         q->pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
         q->lim = atomic_load_explicit(&r->head, memory_order_acquire);
@@ -120,22 +122,36 @@ void exec__rq_wait_space(struct exec__rq *q, uint64_t want, uint64_t deadline_ns
 
 struct exec__msg *exec__rq_peek(struct exec__rq *q)
 {
-    for (;;) {
+    uint64_t cap = q->mask + 1;
+    while (!q->bad) {
         if (q->pos == q->lim) {
             q->lim = atomic_load_explicit(&q->r->tail, memory_order_acquire);
             if (q->pos == q->lim)
                 return NULL;
         }
-        struct exec__msg *m = (struct exec__msg *)(q->data + (q->pos & q->mask));
-        if (m->kind != EXEC__MSG_PAD)
+        /* Each word is read once: the producer may change it while we look. The position
+         * is ours and a multiple of 16, so the header itself lies inside the data. */
+        uint64_t avail = q->lim - q->pos, off = q->pos & q->mask;
+        struct exec__msg *m = (struct exec__msg *)(q->data + off);
+        uint32_t size = m->size, kind = m->kind;
+        if (avail > cap || size < sizeof *m || size % EXEC__RING_ALIGN != 0 || size > avail ||
+            size > cap - off) {
+            q->bad = true;
+            break;
+        }
+        if (kind != EXEC__MSG_PAD) {
+            q->msize = size;
             return m;
-        q->pos += m->size;
+        }
+        q->pos += size;
     }
+    return NULL;
 }
 
 void exec__rq_next(struct exec__rq *q, const struct exec__msg *m)
 {
-    q->pos += m->size;
+    (void)m; /* its size field may have changed since peek() checked it */
+    q->pos += q->msize;
 }
 
 void exec__rq_release(struct exec__rq *q)

@@ -58,6 +58,8 @@ struct exec__rq {
     uint64_t pos; /* producer: next write (>= published tail); consumer: next read */
     uint64_t lim; /* producer: cached head; consumer: cached tail */
     bool own_lim; /* producer: lim is advanced by the owner, never loaded from head */
+    bool bad;     /* consumer: the producer broke the framing; peek() returns NULL for good */
+    uint32_t msize; /* consumer: size of the message peek() returned last */
 };
 
 void exec__ring_init(struct exec__ring *r, uint64_t cap);
@@ -76,9 +78,13 @@ uint64_t exec__rq_space(struct exec__rq *q);
 /* Sleep until the consumer released space or @deadline_ns (0 = none); spurious returns. */
 void exec__rq_wait_space(struct exec__rq *q, uint64_t want, uint64_t deadline_ns);
 
-/* Consumer. peek: the next message (PADs skipped), or NULL. next: step past it without
- * releasing its bytes. release: give every byte before the read position back to the
- * producer (and wake it if it sleeps). */
+/* Consumer. peek: the next message (PADs skipped), or NULL. The producer is another process
+ * that may run buggy code: peek() believes a position or a size only if it keeps every
+ * message inside what was published and inside the data, and otherwise sets q->bad and
+ * returns NULL from then on (the caller gives the peer up). The message's header and bytes
+ * stay writable by the producer: copy what you check. next: step past the message the last
+ * peek() returned (by the size peek() checked), without releasing its bytes. release: give
+ * every byte before the read position back to the producer (and wake it if it sleeps). */
 struct exec__msg *exec__rq_peek(struct exec__rq *q);
 void exec__rq_next(struct exec__rq *q, const struct exec__msg *m);
 void exec__rq_release(struct exec__rq *q);

@@ -122,6 +122,7 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     atomic_store(&rg->done_seq, 0);
     atomic_store(&rg->phase, EXEC__WPHASE_SETUP);
     atomic_store(&rg->setup_errno, 0);
+    atomic_store(&rg->stop_seq, UINT64_MAX);
     exec__rq_attach(&in->rq, &rg->req, exec__wregion_req_data(rg), true);
     in->rq.own_lim = true;
     exec__rq_attach(&in->cq, &rg->cmp, exec__wregion_cmp_data(rg), false);
@@ -142,6 +143,8 @@ static void prepare(struct pp *pp, struct slot *sl, int rix)
     in->dirty = false;
     in->tnamed = false;
     in->ready = false;
+    in->bad = false;
+    in->said_retire = false;
     rg->trace = pp->tl != NULL;
     sl->cur = rix;
     pp->alive++;
@@ -203,21 +206,18 @@ void exec__pp_chunk_results(struct exec__map *m, const struct ent *e, const unsi
 static void chunk_lost(struct pp *pp, struct inst *in, struct ent *e)
 {
     struct exec__map *m = e->map;
-    size_t count = e->hi - e->lo, k = 0;
-    const unsigned char *res = NULL;
+    size_t count = e->hi - e->lo;
     size_t res_bytes = exec__ring_round(count * m->out_size);
-    size_t need = sizeof(struct exec__cmp) + res_bytes + count * sizeof(int32_t);
-    if (atomic_load_explicit(&in->rg->map_seq, memory_order_acquire) == e->seq) {
-        uint64_t off = in->rg->map_cmp;
-        k = (size_t)atomic_load_explicit(&in->rg->map_done, memory_order_acquire);
-        /* A dying worker may have scribbled anything: believe only what fits. */
-        if (k > count || off > pp->cmp_cap || need > pp->cmp_cap - off)
-            k = 0;
-        res = exec__wregion_cmp_data(in->rg) + off + sizeof(struct exec__cmp);
-    }
+    /* A dying worker may have scribbled anything: believe only what fits (decode.c). */
+    uint64_t seq = atomic_load_explicit(&in->rg->map_seq, memory_order_acquire);
+    uint64_t done = atomic_load_explicit(&in->rg->map_done, memory_order_acquire);
+    uint64_t off = in->rg->map_cmp;
+    size_t k = exec__pp_chunk_done(e, m->out_size, seq, done, off, pp->cmp_cap);
     /* Order matters: while a later piece is still out, no call here ends the map. */
-    if (k)
+    if (k) {
+        const unsigned char *res = exec__wregion_cmp_data(in->rg) + off + sizeof(struct exec__cmp);
         exec__pp_chunk_results(m, e, res, (const int32_t *)(res + res_bytes), k);
+    }
     if (k == count)
         return; /* it died after its last item, before it could say so */
     exec__map_fail(m, e->lo + k, e->lo + k + 1, EXEC_ECRASHED);
@@ -270,6 +270,9 @@ void exec__pp_settle(struct pp *pp, struct inst *in, bool started)
 
     if (started) {
         int reason = in->reason;
+        /* Its quota was all sent, but it died before it said it retires: a crash. */
+        if (reason == R_TASKS && !in->said_retire)
+            reason = R_NONE;
         if (reason == R_NONE) {
             reason = R_LOST;
             if (pp->cfg->crash_limit) {

@@ -56,7 +56,7 @@ static bool read_events(struct pp *pp, bool force)
                 break;
             }
             struct inst *in = find_inst(pp, m.slot, m.gen);
-            if (!in)
+            if (!in || !exec__zmsg_ok(&m, true, pp->nslots))
                 continue;
             switch (m.op) {
             case EXEC__Z_SPAWNED:
@@ -127,9 +127,10 @@ static bool read_events(struct pp *pp, bool force)
  * the ring (which may be reused once released). Returns the code it ends with, or 1 if it had
  * ended already (a deadline, a cancel); the caller then publishes *end with
  * exec__future_finish() (its done-callbacks run then) unless it returned 1. */
-static int finish_done(struct exec_future *f, const struct exec__cmp *c, const struct inst *in,
+static int finish_done(struct exec_future *f, const struct exec__cmpv *v, const struct inst *in,
                        exec_state_t *end)
 {
+    const struct exec__cmp *c = &v->h;
     if (!exec__future_claim(f, 1u << EXEC_STATE_QUEUED | 1u << EXEC_STATE_RUNNING))
         return 1;
     *end = EXEC_STATE_DONE;
@@ -141,7 +142,7 @@ static int finish_done(struct exec_future *f, const struct exec__cmp *c, const s
         *end = EXEC_STATE_FAILED;
     } else if (c->code != EXEC_OK) {
         *end = EXEC_STATE_FAILED;
-    } else if (exec__future_set_result(f, c + 1, (size_t)c->size) != 0) {
+    } else if (exec__future_set_result(f, v->msg + sizeof *c, (size_t)c->size) != 0) {
         f->fault.code = EXEC_ENOMEM;
         *end = EXEC_STATE_FAILED;
     }
@@ -157,6 +158,7 @@ static int reason_of(uint32_t flags)
 /* The worker announced it exits: no more requests to it; take back what it will not run. */
 static void note_retire(struct pp *pp, struct inst *in, int reason)
 {
+    in->said_retire = true;
     if (in->st == I_SPAWNING || in->st == I_LIVE || in->st == I_RETIRING) {
         in->st = I_RETIRING;
         if (in->reason == R_NONE || in->reason == R_TASKS)
@@ -165,30 +167,44 @@ static void note_retire(struct pp *pp, struct inst *in, int reason)
     exec__pp_steal(pp, in, 0);
 }
 
+/* The worker wrote something impossible (decode.c): it is treated as crashed. Kill it now;
+ * its ring is not read again, and settling it (once it is gone) fails what it ran. */
+static void give_up(struct pp *pp, struct inst *in)
+{
+    in->bad = true;
+    if (in->exited)
+        return;
+    if (in->st != I_KILLING)
+        exec__pp_begin_kill(pp, in, R_LOST);
+    exec__pp_send_signal(pp, in, SIGKILL);
+}
+
 /* Read completions of @in. Returns whether there were any. */
 static bool drain(struct pp *pp, struct inst *in)
 {
-    struct exec__msg *msgs[DRAIN_BATCH];
+    struct exec__cmpv cv[DRAIN_BATCH];
     struct ent ents[DRAIN_BATCH];
-    uint32_t n = 0;
-    struct exec__msg *m;
-    while (n < DRAIN_BATCH && (m = exec__rq_peek(&in->cq))) {
-        msgs[n++] = m;
-        exec__rq_next(&in->cq, m);
-    }
-    if (!n)
+    if (in->bad)
+        return false;
+    uint32_t n = exec__pp_cmp_read(&in->cq, cv, DRAIN_BATCH);
+    if (!n && !in->cq.bad)
         return false;
     struct exec__list broken_list;
     exec__list_init(&broken_list);
     pthread_mutex_lock(&pp->lock);
     for (uint32_t i = 0; i < n; i++) {
-        const struct exec__cmp *c = (const struct exec__cmp *)msgs[i];
+        const struct exec__cmp *c = &cv[i].h;
         memset(&ents[i], 0, sizeof ents[i]);
+        if (!exec__pp_cmp_ok(&cv[i], in->fn ? fifo_at(in, 0) : NULL,
+                             pp->cfg->max_result_size)) {
+            in->cq.bad = true;
+            n = i;
+            break;
+        }
         if (c->h.kind == EXEC__CMP_DONE || c->h.kind == EXEC__CMP_SKIP) {
-            EXEC__ASSERT(in->fn && fifo_at(in, 0)->seq == c->h.seq);
             ents[i] = *fifo_at(in, 0);
-            if (ents[i].req->h.size >= DISCARD_MIN) /* the worker is done with it */
-                exec__shm_discard(ents[i].req, ents[i].req->h.size);
+            if (ents[i].rsize >= DISCARD_MIN) /* the worker is done with it */
+                exec__shm_discard(ents[i].req, ents[i].rsize);
             in->fhead = (in->fhead + 1) & (DEPTH - 1);
             in->fn--;
             in->rq.lim = ents[i].end; /* its request bytes are free again */
@@ -207,6 +223,8 @@ static bool drain(struct pp *pp, struct inst *in)
                                    &broken_list);
         }
     }
+    if (in->cq.bad)
+        give_up(pp, in);
     exec__pp_refill(pp);
     pthread_mutex_unlock(&pp->lock);
 
@@ -216,14 +234,14 @@ static bool drain(struct pp *pp, struct inst *in)
     exec_state_t ends[DRAIN_BATCH];
     bool won[DRAIN_BATCH];
     for (uint32_t i = 0; i < n; i++) {
-        const struct exec__cmp *c = (const struct exec__cmp *)msgs[i];
+        const struct exec__cmp *c = &cv[i].h;
         struct ent *e = &ents[i];
         if (c->h.kind != EXEC__CMP_DONE) {
             e->f = NULL;
             continue;
         }
         if (e->f) {
-            int code = finish_done(e->f, c, in, &ends[i]);
+            int code = finish_done(e->f, &cv[i], in, &ends[i]);
             won[i] = code != 1;
             if (pp->tl)
                 exec__pp_trace_done(pp, in, e, c,
@@ -231,7 +249,7 @@ static bool drain(struct pp *pp, struct inst *in)
         } else if (e->map) {
             exec__pp_trace_done(pp, in, e, c, 0); /* before the map may go */
             size_t count = e->hi - e->lo;
-            const unsigned char *res = (const unsigned char *)(c + 1);
+            const unsigned char *res = cv[i].msg + sizeof *c;
             const int32_t *st = NULL;
             if (c->nfailed)
                 st = (const int32_t *)(res + exec__ring_round(count * e->map->out_size));
@@ -241,8 +259,8 @@ static bool drain(struct pp *pp, struct inst *in)
     /* Pages of very large messages go back to the system: a ring sized for 256 MiB messages
      * must not keep them resident after one went through. */
     for (uint32_t i = 0; i < n; i++)
-        if (msgs[i]->size >= DISCARD_MIN)
-            exec__shm_discard(msgs[i], msgs[i]->size);
+        if (cv[i].msize >= DISCARD_MIN)
+            exec__shm_discard(cv[i].msg, cv[i].msize);
     exec__rq_release(&in->cq);
     for (uint32_t i = 0; i < n; i++) {
         if (!ents[i].f)
@@ -298,10 +316,11 @@ static uint64_t timers(struct pp *pp, uint64_t now)
                            memory_order_relaxed, memory_order_relaxed))
                     ;
                 if (e->f->timeout_ms) {
+                    /* The worker's word (its task can overwrite it): a deadline is never
+                     * put later than timeout_ms from now. */
+                    uint64_t t0 = atomic_load(&in->rg->cur_start_ns);
                     in->deadline_seq = cs;
-                    in->deadline_ns =
-                        atomic_load_explicit(&in->rg->cur_start_ns, memory_order_relaxed) +
-                        (uint64_t)e->f->timeout_ms * 1000000u;
+                    in->deadline_ns = (t0 < now ? t0 : now) + e->f->timeout_ms * 1000000ull;
                 }
             }
         }
@@ -317,6 +336,7 @@ static uint64_t timers(struct pp *pp, uint64_t now)
                     pp->fins[pp->nfins - 1].sig = SIGTERM;
                 }
                 in->deadline_ns = 0;
+                atomic_store(&in->rg->stop_seq, in->deadline_seq);
                 exec__pp_begin_kill(pp, in, R_TIMEOUT);
             } else {
                 DUE(in->deadline_ns);
@@ -425,7 +445,7 @@ static void sleep_once(struct pp *pp, uint64_t due)
     for (int s = 0; s < pp->nslots && !ready; s++)
         for (int r = 0; r < 2; r++) {
             struct inst *in = &pp->slots[s].in[r];
-            if (in->used &&
+            if (in->used && !in->bad &&
                 atomic_load_explicit(&in->rg->cmp.tail, memory_order_seq_cst) != in->cq.pos)
                 ready = true;
         }
@@ -462,7 +482,7 @@ static bool spin(struct pp *pp)
             atomic_exchange_explicit(&pp->kick, 0, memory_order_relaxed))
             return true;
         FOR_EACH_INST(pp, in) {
-            if (in->used &&
+            if (in->used && !in->bad &&
                 atomic_load_explicit(&in->rg->cmp.tail, memory_order_relaxed) !=
                     in->cq.pos)
                 return true;
@@ -496,7 +516,7 @@ static bool sup_round(struct pp *pp, bool *busy, uint64_t *due)
 
     FOR_EACH_INST(pp, in) {
         if (in->used)
-            while (drain(pp, in))
+            while (drain(pp, in)) /* false at once for a worker given up (in->bad) */
                 *busy = true;
     }
 
@@ -504,7 +524,8 @@ static bool sup_round(struct pp *pp, bool *busy, uint64_t *due)
     pthread_mutex_lock(&pp->lock);
     FOR_EACH_INST(pp, in) {
         if (in->st != I_FREE && in->exited &&
-            atomic_load_explicit(&in->rg->cmp.tail, memory_order_acquire) == in->cq.pos) {
+            (in->bad ||
+             atomic_load_explicit(&in->rg->cmp.tail, memory_order_acquire) == in->cq.pos)) {
             if (!exec__pp_settle_early(pp, in, &failed))
                 exec__pp_settle(pp, in, true);
             *busy = true;

@@ -53,9 +53,26 @@ struct wk {
     uint64_t t_start;      /* when the request being run started */
 };
 
+#ifdef EXEC_TEST_HOOKS
+struct exec__wregion *exec__test_wregion;
+#endif
+
+/* The region, for on_term(). */
+static struct exec__wregion *term_rg;
+
 static void on_term(int sig)
 {
     (void)sig;
+    /* A stop meant for a request this worker has finished is stale: the task it runs now
+     * must not pay for it (see stop_seq in process/proto.h). Between two requests cur_seq
+     * is still the finished one, so the worker stops there and leaves the next one queued
+     * for the parent to run elsewhere. */
+    if (term_rg) {
+        uint64_t s = atomic_load_explicit(&term_rg->stop_seq, memory_order_acquire);
+        if (s != UINT64_MAX &&
+            s < atomic_load_explicit(&term_rg->cur_seq, memory_order_acquire))
+            return;
+    }
     atomic_store_explicit(&exec__worker_stop, 1, memory_order_relaxed);
 }
 
@@ -278,7 +295,11 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
     memset(&w, 0, sizeof w);
     w.c = c;
     w.rg = c->rg;
+    term_rg = w.rg;
     atomic_store_explicit(&w.rg->pid, (int32_t)getpid(), memory_order_relaxed);
+#ifdef EXEC_TEST_HOOKS
+    exec__test_wregion = w.rg;
+#endif
     w.statm_fd = -1;
     exec__rq_attach(&w.in, &w.rg->req, exec__wregion_req_data(w.rg), false);
     exec__rq_attach(&w.out, &w.rg->cmp, exec__wregion_cmp_data(w.rg), true);
@@ -307,6 +328,8 @@ _Noreturn void exec__worker_main(const struct exec__wctx *c)
         if (atomic_load_explicit(&exec__worker_stop, memory_order_relaxed))
             leave(0);
         struct exec__msg *m = exec__rq_peek(&w.in);
+        if (!m && w.in.bad)
+            leave(EXEC__WEXIT_SETUP); /* a task overwrote our request ring */
         if (!m) {
             if (w.age_deadline && exec__now_ns() >= w.age_deadline)
                 say_and_leave(&w, EXEC__CMP_RETIRE, EXEC__CF_AGE, 0);

@@ -162,8 +162,7 @@ static void spawn(struct zy *y, const struct exec__zmsg *cmd)
             free_i = i;
             break;
         }
-    if (cmd->slot < 0 || cmd->slot >= z->nslots || cmd->rix < 0 || cmd->rix > 1 ||
-        free_i < 0) {
+    if (!exec__zmsg_ok(cmd, false, z->nslots) || free_i < 0) {
         ev.arg = EINVAL;
         send_event(y, &ev);
         return;

@@ -146,22 +146,34 @@ uint64_t exec__shmsys_random64(void)
 /* Identity of names and fds                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Whether the fd link at @path names the memfd @memfd_name ("/memfd:<name> (deleted)"). */
+static bool link_is_memfd(const char *path, const char *memfd_name)
+{
+    char want[EXEC_SHM_NAME_MAX + 16], link[EXEC_SHM_NAME_MAX + 64];
+    snprintf(want, sizeof want, "/memfd:%s", memfd_name);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    size_t wn = strlen(want);
+    return n >= 0 && (size_t)n >= wn && memcmp(link, want, wn) == 0 &&
+           ((size_t)n == wn || link[wn] == ' ');
+}
+
 int exec__shmsys_open_peer(pid_t pid, int fd, bool rdonly, const char *memfd_name)
 {
 #ifdef __linux__
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
-    int nfd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    /* The pid and fd come from a ref, which is bytes anyone may have written: open only what
+     * is our memfd. Opening another kind of file may block (a FIFO without a writer) or act
+     * (a device), so look at the link first; O_NONBLOCK covers an fd the owner swapped in
+     * between; then check what we opened, not what the owner's fd is now (no race with the
+     * owner closing it). */
+    if (!link_is_memfd(path, memfd_name))
+        return -ENOENT;
+    int nfd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
     if (nfd < 0)
         return -errno;
-    /* What we opened, not what the owner's fd is now: no race with the owner closing it. */
-    char want[EXEC_SHM_NAME_MAX + 16], link[EXEC_SHM_NAME_MAX + 64];
-    snprintf(want, sizeof want, "/memfd:%s", memfd_name);
     snprintf(path, sizeof path, "/proc/self/fd/%d", nfd);
-    ssize_t n = readlink(path, link, sizeof link - 1);
-    size_t wn = strlen(want);
-    if (n < 0 || (size_t)n < wn || memcmp(link, want, wn) != 0 ||
-        ((size_t)n > wn && link[wn] != ' ')) {
+    if (!link_is_memfd(path, memfd_name)) {
         close(nfd);
         return -ENOENT;
     }

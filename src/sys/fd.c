@@ -100,11 +100,13 @@ int exec__dgram_send(int fd, const void *buf, size_t len, bool nonblock)
     return r == (ssize_t)len ? 0 : -1;
 }
 
+/* MSG_TRUNC makes recv() return the datagram's real length (Unix datagram and seqpacket
+ * sockets, Linux 3.4 on), so a longer one is seen as the error it is, not cut to fit. */
 int exec__dgram_recv(int fd, void *buf, size_t len, bool nonblock)
 {
     ssize_t r;
     do
-        r = recv(fd, buf, len, nonblock ? MSG_DONTWAIT : 0);
+        r = recv(fd, buf, len, MSG_TRUNC | (nonblock ? MSG_DONTWAIT : 0));
     while (r < 0 && errno == EINTR);
     if (r == (ssize_t)len)
         return 1;

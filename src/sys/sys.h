@@ -127,7 +127,8 @@ int exec__pipe_cloexec(int fds[2]);
 int exec__seqpacket_pair(int sv[2]);
 /* One datagram of exactly @len bytes, retrying on EINTR. 0 or -1 (errno). */
 int exec__dgram_send(int fd, const void *buf, size_t len, bool nonblock);
-/* 1 datagram of @len bytes received, 0 none (EAGAIN), -1 EOF, error or a short datagram. */
+/* 1 datagram of @len bytes received, 0 none (EAGAIN), -1 EOF, error or a datagram of another
+ * size (shorter, or longer: never taken truncated). */
 int exec__dgram_recv(int fd, void *buf, size_t len, bool nonblock);
 /* In a child: close every fd >= 3 except the @n ones in @keep. */
 void exec__close_fds_except(const int *keep, int n);
