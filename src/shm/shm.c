@@ -17,9 +17,10 @@
  * (DROP) *before* removing it itself, so the guardian can never remove a name that was
  * removed and then re-created by someone else. The cost of that order: a creator killed in
  * the microseconds between the two steps leaves the name (the opposite order could remove a
- * stranger's buffer, which is worse). The guardian is started at the first guarded create
- * and stopped (QUIT, reaped) when the last guarded name goes, so the program has no extra
- * child and no extra fd while it guards nothing. If it dies while it guards something (killed
+ * stranger's buffer, which is worse); the guardian is running before shm_open() (guard_hold),
+ * so that window is one message, not a fork. The guardian is started at the first guarded
+ * create and stopped (QUIT, reaped) when the last guarded name goes, so the program has no
+ * extra child and no extra fd while it guards nothing. If it dies while it guards something (killed
  * by hand), the next message notices the broken socket and a new guardian learns every name
  * still guarded from the table below.
  *
@@ -386,14 +387,51 @@ static int guard_send(char op, const exec_shm_t *s)
     return EXEC_ESYS;
 }
 
+/* One guarded name fewer (a drop, or a hold given back); stop the guardian with the last.
+ * guard.lock held. */
+static void guard_count_down(exec_shm_t *s)
+{
+    if (--guard.count == 0) {
+        if (guard.fd >= 0)
+            exec__shmsys_guard_stop(guard.fd, guard.pid);
+        guard.fd = -1;
+        guard.pid = 0;
+    } else if (s) {
+        /* If the guardian died, a new one learns the other names (not this one). */
+        (void)guard_send(EXEC__SHMG_DROP, s);
+    }
+}
+
+/* Before a guarded name is made: start the guardian if none runs, and count the name
+ * already, so that no other thread's last drop stops it meanwhile. Then a creator killed
+ * between shm_open() and guard_add() leaves its name for the microseconds of one message,
+ * never for the fork of a guardian. */
+static int guard_hold(void)
+{
+    pthread_mutex_lock(&guard.lock);
+    int r = guard_ensure();
+    if (r == 0)
+        guard.count++;
+    pthread_mutex_unlock(&guard.lock);
+    return r;
+}
+
+static void guard_unhold(void)
+{
+    pthread_mutex_lock(&guard.lock);
+    guard_count_down(NULL);
+    pthread_mutex_unlock(&guard.lock);
+}
+
+/* Tell the guardian @s's name (held by guard_hold()). On failure the hold is given back. */
 static int guard_add(exec_shm_t *s)
 {
     pthread_mutex_lock(&guard.lock);
     int r = guard_send(EXEC__SHMG_ADD, s);
-    if (r == 0) {
+    if (r == 0)
         s->guarded = true;
-        guard.count++;
-    }
+    else
+        guard_count_down(NULL);
     pthread_mutex_unlock(&guard.lock);
     return r;
 }
@@ -404,15 +442,7 @@ static void guard_drop(exec_shm_t *s)
     pthread_mutex_lock(&guard.lock);
     if (s->guarded) {
         s->guarded = false;
-        if (--guard.count == 0) {
-            if (guard.fd >= 0)
-                exec__shmsys_guard_stop(guard.fd, guard.pid);
-            guard.fd = -1;
-            guard.pid = 0;
-        } else {
-            /* If the guardian died, a new one learns the other names (not this one). */
-            (void)guard_send(EXEC__SHMG_DROP, s);
-        }
+        guard_count_down(s);
     }
     pthread_mutex_unlock(&guard.lock);
 }
@@ -423,6 +453,12 @@ static void guard_drop(exec_shm_t *s)
 
 static int create_named(exec_shm_t *s, const char *name)
 {
+    bool guarded = !(s->flags & EXEC_SHM_PERSISTENT);
+    if (guarded) {
+        int r = guard_hold();
+        if (r != 0)
+            return r;
+    }
     int fd = -1;
     for (unsigned tries = 0; fd < 0; tries++) {
         if (name != NULL)
@@ -435,13 +471,16 @@ static int create_named(exec_shm_t *s, const char *name)
             break;
         if (errno == EEXIST && name == NULL && tries < 64)
             continue; /* a name left by an earlier process with our pid */
-        if (errno == EEXIST)
+        int e = errno;
+        if (guarded)
+            guard_unhold();
+        if (e == EEXIST)
             return EXEC_EBUSY;
-        return errno == EINVAL || errno == ENAMETOOLONG ? EXEC_EINVAL : from_errno(errno);
+        return e == EINVAL || e == ENAMETOOLONG ? EXEC_EINVAL : from_errno(e);
     }
     set_object(&s->m, fd);
     int r = 0;
-    if (!(s->flags & EXEC_SHM_PERSISTENT))
+    if (guarded)
         r = guard_add(s);
     if (r == 0) {
         int e = exec__shmsys_reserve(fd, s->m.size);
