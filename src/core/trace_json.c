@@ -47,6 +47,7 @@ void exec__trace_fmt_begin(const struct exec__trace *t, struct exec__tfmt *fx)
     fx->tid = UINT32_MAX;
     fx->plen = 0;
     fx->ts_len = 0;
+    fx->ts_sec = 0;
     if (!exec__ticks_fast)
         return;
     uint64_t ns;
@@ -137,7 +138,7 @@ static char *put_ts(char *p, struct exec__tfmt *fx, uint64_t ns)
     uint64_t sec = us / 1000000;
     if (sec == 0)
         return put_us(p, ns);
-    if (sec != fx->ts_sec || !fx->ts_len) {
+    if (!fx->ts_len || sec != fx->ts_sec) {
         fx->ts_len = (size_t)(put_u(fx->ts_digits, sec) - fx->ts_digits);
         fx->ts_sec = sec;
     }
