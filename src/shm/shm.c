@@ -387,8 +387,7 @@ static int guard_send(char op, const exec_shm_t *s)
     return EXEC_ESYS;
 }
 
-/* One guarded name fewer (a drop, or a hold given back); stop the guardian with the last.
- * guard.lock held. */
+/* One guarded name fewer (a drop, or a hold given back); the last stops the guardian. */
 static void guard_count_down(exec_shm_t *s)
 {
     if (--guard.count == 0) {
@@ -396,31 +395,24 @@ static void guard_count_down(exec_shm_t *s)
             exec__shmsys_guard_stop(guard.fd, guard.pid);
         guard.fd = -1;
         guard.pid = 0;
-    } else if (s) {
-        /* If the guardian died, a new one learns the other names (not this one). */
+    } else if (s) { /* if the guardian died, a new one learns the others, not this one */
         (void)guard_send(EXEC__SHMG_DROP, s);
     }
 }
 
-/* Before a guarded name is made: start the guardian if none runs, and count the name
- * already, so that no other thread's last drop stops it meanwhile. Then a creator killed
- * between shm_open() and guard_add() leaves its name for the microseconds of one message,
- * never for the fork of a guardian. */
-static int guard_hold(void)
+/* Before a guarded name is made (@hold), or when it was not (!@hold): start the guardian and
+ * count the name already, so no other thread's last drop stops it meanwhile; a creator
+ * killed before guard_add() then leaves its name for one message, not a guardian's fork. */
+static int guard_hold(bool hold)
 {
     pthread_mutex_lock(&guard.lock);
-    int r = guard_ensure();
-    if (r == 0)
+    int r = hold ? guard_ensure() : 0;
+    if (hold && r == 0)
         guard.count++;
+    else if (!hold)
+        guard_count_down(NULL);
     pthread_mutex_unlock(&guard.lock);
     return r;
-}
-
-static void guard_unhold(void)
-{
-    pthread_mutex_lock(&guard.lock);
-    guard_count_down(NULL);
-    pthread_mutex_unlock(&guard.lock);
 }
 
 /* Tell the guardian @s's name (held by guard_hold()). On failure the hold is given back. */
@@ -455,7 +447,7 @@ static int create_named(exec_shm_t *s, const char *name)
 {
     bool guarded = !(s->flags & EXEC_SHM_PERSISTENT);
     if (guarded) {
-        int r = guard_hold();
+        int r = guard_hold(true);
         if (r != 0)
             return r;
     }
@@ -473,7 +465,7 @@ static int create_named(exec_shm_t *s, const char *name)
             continue; /* a name left by an earlier process with our pid */
         int e = errno;
         if (guarded)
-            guard_unhold();
+            (void)guard_hold(false);
         if (e == EEXIST)
             return EXEC_EBUSY;
         return e == EINVAL || e == ENAMETOOLONG ? EXEC_EINVAL : from_errno(e);
