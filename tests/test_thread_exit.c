@@ -122,6 +122,16 @@ static void expect_thread_exit(exec_future_t *f)
 
 /* The pool still has @workers workers that run tasks at once: @workers blocked tasks all
  * start, then all finish. */
+/* The stats are a snapshot: a worker counts its task as ended just after the future ended,
+ * so a check right after a wait polls for a moment. */
+static exec_stats_t settled_stats(exec_t *ex)
+{
+    uint64_t end = test_now_ms() + (uint64_t)GATE_BOUND_MS * test_timeout_scale();
+    while (stats_of(ex).running != 0 && test_now_ms() < end)
+        test_sleep_ms(2);
+    return stats_of(ex);
+}
+
 static void expect_full_pool(exec_t *ex, int workers)
 {
     uint64_t end = test_now_ms() + (uint64_t)GATE_BOUND_MS * test_timeout_scale();
@@ -151,7 +161,7 @@ TEST(thread_exit_in_task)
         exec_future_release(f);
     }
     expect_full_pool(ex, 2);
-    exec_stats_t st = stats_of(ex);
+    exec_stats_t st = settled_stats(ex);
     ASSERT_EQ(st.crashed, 3);
     ASSERT_EQ(st.failed, 3);
     ASSERT_EQ(st.running, 0);
@@ -203,7 +213,7 @@ TEST(thread_exit_deep_nesting)
     expect_thread_exit(f);
     exec_future_release(f);
     expect_full_pool(ex, 1);
-    exec_stats_t st = stats_of(ex);
+    exec_stats_t st = settled_stats(ex);
     ASSERT_EQ(st.crashed, 21);
     ASSERT_EQ(st.running, 0);
     ASSERT_OK(exec_destroy(ex));
