@@ -423,7 +423,8 @@ EXEC_API int exec_destroy(exec_t *ex);
 /* ------------------------------------------------------------------------------------------ */
 
 /** Flags of exec_submit_opts_t. */
-#define EXEC_SUBMIT_TRY 1u /* return EXEC_EAGAIN instead of blocking on a full queue */
+#define EXEC_SUBMIT_TRY 1u /* return EXEC_EAGAIN instead of blocking on a full queue (or, on
+                              processes, on a full queue of big arguments: exec_submit()) */
 
 /** Value of exec_submit_opts_t.timeout_ms that disables the executor's default timeout. */
 #define EXEC_NO_TIMEOUT UINT32_MAX
@@ -450,10 +451,15 @@ typedef struct exec_submit_opts {
  * @f:        out: a new reference to the task's future (release it with
  *            exec_future_release()); NULL to fire and forget (the result is discarded).
  * Allocates at most once (only for an argument of more than 16 bytes, which does not sit
- * inside the future; futures themselves come from arenas the executor maps). On
+ * inside the future; futures themselves come from arenas the executor maps). Copies of
+ * 64 KiB and more are kept for the next big argument (up to 64 MiB per executor, freed by
+ * exec_destroy()), so a steady stream of big arguments touches no fresh memory. On
  * processes the argument is copied once, straight into a worker's shared-memory ring, when a
  * ring has room; a task that must wait for one keeps its copy in the future until a ring has
  * room (the caller's buffer is free as soon as this returns, so the wait needs a copy).
+ * Big arguments (64 KiB and more) wait so only while such copies total under 4 MiB: beyond,
+ * exec_submit() blocks until a ring takes the argument directly (bounded memory, one copy;
+ * EXEC_EAGAIN with EXEC_SUBMIT_TRY). Never from the supervisor thread (done-callbacks).
  * Return: EXEC_OK; EXEC_EINVAL (NULL @ex or @fn, NULL @arg with @arg_size > 0);
  *         EXEC_ETOOBIG (@arg_size > max_arg_size); EXEC_ESHUTDOWN; EXEC_ENOMEM;
  *         EXEC_ESYS (threads: the timer thread for the first task with a timeout could not
@@ -466,7 +472,8 @@ EXEC_API int exec_submit(exec_t *ex, exec_task_fn *fn, const void *arg, size_t a
 /**
  * exec_submit_ex() - exec_submit() with per-task options.
  * @opts: options, copied; NULL is the same as exec_submit().
- * Return: as exec_submit(), plus EXEC_EAGAIN (queue full with EXEC_SUBMIT_TRY) and
+ * Return: as exec_submit(), plus EXEC_EAGAIN (queue full with EXEC_SUBMIT_TRY: queue_max,
+ *         or on processes the bound on queued big arguments) and
  *         EXEC_EINVAL (unknown flags, reserved not zero).
  * Thread-safety: any thread.
  */

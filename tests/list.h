@@ -122,6 +122,8 @@
     X(executor_submit_forget, BOTH_BACKENDS)                                               \
     X(executor_submit_try_full, BOTH_BACKENDS)                                             \
     X(executor_submit_blocks_when_full, BOTH_BACKENDS)                                     \
+    X(executor_big_args_deep_window, BOTH_BACKENDS)                                        \
+    X(process_big_args_bounded_queue, PROCESSES_ONLY)                                      \
     X(executor_submit_inside_task_unbounded, THREADS_ONLY)                                 \
     X(executor_submit_after_shutdown, BOTH_BACKENDS)                                       \
     X(executor_shutdown_invalid, BOTH_BACKENDS)                                            \
@@ -279,6 +281,7 @@
     X(alloc_map_unordered_no_per_item, BOTH_BACKENDS)                                      \
     X(alloc_submit_small_steady, BOTH_BACKENDS)                                            \
     X(alloc_submit_large_one_each, BOTH_BACKENDS)                                          \
+    X(alloc_submit_big_steady, BOTH_BACKENDS)                                              \
     X(alloc_fail_create, BOTH_BACKENDS)                                                    \
     X(alloc_fail_submit, BOTH_BACKENDS)                                                    \
     X(alloc_fail_arena, BOTH_BACKENDS)                                                     \

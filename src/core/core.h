@@ -51,6 +51,10 @@ struct exec {
     size_t nempty;            /* arenas with no future in use (at most one is kept) */
     struct exec__fcold *cold_free;
     size_t ncold_free;
+    /* Argument copies of EXEC__BIG_MIN bytes and more, by power-of-two class, kept for the
+     * next big argument (linked through their first bytes); big_bytes: their sum. */
+    void *big_free[EXEC__BIG_CLASSES];
+    size_t big_bytes;
     _Atomic size_t live;
 
     struct exec__counters cnt;
@@ -90,6 +94,11 @@ bool exec__core_in_task(const struct exec *core);
 void exec__falloc_init(struct exec *core);
 void exec__core_maybe_free(struct exec *core);
 void exec__future_free(struct exec_future *f);
+/* A buffer for an argument copy of @size bytes, and its return (the same @size). Copies of
+ * EXEC__BIG_MIN bytes and more come from the core's cache, whose pages stay resident: a
+ * stream of big arguments then touches no fresh page per task. NULL on ENOMEM. */
+void *exec__arg_buf_get(struct exec *core, size_t size);
+void exec__arg_buf_put(struct exec *core, void *p, size_t size);
 
 /* The task running on this thread and the executor core it belongs to (thread backend);
  * tls_counters: that worker's private counters. Set by a backend around each task. */

@@ -203,14 +203,67 @@ struct exec__fcold *exec__future_cold(struct exec_future *f)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Big argument copies                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The class of a copy of @size bytes (its buffer holds 2^(class + EXEC__BIG_SHIFT) bytes),
+ * or -1 when it is not cached: small ones are cheap for malloc, huge ones too rare. */
+static int big_class(size_t size)
+{
+    if (size < EXEC__BIG_MIN)
+        return -1;
+    int c = (int)(64 - __builtin_clzll((unsigned long long)(size - 1))) - EXEC__BIG_SHIFT;
+    return c < EXEC__BIG_CLASSES ? c : -1;
+}
+
+void *exec__arg_buf_get(struct exec *core, size_t size)
+{
+    int c = big_class(size);
+    if (c < 0)
+        return malloc(size);
+    void *p = NULL;
+    if (!exec__core_forked(core)) { /* a child of fork() never takes the lock (cold_get()) */
+        pthread_mutex_lock(&core->alloc_lock);
+        p = core->big_free[c];
+        if (p) {
+            memcpy(&core->big_free[c], p, sizeof p);
+            core->big_bytes -= EXEC__BIG_MIN << c;
+        }
+        pthread_mutex_unlock(&core->alloc_lock);
+    }
+    return p ? p : malloc(EXEC__BIG_MIN << c);
+}
+
+void exec__arg_buf_put(struct exec *core, void *p, size_t size)
+{
+    int c = big_class(size);
+    if (c >= 0 && !exec__core_forked(core)) {
+        size_t cap = EXEC__BIG_MIN << c;
+        pthread_mutex_lock(&core->alloc_lock);
+        bool keep = core->big_bytes + cap <= EXEC__BIG_KEEP &&
+                    !atomic_load_explicit(&core->destroyed, memory_order_relaxed);
+        if (keep) {
+            memcpy(p, &core->big_free[c], sizeof p);
+            core->big_free[c] = p;
+            core->big_bytes += cap;
+        }
+        pthread_mutex_unlock(&core->alloc_lock);
+        if (keep)
+            return;
+    }
+    free(p);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Freeing                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
 static void free_bytes(struct exec_future *f)
 {
     /* arg and res share the pointer: whichever it holds, it is inl or one heap block. */
-    if (f->arg && f->arg != (void *)f->inl)
-        free(f->arg);
+    exec__future_drop_arg(f);
+    if (f->res && f->res != (void *)f->inl)
+        free(f->res);
     f->arg = NULL;
     f->arg_size = 0;
     f->res_size = 0;
@@ -271,6 +324,15 @@ void exec__core_maybe_free(struct exec *core)
     while ((n = exec__list_first(&core->arenas))) {
         exec__list_remove(n);
         exec__pages_unmap(EXEC__CONTAINER_OF(n, struct arena, all), EXEC__ARENA_BYTES);
+    }
+    for (int i = 0; i < EXEC__BIG_CLASSES; i++) {
+        void *p = core->big_free[i];
+        while (p) {
+            void *next;
+            memcpy(&next, p, sizeof next);
+            free(p);
+            p = next;
+        }
     }
     struct exec__fcold *c = core->cold_free;
     while (c) {

@@ -44,12 +44,12 @@ int exec__future_set_arg(struct exec_future *f, const void *arg, size_t size)
     if (size <= sizeof f->inl) {
         f->arg = f->inl;
     } else {
-        f->arg = malloc(size);
+        f->arg = exec__arg_buf_get(exec__future_core(f), size);
         if (!f->arg)
             return EXEC_ENOMEM;
     }
     memcpy(f->arg, arg, size);
-    f->arg_size = size;
+    f->arg_size = (uint32_t)size;
     return 0;
 }
 
@@ -59,7 +59,7 @@ void exec__future_drop_arg(struct exec_future *f)
     if (!f->arg_size)
         return;
     if (f->arg && f->arg != (void *)f->inl)
-        free(f->arg);
+        exec__arg_buf_put(exec__future_core(f), f->arg, f->arg_size);
     f->arg = NULL;
     f->arg_size = 0;
 }

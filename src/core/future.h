@@ -193,6 +193,13 @@ static inline struct exec__fcold *exec__future_cold_get(const struct exec_future
     return atomic_load_explicit(&((struct exec_future *)f)->cold, memory_order_acquire);
 }
 
+/* Big argument copies kept for reuse (core/falloc.c): classes 2^16 .. 2^(16+N-1) bytes, at
+ * most EXEC__BIG_KEEP bytes per core. */
+#define EXEC__BIG_SHIFT 16
+#define EXEC__BIG_MIN ((size_t)1 << EXEC__BIG_SHIFT)
+#define EXEC__BIG_CLASSES 12
+#define EXEC__BIG_KEEP ((size_t)64 << 20)
+
 /* Allocation of futures from the core's arenas (core/falloc.c). Returns NULL on ENOMEM.
  * The new future has state QUEUED, refs 1, no argument. */
 struct exec_future *exec__future_alloc(struct exec *core);

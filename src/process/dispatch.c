@@ -99,6 +99,8 @@ void exec__pp_q_push(struct pp *pp, struct exec_future *f, bool front)
     else
         exec__list_push_back(&pp->queue, &FP(f)->link);
     pp->qlen++;
+    if (f->arg_size >= EXEC__BIG_MIN)
+        pp->qbig += f->arg_size;
 }
 
 void exec__pp_q_unlink(struct pp *pp, struct exec_future *f)
@@ -106,6 +108,8 @@ void exec__pp_q_unlink(struct pp *pp, struct exec_future *f)
     exec__list_remove(&FP(f)->link);
     FP(f)->where = LOC_NONE;
     pp->qlen--;
+    if (f->arg_size >= EXEC__BIG_MIN)
+        pp->qbig -= f->arg_size;
 }
 
 static struct exec_future *q_first(struct pp *pp)
@@ -124,6 +128,7 @@ void exec__pp_q_take_all(struct pp *pp, struct exec__list *out)
     }
     exec__list_splice(out, &pp->queue);
     pp->qlen = 0;
+    pp->qbig = 0;
 }
 
 void exec__pp_map_list(struct pp *pp, struct exec__map *m)

@@ -181,6 +181,50 @@ static size_t waiting(struct pp *pp)
     return exec__pp_count_work(pp, NULL);
 }
 
+#define COPY_IT 1 /* wait_big_room(): queue a copy after all */
+
+/* Send @f straight to a worker's ring if one has room and nothing waits before it. */
+static bool send_now(struct pp *pp, struct exec_future *f, const void *arg)
+{
+    struct inst *in = exec__list_empty(&pp->queue) ? exec__pp_pick(pp) : NULL;
+    f->tseq = pp->submitted + 1; /* the task's number in the trace */
+    if (!in || !exec__pp_dispatch_task(in, f, arg))
+        return false;
+    pp->submitted++;
+    exec__pp_flush(in);
+    return true;
+}
+
+/* A big argument while QBIG_MAX bytes of them wait in the FIFO: wait until a ring takes it
+ * (EXEC_OK, lock released) or the FIFO has room for its copy (COPY_IT, lock held); or fail
+ * (EXEC_EAGAIN with EXEC_SUBMIT_TRY, EXEC_ESHUTDOWN, EXEC_EBROKEN; lock released). */
+static int wait_big_room(struct pp *pp, struct exec_future *f, const void *arg, uint32_t flags)
+{
+    for (;;) {
+        if (pp->shut || pp->broken) {
+            int r = pp->shut ? EXEC_ESHUTDOWN : EXEC_EBROKEN;
+            pthread_mutex_unlock(&pp->lock);
+            return r;
+        }
+        if (send_now(pp, f, arg)) {
+            pthread_mutex_unlock(&pp->lock);
+            kick(pp);
+            return EXEC_OK;
+        }
+        if (!pp->qbig || pp->qbig + f->arg_size <= QBIG_MAX)
+            return COPY_IT;
+        if (flags & EXEC_SUBMIT_TRY) {
+            pthread_mutex_unlock(&pp->lock);
+            return EXEC_EAGAIN;
+        }
+        pp->space_waiters++;
+        int cs = exec__cancel_off();
+        pthread_cond_wait(&pp->cond, &pp->lock);
+        exec__cancel_restore(cs);
+        pp->space_waiters--;
+    }
+}
+
 static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_t flags)
 {
     struct pp *pp = impl;
@@ -205,17 +249,19 @@ static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
     }
     /* The argument is copied once: straight into a ring with room, or else into the future,
      * where it waits for one (and from where refill() copies it into the ring). */
-    struct inst *in = exec__list_empty(&pp->queue) ? exec__pp_pick(pp) : NULL;
-    f->tseq = pp->submitted + 1; /* the task's number in the trace */
-    if (in && exec__pp_dispatch_task(in, f, arg)) {
-        pp->submitted++;
-        exec__pp_flush(in);
+    if (send_now(pp, f, arg)) {
         pthread_mutex_unlock(&pp->lock);
         /* Wake a sleeping supervisor now, in parallel with the worker: it then waits for
          * the completion spinning, and the round trip costs two wake-ups, not three. (It
          * must also see the start, to mark the future RUNNING.) */
         kick(pp);
         return EXEC_OK;
+    }
+    if (EXEC__UNLIKELY(f->arg_size >= EXEC__BIG_MIN) && pp->qbig &&
+        pp->qbig + f->arg_size > QBIG_MAX && !pp_in_task(pp)) {
+        int r = wait_big_room(pp, f, arg, flags);
+        if (r != COPY_IT)
+            return r; /* sent, or refused; the lock is released */
     }
     if (EXEC__UNLIKELY(exec__future_set_arg(f, arg, f->arg_size) != 0)) {
         pthread_mutex_unlock(&pp->lock);

@@ -107,6 +107,13 @@
  * task moved at a twentieth of the thread backend's speed (issue 11). A ring is then at most
  * fully resident when it is under 2 * DISCARD_MIN (rings are 2x max_arg_size rounded up). */
 #define DISCARD_MIN ((size_t)8 << 20)
+/* Copies of big arguments (EXEC__BIG_MIN bytes and more) waiting in the FIFO, at most: beyond
+ * it a submitter waits for a ring to take its argument directly. A deep FIFO of copies made
+ * every task's argument fresh memory, copied twice (issue 11: 4 MiB arguments in windows
+ * of 256 moved at 1.2 GB/s with 1,000 page faults per task; straight into a ring, 11-18). */
+#ifndef QBIG_MAX
+#define QBIG_MAX ((size_t)4 << 20)
+#endif
 
 enum { I_FREE, I_SPAWNING, I_LIVE, I_RETIRING, I_KILLING };
 /* Why a worker goes away. */
@@ -184,6 +191,7 @@ struct pp {
     pthread_cond_t cond;  /* stopped; queue space */
     struct exec__list queue; /* futures waiting for a ring (their FP(f)->link) */
     size_t qlen;
+    size_t qbig; /* bytes of the big arguments (>= EXEC__BIG_MIN) copied into queued futures */
     struct exec__list maps;  /* maps with items to claim (their link), core/map.h */
     int nslots;
     struct slot *slots;

@@ -560,23 +560,26 @@ static void bench_big(size_t total, int runs, bool threads_only)
     printf("\n2. big arguments, windows of %d futures, %d workers: GB/s moved into tasks "
            "(median of %d), %zu MiB per point\n",
            BIG_WINDOW, WORKERS, runs, total >> 20);
-    printf("  %-12s %10s %10s %10s %18s\n", "arg size", "threads", "processes", "proc/thr",
-           "parent faults/task");
+    printf("  %-12s %10s %10s %10s %27s\n", "arg size", "threads", "processes", "proc/thr",
+           "faults/task: thr  proc");
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        double t[MAX_RUNS], p[MAX_RUNS], flt[MAX_RUNS];
+        double t[MAX_RUNS], p[MAX_RUNS], flt[MAX_RUNS], tflt[MAX_RUNS];
+        size_t n = total / sizes[k] < BIG_WINDOW ? BIG_WINDOW : total / sizes[k];
         for (int r = 0; r < runs; r++) {
-            t[r] = thr ? run_big(thr, buf, sizes[k], total) : 0;
-            (void)run_big(proc ? proc : thr, buf, sizes[k], sizes[k] * BIG_WINDOW); /* warm */
             double f0 = minflt();
-            size_t n = total / sizes[k] < BIG_WINDOW ? BIG_WINDOW : total / sizes[k];
+            t[r] = thr ? run_big(thr, buf, sizes[k], total) : 0;
+            tflt[r] = (minflt() - f0) / (double)n;
+            (void)run_big(proc ? proc : thr, buf, sizes[k], sizes[k] * BIG_WINDOW); /* warm */
+            f0 = minflt();
             p[r] = proc ? run_big(proc, buf, sizes[k], total) : 0;
             flt[r] = (minflt() - f0) / (double)n;
         }
         double tm = bench_median(t, (size_t)runs), pm = bench_median(p, (size_t)runs);
         char sz[32];
         snprintf(sz, sizeof sz, "%zu KiB", sizes[k] >> 10);
-        printf("  %-12s %10.2f %10.2f %9.2fx %18.1f   [%s: >= %.1fx]\n", sz, tm / 1e9, pm / 1e9,
-               tm > 0 ? pm / tm : 0, bench_median(flt, (size_t)runs),
+        printf("  %-12s %10.2f %10.2f %9.2fx %21.1f %5.1f   [%s: >= %.1fx]\n", sz, tm / 1e9,
+               pm / 1e9, tm > 0 ? pm / tm : 0, bench_median(tflt, (size_t)runs),
+               bench_median(flt, (size_t)runs),
                pass(tm > 0 && pm / tm >= TARGET_BIG_RATIO), TARGET_BIG_RATIO);
         fflush(stdout);
     }
