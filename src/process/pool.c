@@ -181,6 +181,22 @@ static size_t waiting(struct pp *pp)
     return exec__pp_count_work(pp, NULL);
 }
 
+/* A submitter waits for room (pp->lock held): EXEC_OK once woken, or EXEC_EAGAIN with the
+ * lock released under EXEC_SUBMIT_TRY. */
+static int wait_space(struct pp *pp, uint32_t flags)
+{
+    if (flags & EXEC_SUBMIT_TRY) {
+        pthread_mutex_unlock(&pp->lock);
+        return EXEC_EAGAIN;
+    }
+    pp->space_waiters++;
+    int cs = exec__cancel_off();
+    pthread_cond_wait(&pp->cond, &pp->lock);
+    exec__cancel_restore(cs);
+    pp->space_waiters--;
+    return EXEC_OK;
+}
+
 #define COPY_IT 1 /* wait_big_room(): queue a copy after all */
 
 /* Send @f straight to a worker's ring if one has room and nothing waits before it. */
@@ -213,15 +229,8 @@ static int wait_big_room(struct pp *pp, struct exec_future *f, const void *arg, 
         }
         if (!pp->qbig || pp->qbig + f->arg_size <= QBIG_MAX)
             return COPY_IT;
-        if (flags & EXEC_SUBMIT_TRY) {
-            pthread_mutex_unlock(&pp->lock);
+        if (wait_space(pp, flags) != EXEC_OK)
             return EXEC_EAGAIN;
-        }
-        pp->space_waiters++;
-        int cs = exec__cancel_off();
-        pthread_cond_wait(&pp->cond, &pp->lock);
-        exec__cancel_restore(cs);
-        pp->space_waiters--;
     }
 }
 
@@ -231,15 +240,8 @@ static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
     pthread_mutex_lock(&pp->lock);
     if (EXEC__UNLIKELY(pp->cfg->queue_max) && !pp_in_task(pp)) {
         while (!pp->shut && !pp->broken && waiting(pp) >= pp->cfg->queue_max) {
-            if (flags & EXEC_SUBMIT_TRY) {
-                pthread_mutex_unlock(&pp->lock);
+            if (wait_space(pp, flags) != EXEC_OK)
                 return EXEC_EAGAIN;
-            }
-            pp->space_waiters++;
-            int cs = exec__cancel_off();
-            pthread_cond_wait(&pp->cond, &pp->lock);
-            exec__cancel_restore(cs);
-            pp->space_waiters--;
         }
     }
     if (EXEC__UNLIKELY(pp->shut || pp->broken)) {
