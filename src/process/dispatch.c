@@ -349,7 +349,9 @@ int exec__pp_refill(struct pp *pp)
         exec__pp_flush(in);
         in->full = false; /* submitters pick() too */
     }
-    if (pp->space_waiters)
+    /* Submitters of big arguments are woken once half the bound is free, not at each ring
+     * slot that frees (a wake-up per 64 KiB task cost as much as copying it). */
+    if (pp->space_waiters > pp->big_waiters || (pp->big_waiters && pp->qbig <= QBIG_MAX / 2))
         pthread_cond_broadcast(&pp->cond);
     return sent;
 }

@@ -229,8 +229,11 @@ static int wait_big_room(struct pp *pp, struct exec_future *f, const void *arg, 
         }
         if (!pp->qbig || pp->qbig + f->arg_size <= QBIG_MAX)
             return COPY_IT;
-        if (wait_space(pp, flags) != EXEC_OK)
-            return EXEC_EAGAIN;
+        if (flags & EXEC_SUBMIT_TRY)
+            return wait_space(pp, flags); /* EXEC_EAGAIN, the lock released */
+        pp->big_waiters++;
+        (void)wait_space(pp, flags);
+        pp->big_waiters--;
     }
 }
 

@@ -205,6 +205,7 @@ struct pp {
     /* Why the pool broke (EXEC_EBROKEN): the detail every future it fails gets. */
     int broken_cause, broken_status, broken_sig, broken_xst;
     size_t space_waiters;
+    size_t big_waiters; /* of them, submitters of big arguments (woken at QBIG_MAX / 2) */
     uint64_t submitted, retired[8], alive;
     uint64_t *crashes; /* ring of crash times (crash_limit entries) */
     uint32_t ncrash;
