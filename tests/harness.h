@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "executor.h"
 
@@ -66,6 +67,11 @@ int test_count_fds(void);
 int test_count_threads(void);
 /** Processes whose parent is this process, zombies included (from /proc). */
 int test_count_children(void);
+/** From /proc/<pid>/stat: the state letter, parent and process group of @pid (each out
+ *  may be NULL). 0, or -1 when the process is gone. */
+int test_proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid);
+/** Calls @fn(pid, @arg) for every process in /proc; returns how many there were. */
+int test_each_process(void (*fn)(long pid, void *arg), void *arg);
 /** Entries of /dev/shm whose name starts with @prefix (e.g. "exec-"). */
 int test_count_shm(const char *prefix);
 

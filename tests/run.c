@@ -257,8 +257,7 @@ int test_count_threads(void)
     return for_each_number("/proc/self/task", NULL, NULL);
 }
 
-/* Parent pid and state of @pid from /proc/<pid>/stat; -1 if it is gone. */
-static pid_t ppid_of(pid_t pid, char *state)
+int test_proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -270,12 +269,21 @@ static pid_t ppid_of(pid_t pid, char *state)
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces and parens */
     char st;
-    int ppid;
-    if (p == NULL || sscanf(p + 1, " %c %d", &st, &ppid) != 2)
+    int pp, pg;
+    if (p == NULL || sscanf(p + 1, " %c %d %d", &st, &pp, &pg) != 3)
         return -1;
     if (state)
         *state = st;
-    return (pid_t)ppid;
+    if (ppid)
+        *ppid = (pid_t)pp;
+    if (pgid)
+        *pgid = (pid_t)pg;
+    return 0;
+}
+
+int test_each_process(void (*fn)(long pid, void *arg), void *arg)
+{
+    return for_each_number("/proc", fn, arg);
 }
 
 struct kids {
@@ -289,7 +297,8 @@ static void kid_visit(long pid, void *arg)
 {
     struct kids *k = arg;
     char st;
-    if (ppid_of((pid_t)pid, &st) != k->parent)
+    pid_t ppid;
+    if (test_proc_stat((pid_t)pid, &st, &ppid, NULL) != 0 || ppid != k->parent)
         return;
     if (k->n < 32) {
         k->pid[k->n] = (pid_t)pid;

@@ -280,35 +280,26 @@ TEST(init_fails_in_recycled_worker)
 
 /* The only child of this test process: the zygote of its one forkserver pool (its workers
  * are the zygote's children). 0 if there is not exactly one. */
+struct only {
+    pid_t found;
+    int n;
+};
+
+static void only_visit(long pid, void *arg)
+{
+    struct only *o = arg;
+    pid_t ppid;
+    if (test_proc_stat((pid_t)pid, NULL, &ppid, NULL) == 0 && ppid == getpid()) {
+        o->found = (pid_t)pid;
+        o->n++;
+    }
+}
+
 static pid_t only_child(void)
 {
-    DIR *d = opendir("/proc");
-    if (!d)
-        return 0;
-    pid_t found = 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int pid = atoi(e->d_name);
-        if (pid <= 0)
-            continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        FILE *fp = fopen(path, "r");
-        if (!fp)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, fp);
-        fclose(fp);
-        buf[len] = 0;
-        const char *rp = strrchr(buf, ')'); /* the name may hold spaces */
-        int ppid = 0;
-        if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid()) {
-            found = pid;
-            n++;
-        }
-    }
-    closedir(d);
-    return n == 1 ? found : 0;
+    struct only o = {0, 0};
+    test_each_process(only_visit, &o);
+    return o.n == 1 ? o.found : 0;
 }
 
 /* The zygote dies (SIGKILL): the pool breaks with EXEC_CAUSE_ZYGOTE, not with a text about

@@ -977,34 +977,26 @@ static void *orphan_creator(void *p)
 }
 
 /* Processes (not zombies) whose process group is @pgid. */
+struct group {
+    pid_t pgid;
+    int n;
+};
+
+static void group_visit(long pid, void *arg)
+{
+    struct group *g = arg;
+    char state;
+    pid_t pgrp;
+    if (test_proc_stat((pid_t)pid, &state, NULL, &pgrp) == 0 && pgrp == g->pgid &&
+        state != 'Z' && state != 'X')
+        g->n++;
+}
+
 static int count_group(int pgid)
 {
-    DIR *d = opendir("/proc");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int pid = atoi(e->d_name);
-        if (pid <= 0)
-            continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = 0;
-        char *rp = strrchr(buf, ')');
-        char state;
-        int ppid, pgrp;
-        if (rp && sscanf(rp + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == pgid &&
-            state != 'Z' && state != 'X')
-            n++;
-    }
-    closedir(d);
-    return n;
+    struct group g = {(pid_t)pgid, 0};
+    test_each_process(group_visit, &g);
+    return g.n;
 }
 
 /* A child process creates the executor from a thread that then exits, uses it, and is

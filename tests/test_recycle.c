@@ -81,19 +81,8 @@ static int read_children(const char *path, int *pids, int n, int cap)
 /* The state letter of process @pid ('?' if it is gone). */
 static char proc_state(int pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    const char *p = strrchr(buf, ')'); /* the name may hold spaces and parens */
     char st = '?';
-    if (!p || sscanf(p + 1, " %c", &st) != 1)
-        return '?';
-    return st;
+    return test_proc_stat((pid_t)pid, &st, NULL, NULL) == 0 ? st : '?';
 }
 
 /* Zombies among this process's children and their children (the zygote's workers), from
