@@ -20,7 +20,10 @@
  * worker CPU per item on W workers and P CPUs, the stream needs at least (c + w) / P ns per
  * item where exec_map needs w / W.
  *
- * Usage: bench_stream [--quick]   (--quick: a tenth of the items, 3 runs)
+ * Usage: bench_stream [--quick] [--workers N]
+ *   --quick      a tenth of the items, 3 runs
+ *   --workers N  workers of both executors (default 2; 1 on a 2-CPU machine leaves the
+ *                caller a CPU of its own, which shows the driver's own cost)
  */
 #include <executor.h>
 #include <stdio.h>
@@ -151,7 +154,22 @@ static double run_stream(exec_t *ex, const struct weight *w, int64_t expect, dou
 
 int main(int argc, char **argv)
 {
-    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    bool quick = false;
+    int workers = 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            quick = true;
+        } else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
+            workers = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench_stream [--quick] [--workers N]\n");
+            return 2;
+        }
+    }
+    if (workers < 1 || workers > 64) {
+        fprintf(stderr, "bench_stream: --workers 1..64\n");
+        return 2;
+    }
     int runs = quick ? 3 : MAX_RUNS;
     struct weight ws[] = {{"tiny", 10000000, triple, 0},
                           {"light", 2000000, light, 64},
@@ -167,10 +185,10 @@ int main(int argc, char **argv)
         return 1;
     for (size_t i = 0; i < nmax; i++)
         in[i] = (int64_t)i;
-    printf("exec_map_stream vs exec_map on the same int64 items, 2 workers, median of %d\n"
+    printf("exec_map_stream vs exec_map on the same int64 items, %d workers, median of %d\n"
            "(stream: produced by a counter, consumed into a sum, window %d items; caller: the\n"
            "stream's calling thread's CPU per item)\n\n",
-           runs, WINDOW);
+           workers, runs, WINDOW);
     const int wd[] = {11, 7, 10, 12, 16, 8, 8, 6};
     const char *head[] = {"backend", "items", "n", "exec_map", "exec_map_stream",
                           "ratio", "caller", "target"};
@@ -178,7 +196,7 @@ int main(int argc, char **argv)
     for (int b = 0; b < 2; b++) {
         exec_config_t cfg = {0};
         cfg.backend = b ? EXEC_BACKEND_PROCESSES : EXEC_BACKEND_THREADS;
-        cfg.workers = 2;
+        cfg.workers = workers;
         exec_t *ex;
         if (exec_create(&ex, &cfg) != EXEC_OK)
             return 1;
