@@ -288,8 +288,6 @@ static int pp_cancel(void *impl, struct exec_future *f, unsigned flags)
     if (FP(f)->where == LOC_QUEUE) {
         if (exec__future_claim(f, 1u << EXEC_STATE_QUEUED)) {
             exec__pp_q_unlink(pp, f);
-            if (pp->space_waiters) /* room for a blocked submitter (queue_max, big ones) */
-                pthread_cond_broadcast(&pp->cond);
             end = release = true;
             r = EXEC_OK;
             exec__pp_trace_cancel(pp, f, NULL, EXEC__TCANCEL_QUEUED);
