@@ -124,6 +124,7 @@
     X(executor_submit_blocks_when_full, BOTH_BACKENDS)                                     \
     X(executor_big_args_deep_window, BOTH_BACKENDS)                                        \
     X(process_big_args_bounded_queue, PROCESSES_ONLY)                                      \
+    X(process_big_args_cancel_wakes, PROCESSES_ONLY)                                       \
     X(executor_submit_inside_task_unbounded, THREADS_ONLY)                                 \
     X(executor_submit_after_shutdown, BOTH_BACKENDS)                                       \
     X(executor_shutdown_invalid, BOTH_BACKENDS)                                            \

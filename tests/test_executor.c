@@ -830,6 +830,43 @@ TEST(process_big_args_bounded_queue)
     destroy_gated(ex, &g);
 }
 
+/* PROCESSES_ONLY. A submit blocked on the queued big arguments returns once they are
+ * cancelled, while the worker is still busy (their bytes are free). */
+TEST(process_big_args_cancel_wakes)
+{
+    enum { SZ = 1 << 20, MAXN = 64 };
+    gate_open(&g);
+    exec_t *ex = make_with(1, (exec_config_t){.max_arg_size = SZ});
+    exec_future_t *a = SUBMIT_RUNNING(ex, &g, 1);
+    unsigned char *buf = calloc(1, SZ);
+    ASSERT_NOT_NULL(buf);
+    exec_future_t *fs[MAXN];
+    exec_submit_opts_t o = {.flags = EXEC_SUBMIT_TRY};
+    int n = 0;
+    while (n < MAXN && exec_submit_ex(ex, task_ends, buf, SZ, &o, &fs[n]) == EXEC_OK)
+        n++;
+    ASSERT_TRUE(n < MAXN);
+    struct bg b = {.ex = ex};
+    bg_start(&b, bg_submit_big);
+    test_sleep_ms(20);
+    ASSERT_FALSE(done(&b));
+    int cancelled = 0;
+    for (int i = 0; i < n; i++)
+        cancelled += exec_future_cancel(fs[i], 0) == EXEC_OK;
+    ASSERT_TRUE(cancelled >= 1); /* the queued ones (those in the ring may be taken back) */
+    bg_join(&b); /* returns with the worker still blocked */
+    ASSERT_OK(b.rc);
+    ASSERT_EQ(exec_future_state(a), EXEC_STATE_RUNNING);
+    gate_release(&g, 1);
+    ASSERT_RESULT_I64(a, 1);
+    check_ends(b.f, 7);
+    for (int i = 0; i < n; i++)
+        exec_future_release(fs[i]);
+    RELEASE_ALL(a, b.f);
+    free(buf);
+    destroy_gated(ex, &g);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Shutdown                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
