@@ -325,7 +325,7 @@ static inline const char *bench_fmt(char *buf, size_t cap, const char *fmt, ...)
 
 /* One table row of @ncols cells (at most BENCH_COLS), each left-aligned in its width from
  * @widths; NULL prints as empty. A cell wider than its column pushes the rest right. */
-#define BENCH_COLS 8
+#define BENCH_COLS 12
 static inline void bench_row(const int *widths, int ncols, const char *const *cells)
 {
     char line[512];
