@@ -140,8 +140,10 @@ extern struct mpi__world exec__mpi_world;
 
 /* The local worker count of serving rank @rank when the executor has @total workers in a
  * job of @size ranks (spread evenly, the first ranks get one more), and the most tasks in
- * flight to it (flow control: enough to hide a round trip, bounded whatever the caller
- * submits). A rank with no worker gets nothing. */
+ * flight to it (flow control: bounded whatever the caller submits, yet deep enough that a
+ * round trip carries many tiny tasks; rank 0 sends a rank work beyond its workers only while
+ * a long queue waits and at most MPI__AHEAD_BYTES of it, see dispatch.c). A rank with no
+ * worker gets nothing. */
 static inline int exec__mpi_rank_workers(int total, int size, int rank)
 {
     int n = size - 1;
@@ -149,8 +151,9 @@ static inline int exec__mpi_rank_workers(int total, int size, int rank)
 }
 static inline uint32_t exec__mpi_rank_cap(int workers)
 {
-    return workers ? 4u * (uint32_t)workers + 4u : 0;
+    return workers ? 64u * (uint32_t)workers + 64u : 0;
 }
+#define MPI__AHEAD_BYTES ((size_t)4 << 20)
 
 /* A task as it runs on a serving rank: the local pool runs this header + the argument with
  * exec__mpi_run_task(), which calls fn with out_cap and reports a result over it as

@@ -15,11 +15,13 @@ struct slot {
     struct exec_future *f; /* a task, or */
     struct exec__map *m;   /* a map chunk [lo, hi) */
     size_t lo, hi;
+    size_t bytes;  /* argument bytes it took to the rank */
     int next_free; /* free list; -1 ends it */
 };
 
 struct rank {
     uint32_t cap, busy;
+    size_t bytes; /* argument bytes in flight there */
     int free_head;
     struct slot *slots;
     int workers; /* its local pool's */
