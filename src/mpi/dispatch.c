@@ -80,6 +80,7 @@ struct outbox {
     struct out *o;
     size_t n, cap;
     struct pack *tasks;        /* [rank], allocated at the first task */
+    uint64_t now;              /* exec__now_ns() of this round */
     exec_task_fn *last_fn;     /* the function last encoded, and its reference: most */
     struct mpi__fnref last_ref; /* tasks of a round share it */
     struct exec_future **drop; /* references to release after the lock */
@@ -148,6 +149,7 @@ static bool send_task(struct mp *p, struct outbox *ob, int ri, struct exec_futur
         memcpy(k->b + k->len + sizeof t, f->arg, f->arg_size);
     k->len += sizeof t + f->arg_size;
     r->slots[i].bytes = f->arg_size;
+    r->slots[i].sent_ns = ob->now;
     r->bytes += f->arg_size;
     exec__future_drop_arg(f);
     r->slots[i].f = f;
@@ -192,6 +194,7 @@ static bool send_chunk(struct mp *p, struct outbox *ob, int ri)
         r->slots[i].lo = lo;
         r->slots[i].hi = hi;
         r->slots[i].bytes = bytes;
+        r->slots[i].sent_ns = ob->now;
         r->bytes += bytes;
         p->inflight++;
         out_add(ob, ri, MPI__TAG_CHUNK, b, sizeof t + bytes);
@@ -280,6 +283,7 @@ static void dispatch(struct mp *p, struct outbox *ob)
  * may give to another task. */
 static void collect(struct mp *p, struct outbox *ob)
 {
+    ob->now = exec__now_ns();
     for (size_t i = 0; i < p->ncancels; i++) {
         struct mpi__cancel c = {.id = p->cancels[i].slot, .flags = p->cancels[i].flags};
         if (!p->ranks[p->cancels[i].rank].slots[c.id].f)
@@ -390,6 +394,8 @@ static size_t on_result(struct mp *p, int from, const void *msg, size_t len)
     struct slot s = p->ranks[from].slots[r.id];
     pthread_mutex_unlock(&p->lock);
     const unsigned char *data = (const unsigned char *)msg + sizeof r;
+    uint64_t took = exec__now_ns() - s.sent_ns;
+    p->rtt_ns = p->rtt_ns ? p->rtt_ns - p->rtt_ns / 8 + took / 8 : took;
     if (s.f)
         end_task(&p->ranks[from], s.f, &r, data);
     else if (s.m)
@@ -463,6 +469,7 @@ void *exec__mpi_comm_main(void *arg)
             break;
         }
         collect(p, &ob);
+        bool out = p->inflight || p->stats_pending;
         pthread_mutex_unlock(&p->lock);
         bool any = send_all(p, &ob) || ob.ndrop;
         for (size_t i = 0; i < ob.ndrop; i++)
@@ -479,18 +486,21 @@ void *exec__mpi_comm_main(void *arg)
             else if (tag == MPI__TAG_STATS)
                 on_stats(p, p->buf, len);
         }
-        exec__mpi_sends_reap(&p->sends);
+        out |= !exec__mpi_sends_reap(&p->sends);
         if (any) {
             exec__mpi_backoff_reset(&bo);
             continue;
         }
-        uint64_t ns = exec__mpi_backoff_next(&bo);
+        /* With results out, probe again within an eighth of the usual wait for one. */
+        uint64_t ns = exec__mpi_backoff_next(&bo, p->rtt_ns / 8 > MPI__STEP_MIN_NS
+                                                      ? p->rtt_ns / 8 : MPI__STEP_MIN_NS);
         if (!ns)
             continue;
-        /* Sleep until a request (submit, cancel, map, stats, stop) or the next probe. The
-         * flag pairs with poke(): a poke after our load of `wake` changes it and wakes us. */
+        /* Sleep until a request (submit, cancel, map, stats, stop) or the next probe (none
+         * with nothing out: only a request can start anything). The flag pairs with poke():
+         * a poke after our load of `wake` changes it and wakes us. */
         atomic_store(&p->sleeping, true);
-        exec__futex_wait(&p->wake, seen, exec__now_ns() + ns);
+        exec__futex_wait(&p->wake, seen, out ? exec__now_ns() + ns : 0);
         atomic_store(&p->sleeping, false);
     }
     for (int ri = 0; ob.tasks && ri < p->size; ri++)

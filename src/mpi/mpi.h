@@ -12,8 +12,15 @@
  * ends (a local completion queue). So a task that crashes fails its local future only.
  *
  * Nothing waits by spinning for long: rank 0's comm thread and the serving loops probe MPI,
- * spin (yielding) 200 us after each message, then sleep in growing steps (up to 1 ms) on a futex or
- * the local completion queue's fd, woken at once by a submission or a local completion.
+ * spin (yielding) 200 us after each message, then sleep in growing steps (20 us up to 1 ms)
+ * on a futex, woken at once by a submission (rank 0) or a local completion (a serving rank).
+ * An MPI message wakes nothing (it is only seen by probing), so the steps stay short where a
+ * message is due soon: on rank 0 while results are out, up to an eighth of the recent send-
+ * to-result time (tiny tasks: polled every 20 us, a 10 ms task every 1 ms); on a serving rank
+ * with an idle worker, for 2 ms after its last message (the next task follows a result).
+ * Either side answering fast is enough to bring both back to spinning after a hiccup (when
+ * both slept 1 ms steps, each round trip took a step and neither spun long enough to see the
+ * other's answer). Rank 0's comm thread with nothing out sleeps until a request comes.
  */
 #ifndef EXEC_MPI_MPI_H
 #define EXEC_MPI_MPI_H
@@ -97,14 +104,15 @@ struct mpi__cancel {
 int exec__mpi_fn_encode(void (*fn)(void), struct mpi__fnref *ref);
 void (*exec__mpi_fn_decode(const struct mpi__fnref *ref))(void);
 
-/* wait.c: spinning a little, then sleeping in growing steps. */
+/* comm.c: spinning a little, then sleeping in growing steps. */
 struct mpi__backoff {
     uint64_t quiet_since; /* exec__now_ns() of the last activity */
     uint64_t step_ns;     /* the next sleep */
 };
+#define MPI__STEP_MIN_NS 20000u
 void exec__mpi_backoff_reset(struct mpi__backoff *b);
-/* How long to sleep now: 0 while still spinning. */
-uint64_t exec__mpi_backoff_next(struct mpi__backoff *b);
+/* How long to sleep now, at most @cap_ns (0: no cap): 0 while still spinning. */
+uint64_t exec__mpi_backoff_next(struct mpi__backoff *b, uint64_t cap_ns);
 
 /* Non-blocking sends whose buffers are freed when MPI is done with them. */
 struct mpi__sends {

@@ -16,6 +16,7 @@ struct slot {
     struct exec__map *m;   /* a map chunk [lo, hi) */
     size_t lo, hi;
     size_t bytes;  /* argument bytes it took to the rank */
+    uint64_t sent_ns; /* when */
     int next_free; /* free list; -1 ends it */
 };
 
@@ -58,6 +59,7 @@ struct mp {
     _Atomic bool sleeping;    /* the comm thread sleeps on wake */
     pthread_t thread;
     struct mpi__sends sends;  /* the comm thread's */
+    uint64_t rtt_ns;          /* its average time from a send to the result (EWMA) */
     void *buf;
     size_t bufcap;
 };

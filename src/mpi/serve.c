@@ -13,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* How long a rank with an idle worker keeps probing often after its last message. */
+#define WARM_NS 2000000u
+
 /* A task in flight here: rank 0's slot id -> the local future. */
 struct slot {
     exec_future_t *f;
@@ -25,6 +28,7 @@ struct serve {
     exec_t *ex;
     struct slot *slots;
     uint32_t cap;
+    size_t workers; /* the local pool's */
     int pid;
     /* The slots whose local future ended, in that order: the done-callbacks (the local
      * pool's threads) append, the loop swaps the array with `spare` and reports them. Each
@@ -205,6 +209,7 @@ static void hello(struct serve *s, const void *msg, size_t len)
     ok.code = local_create(s, &c);
     if (ok.code == EXEC_OK)
         ok.workers = c.workers;
+    s->workers = ok.code == EXEC_OK ? (size_t)c.workers : 0;
     reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
 }
 
@@ -417,7 +422,11 @@ _Noreturn void exec__mpi_serve(void)
             exec__mpi_backoff_reset(&bo);
             continue;
         }
-        uint64_t ns = exec__mpi_backoff_next(&bo);
+        /* A rank with an idle worker expects its next task soon after its last message
+         * (rank 0 answers a result with the next task): it probes often for 2 ms. */
+        bool idle = s.ex && s.busy < s.workers;
+        uint64_t ns = exec__mpi_backoff_next(
+            &bo, idle && exec__now_ns() - bo.quiet_since < WARM_NS ? MPI__STEP_MIN_NS : 0);
         if (!ns)
             continue;
         /* Sleep until a local future ends (its callback bumps wake) or the next probe (an MPI
