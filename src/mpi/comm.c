@@ -31,6 +31,11 @@ uint64_t exec__mpi_backoff_next(struct mpi__backoff *b, uint64_t cap_ns)
         exec__yield();
         return 0;
     }
+    return exec__mpi_backoff_step(b, cap_ns);
+}
+
+uint64_t exec__mpi_backoff_step(struct mpi__backoff *b, uint64_t cap_ns)
+{
     uint64_t s = b->step_ns;
     if (b->step_ns < STEP_MAX_NS)
         b->step_ns *= 2;

@@ -113,6 +113,8 @@ struct mpi__backoff {
 void exec__mpi_backoff_reset(struct mpi__backoff *b);
 /* How long to sleep now, at most @cap_ns (0: no cap): 0 while still spinning. */
 uint64_t exec__mpi_backoff_next(struct mpi__backoff *b, uint64_t cap_ns);
+/* The same without spinning first. */
+uint64_t exec__mpi_backoff_step(struct mpi__backoff *b, uint64_t cap_ns);
 
 /* Non-blocking sends whose buffers are freed when MPI is done with them. */
 struct mpi__sends {

@@ -15,6 +15,8 @@
 
 /* How long a rank with an idle worker keeps probing often after its last message. */
 #define WARM_NS 2000000u
+/* Ends that wake a loop sleeping while its workers are all busy (the last one always does). */
+#define WAKE_BATCH 32u
 
 /* A task in flight here: rank 0's slot id -> the local future. */
 struct slot {
@@ -36,6 +38,7 @@ struct serve {
     pthread_mutex_t dlock; /* protects ended and nended */
     uint32_t *ended, *spare;
     size_t nended;
+    _Atomic uint32_t running; /* local futures not ended yet */
     _Atomic uint32_t wake; /* bumped at each end; the loop sleeps on it */
     _Atomic bool sleeping; /* it does (pairs with wake as in mpi/pool.h) */
     uint64_t out_cap; /* the executor's max_result_size */
@@ -222,9 +225,12 @@ static void ended(exec_future_t *f, void *data)
     (void)f;
     pthread_mutex_lock(&s->dlock);
     s->ended[s->nended++] = (uint32_t)(sl - s->slots);
+    size_t n = s->nended;
     pthread_mutex_unlock(&s->dlock);
+    /* A sleeping loop is woken by the last end or by a batch of them. */
+    bool last = atomic_fetch_sub(&s->running, 1) == 1;
     atomic_fetch_add(&s->wake, 1);
-    if (atomic_load(&s->sleeping))
+    if ((last || n >= WAKE_BATCH) && atomic_load(&s->sleeping))
         exec__futex_wake(&s->wake, 1);
 }
 
@@ -296,6 +302,7 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
     }
     s->slots[t.id].chunk = tag == MPI__TAG_CHUNK;
     s->busy++;
+    atomic_fetch_add(&s->running, 1);
     watch(s, (uint32_t)t.id);
     return rec;
 }
@@ -425,8 +432,12 @@ _Noreturn void exec__mpi_serve(void)
         /* A rank with an idle worker expects its next task soon after its last message
          * (rank 0 answers a result with the next task): it probes often for 2 ms. */
         bool idle = s.ex && s.busy < s.workers;
-        uint64_t ns = exec__mpi_backoff_next(
-            &bo, idle && exec__now_ns() - bo.quiet_since < WARM_NS ? MPI__STEP_MIN_NS : 0);
+        uint64_t ns;
+        if (s.ex && !idle) /* every worker busy: sleep (an end wakes us), no spinning */
+            ns = exec__mpi_backoff_step(&bo, 0);
+        else
+            ns = exec__mpi_backoff_next(
+                &bo, idle && exec__now_ns() - bo.quiet_since < WARM_NS ? MPI__STEP_MIN_NS : 0);
         if (!ns)
             continue;
         /* Sleep until a local future ends (its callback bumps wake) or the next probe (an MPI
