@@ -4,23 +4,26 @@
  * serving ranks, how task pointers travel, and the pieces the files of src/mpi/ share.
  *
  * The shape. Rank 0 runs the program. Its executor (pool.c) keeps submitted futures in a
- * FIFO; one communication thread ("comm") does every MPI call of the executor: it sends a
- * task to a serving rank that has room (at most `cap` in flight per rank: flow control),
- * receives results and ends the futures. A serving rank (serve.c) never returns into main:
- * its main thread is a loop that receives tasks, runs them in a LOCAL executor made with
- * the public API (threads or processes), and sends each result back as its local future
- * ends (a local completion queue). So a task that crashes fails its local future only.
+ * FIFO; one communication thread ("comm") does every MPI call of the executor: it sends
+ * tasks to serving ranks that have room (flow control: see exec__mpi_rank_cap()), all the
+ * tasks of a round for one rank in one message, receives results and ends the futures. A
+ * serving rank (serve.c) never returns into main: its main thread is a loop that receives
+ * tasks, runs them in a LOCAL executor made with the public API (threads or processes), and
+ * sends results back as its local futures end (a done-callback tells it), those ended
+ * meanwhile in one message. So a task that crashes fails its local future only.
  *
  * Nothing waits by spinning for long: rank 0's comm thread and the serving loops probe MPI,
  * spin (yielding) 200 us after each message, then sleep in growing steps (20 us up to 1 ms)
- * on a futex, woken at once by a submission (rank 0) or a local completion (a serving rank).
+ * on a futex, woken at once by a submission (rank 0) or a local end (a serving rank).
  * An MPI message wakes nothing (it is only seen by probing), so the steps stay short where a
  * message is due soon: on rank 0 while results are out, up to an eighth of the recent send-
  * to-result time (tiny tasks: polled every 20 us, a 10 ms task every 1 ms); on a serving rank
  * with an idle worker, for 2 ms after its last message (the next task follows a result).
  * Either side answering fast is enough to bring both back to spinning after a hiccup (when
  * both slept 1 ms steps, each round trip took a step and neither spun long enough to see the
- * other's answer). Rank 0's comm thread with nothing out sleeps until a request comes.
+ * other's answer). A serving rank whose workers are all busy does not spin: it sleeps until
+ * its last local task ends or 32 of them did (or the next step). Rank 0's comm thread with
+ * nothing out sleeps until a request comes.
  */
 #ifndef EXEC_MPI_MPI_H
 #define EXEC_MPI_MPI_H
