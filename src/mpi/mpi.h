@@ -13,7 +13,7 @@
  * meanwhile in one message. So a task that crashes fails its local future only.
  *
  * Nothing waits by spinning for long: rank 0's comm thread and the serving loops probe MPI,
- * spin (yielding) 200 us after each message, then sleep in growing steps (20 us up to 1 ms)
+ * spin (yielding every 4th probe) 200 us after each message, then sleep in growing steps (20 us up to 1 ms)
  * on a futex, woken at once by a submission (rank 0) or a local end (a serving rank).
  * An MPI message wakes nothing (it is only seen by probing), so the steps stay short where a
  * message is due soon: on rank 0 while results are out, up to an eighth of the recent send-
@@ -111,6 +111,7 @@ void (*exec__mpi_fn_decode(const struct mpi__fnref *ref))(void);
 struct mpi__backoff {
     uint64_t quiet_since; /* exec__now_ns() of the last activity */
     uint64_t step_ns;     /* the next sleep */
+    unsigned spins;       /* probes while spinning (every 4th yields) */
 };
 #define MPI__STEP_MIN_NS 20000u
 void exec__mpi_backoff_reset(struct mpi__backoff *b);
