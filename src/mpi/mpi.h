@@ -13,8 +13,9 @@
  * meanwhile in one message. So a task that crashes fails its local future only.
  *
  * Nothing waits by spinning for long: rank 0's comm thread and the serving loops probe MPI,
- * spin (yielding every 4th probe) 200 us after each message, then sleep in growing steps (20 us up to 1 ms)
- * on a futex, woken at once by a submission (rank 0) or a local end (a serving rank).
+ * spin (yielding every 4th probe) 200 us after each message, then sleep in growing steps
+ * (20 us up to 1 ms) on a futex, woken at once by a submission (rank 0) or a local end (a
+ * serving rank).
  * An MPI message wakes nothing (it is only seen by probing), so the steps stay short where a
  * message is due soon: on rank 0 while results are out, up to an eighth of the recent send-
  * to-result time (tiny tasks: polled every 20 us, a 10 ms task every 1 ms); on a serving rank
