@@ -205,14 +205,20 @@ static bool send_chunk(struct mp *p, struct outbox *ob, int ri)
 
 #define DEEP_QUEUE 64u
 
-/* Map chunks a rank may hold beyond its workers (each is many items). */
+/* Map chunks a rank may hold beyond its workers at most (each is many items). */
 #define CHUNKS_AHEAD(workers) (3u * (uint32_t)(workers) + 4u)
 
+/* A rank may hold about as much work beyond its workers as it ended in the last window of
+ * this length, and at least one more per worker (which hides the round trip): about 4 ms of
+ * its work waits there, whatever the tasks' length (a thousand tiny ones, or one long one
+ * per worker), so the last ones do not wait behind a busy rank while another idles. */
+#define WINDOW_NS 4000000u
+
 /* Whether rank @rk takes one more task (@task) or map chunk now. Up to its workers, always.
- * Beyond, only ahead of a long queue: tasks while more than DEEP_QUEUE + 2 per worker wait,
- * and then at most a fair share of the waiting ones (so the last tasks spread over the
- * ranks, not queued behind one), chunks up to CHUNKS_AHEAD; both up to MPI__AHEAD_BYTES of
- * arguments there (flow control) and the rank's cap of slots. p->lock held. */
+ * Beyond, up to the window's count above, up to MPI__AHEAD_BYTES of arguments there (flow
+ * control) and the rank's cap of slots; chunks up to CHUNKS_AHEAD; tasks only ahead of a
+ * long queue (more than DEEP_QUEUE + 2 per worker wait: with a short one a sent task is a
+ * started one) and at most a fair share of it. p->lock held. */
 static bool room(const struct mp *p, const struct rank *rk, bool task)
 {
     if (rk->free_head < 0)
@@ -220,7 +226,8 @@ static bool room(const struct mp *p, const struct rank *rk, bool task)
     uint32_t w = (uint32_t)rk->workers;
     if (rk->busy < w)
         return true;
-    if (rk->bytes >= MPI__AHEAD_BYTES)
+    uint32_t ahead = rk->ahead > w ? rk->ahead : w;
+    if (rk->bytes >= MPI__AHEAD_BYTES || rk->busy - w >= ahead)
         return false;
     if (!task)
         return rk->busy - w < CHUNKS_AHEAD(w);
@@ -394,14 +401,21 @@ static size_t on_result(struct mp *p, int from, const void *msg, size_t len)
     struct slot s = p->ranks[from].slots[r.id];
     pthread_mutex_unlock(&p->lock);
     const unsigned char *data = (const unsigned char *)msg + sizeof r;
-    uint64_t took = exec__now_ns() - s.sent_ns;
+    uint64_t now = exec__now_ns(), took = now - s.sent_ns;
     p->rtt_ns = p->rtt_ns ? p->rtt_ns - p->rtt_ns / 8 + took / 8 : took;
     if (s.f)
         end_task(&p->ranks[from], s.f, &r, data);
     else if (s.m)
         end_chunk(&s, &r, data);
     pthread_mutex_lock(&p->lock);
-    slot_free(p, &p->ranks[from], (uint32_t)r.id);
+    struct rank *rk = &p->ranks[from];
+    slot_free(p, rk, (uint32_t)r.id);
+    rk->ended++;
+    if (now - rk->window_ns >= WINDOW_NS) {
+        rk->ahead = rk->ended;
+        rk->ended = 0;
+        rk->window_ns = now;
+    }
     pthread_mutex_unlock(&p->lock);
     return sizeof r + r.size;
 }

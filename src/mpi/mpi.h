@@ -156,9 +156,9 @@ extern struct mpi__world exec__mpi_world;
 /* The local worker count of serving rank @rank when the executor has @total workers in a
  * job of @size ranks (spread evenly, the first ranks get one more), and the most tasks in
  * flight to it (flow control: bounded whatever the caller submits, yet deep enough that a
- * round trip carries many tiny tasks; rank 0 sends a rank work beyond its workers only while
- * a long queue waits and at most MPI__AHEAD_BYTES of it, see dispatch.c). A rank with no
- * worker gets nothing. */
+ * rank busy with tiny tasks never runs dry while its results travel; rank 0 sends a rank
+ * work beyond its workers only while a long queue waits, about 4 ms of it and at most
+ * MPI__AHEAD_BYTES of arguments, see dispatch.c). A rank with no worker gets nothing. */
 static inline int exec__mpi_rank_workers(int total, int size, int rank)
 {
     int n = size - 1;
@@ -166,7 +166,8 @@ static inline int exec__mpi_rank_workers(int total, int size, int rank)
 }
 static inline uint32_t exec__mpi_rank_cap(int workers)
 {
-    return workers ? 64u * (uint32_t)workers + 64u : 0;
+    uint32_t n = 1024u * ((uint32_t)workers + 1u); /* slots: ~100 bytes each, both sides */
+    return workers ? (n < 16384u ? n : 16384u) : 0;
 }
 #define MPI__AHEAD_BYTES ((size_t)4 << 20)
 

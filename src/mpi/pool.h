@@ -23,6 +23,8 @@ struct slot {
 struct rank {
     uint32_t cap, busy;
     size_t bytes; /* argument bytes in flight there */
+    uint32_t ended, ahead; /* results in this window; in the last one (dispatch.c) */
+    uint64_t window_ns;    /* when this window began */
     int free_head;
     struct slot *slots;
     int workers; /* its local pool's */
