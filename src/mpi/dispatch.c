@@ -51,6 +51,7 @@ static struct slot slot_free(struct mp *p, struct rank *r, uint32_t i)
     r->slots[i] = (struct slot){.next_free = r->free_head};
     r->free_head = (int)i;
     r->busy--;
+    r->bytes -= s.bytes;
     p->inflight--;
     if (s.f)
         p->tasks_inflight--;
@@ -69,9 +70,19 @@ struct out {
     size_t len;
 };
 
+/* The task records of one round for one rank, end to end: sent as one message. */
+struct pack {
+    unsigned char *b;
+    size_t len, cap;
+};
+
 struct outbox {
     struct out *o;
     size_t n, cap;
+    struct pack *tasks;        /* [rank], allocated at the first task */
+    uint64_t now;              /* exec__now_ns() of this round */
+    exec_task_fn *last_fn;     /* the function last encoded, and its reference: most */
+    struct mpi__fnref last_ref; /* tasks of a round share it */
     struct exec_future **drop; /* references to release after the lock */
     size_t ndrop, drop_cap;
 };
@@ -97,25 +108,49 @@ static bool out_add(struct outbox *ob, int rank, int tag, void *buf, size_t len)
     return true;
 }
 
-/* Start FIFO future @f on rank @ri. False if it cannot be packed now (no memory). */
+/* Room for @len more bytes in @k. */
+static bool pack_room(struct pack *k, size_t len)
+{
+    if (k->len + len <= k->cap)
+        return true;
+    size_t cap = k->cap ? k->cap : 4096;
+    while (cap < k->len + len)
+        cap *= 2;
+    unsigned char *b = realloc(k->b, cap);
+    if (!b)
+        return false;
+    k->b = b;
+    k->cap = cap;
+    return true;
+}
+
+/* Start FIFO future @f on rank @ri: its record joins the rank's pack of this round. False
+ * if it cannot be packed now (no memory). */
 static bool send_task(struct mp *p, struct outbox *ob, int ri, struct exec_future *f)
 {
     struct rank *r = &p->ranks[ri];
     /* The function was encoded once at submit (EXEC_EINVAL if in no module); again here from
      * the module cache, so that the future does not carry 16 bytes for it. */
-    struct mpi__task t = {.size = f->arg_size, .timeout_ms = f->timeout_ms};
-    if (exec__mpi_fn_encode((void (*)(void))f->fn, &t.fn) != EXEC_OK)
-        return false;
-    unsigned char *m = malloc(sizeof t + f->arg_size);
-    if (!m || !exec__mpi_grow((void **)&ob->o, &ob->cap, ob->n, sizeof *ob->o)) {
-        free(m);
-        return false;
+    if (f->fn != ob->last_fn) {
+        if (exec__mpi_fn_encode((void (*)(void))f->fn, &ob->last_ref) != EXEC_OK)
+            return false;
+        ob->last_fn = f->fn;
     }
+    struct mpi__task t = {.fn = ob->last_ref, .size = f->arg_size, .timeout_ms = f->timeout_ms};
+    if (!ob->tasks)
+        ob->tasks = calloc((size_t)p->size, sizeof *ob->tasks);
+    struct pack *k = ob->tasks ? &ob->tasks[ri] : NULL;
+    if (!k || !pack_room(k, sizeof t + f->arg_size))
+        return false;
     int i = slot_take(r);
     t.id = (uint64_t)i;
-    memcpy(m, &t, sizeof t);
+    memcpy(k->b + k->len, &t, sizeof t);
     if (f->arg_size)
-        memcpy(m + sizeof t, f->arg, f->arg_size);
+        memcpy(k->b + k->len + sizeof t, f->arg, f->arg_size);
+    k->len += sizeof t + f->arg_size;
+    r->slots[i].bytes = f->arg_size;
+    r->slots[i].sent_ns = ob->now;
+    r->bytes += f->arg_size;
     exec__future_drop_arg(f);
     r->slots[i].f = f;
     f->bk.mpi.rank = ri;
@@ -126,7 +161,6 @@ static bool send_task(struct mp *p, struct outbox *ob, int ri, struct exec_futur
     f->fault.worker_pid = r->pid;
     p->inflight++;
     p->tasks_inflight++;
-    out_add(ob, ri, MPI__TAG_TASK, m, sizeof t + t.size); /* f->arg_size is 0 now */
     return true;
 }
 
@@ -159,6 +193,9 @@ static bool send_chunk(struct mp *p, struct outbox *ob, int ri)
         r->slots[i].m = m;
         r->slots[i].lo = lo;
         r->slots[i].hi = hi;
+        r->slots[i].bytes = bytes;
+        r->slots[i].sent_ns = ob->now;
+        r->bytes += bytes;
         p->inflight++;
         out_add(ob, ri, MPI__TAG_CHUNK, b, sizeof t + bytes);
         return true;
@@ -168,26 +205,53 @@ static bool send_chunk(struct mp *p, struct outbox *ob, int ri)
 
 #define DEEP_QUEUE 64u
 
+/* Map chunks a rank may hold beyond its workers at most (each is many items). */
+#define CHUNKS_AHEAD(workers) (3u * (uint32_t)(workers) + 4u)
+
+/* A rank may hold about as much work beyond its workers as it ended in the last window of
+ * this length, and at least one more per worker (which hides the round trip): about 4 ms of
+ * its work waits there, whatever the tasks' length (a thousand tiny ones, or one long one
+ * per worker), so the last ones do not wait behind a busy rank while another idles. */
+#define WINDOW_NS 4000000u
+
+/* Whether rank @rk takes one more task (@task) or map chunk now. Up to its workers, always.
+ * Beyond, up to the window's count above, up to MPI__AHEAD_BYTES of arguments there (flow
+ * control) and the rank's cap of slots; chunks up to CHUNKS_AHEAD; tasks only ahead of a
+ * long queue (more than DEEP_QUEUE + 2 per worker wait: with a short one a sent task is a
+ * started one) and at most a fair share of it. p->lock held. */
+static bool room(const struct mp *p, const struct rank *rk, bool task)
+{
+    if (rk->free_head < 0)
+        return false;
+    uint32_t w = (uint32_t)rk->workers;
+    if (rk->busy < w)
+        return true;
+    uint32_t ahead = rk->ahead > w ? rk->ahead : w;
+    if (rk->bytes >= MPI__AHEAD_BYTES || rk->busy - w >= ahead)
+        return false;
+    if (!task)
+        return rk->busy - w < CHUNKS_AHEAD(w);
+    return p->waiting > DEEP_QUEUE + 2 * (size_t)p->core->cfg.workers &&
+           rk->busy - w < p->waiting / (size_t)(p->size - 1);
+}
+
 /*
- * Hand out work, one item per rank per round. A task goes to a rank with a free worker;
- * only while more tasks wait (DEEP_QUEUE + 2 per worker) does a rank get more, up to its
- * cap (flow control), so that the round trip hides behind queued work. So with a short queue
- * a sent task is a started one (exact states, cancel of queued tasks, no task stuck behind a
- * long one on a busy rank while another rank idles). Map chunks always pipeline: they come
- * from one map, and each is many items. p->lock held.
+ * Hand out work, one item per rank per round, while some rank has room(). So with a short
+ * queue a sent task is a started one (exact states, cancel of queued tasks, no task stuck
+ * behind a long one on a busy rank while another rank idles); with a long one a round trip
+ * carries many tasks. p->lock held.
  */
 static void dispatch(struct mp *p, struct outbox *ob)
 {
     bool progress = true;
     while (progress) {
         progress = false;
-        bool deep = p->waiting > DEEP_QUEUE + 2 * (size_t)p->core->cfg.workers;
         for (int ri = 1; ri < p->size; ri++) {
             struct rank *rk = &p->ranks[ri];
-            if (rk->free_head < 0)
-                continue;
             struct exec__list *l = exec__list_first(&p->fifo);
-            if (l && (deep || rk->busy < (uint32_t)rk->workers)) {
+            if (!room(p, rk, l != NULL))
+                continue;
+            if (l) {
                 struct exec_future *f = EXEC__CONTAINER_OF(l, struct exec_future, bk.mpi.link);
                 exec__list_remove(l);
                 f->bk.mpi.queued = false;
@@ -221,18 +285,23 @@ static void dispatch(struct mp *p, struct outbox *ob)
         pthread_cond_broadcast(&p->cond);
 }
 
-/* Everything the comm thread must send now: work, cancels, stats requests. */
+/* Everything the comm thread must send now: cancels, work, stats requests. Cancels first:
+ * one whose task's result came meanwhile has a free slot (dropped here), which dispatch()
+ * may give to another task. */
 static void collect(struct mp *p, struct outbox *ob)
 {
-    dispatch(p, ob);
+    ob->now = exec__now_ns();
     for (size_t i = 0; i < p->ncancels; i++) {
         struct mpi__cancel c = {.id = p->cancels[i].slot, .flags = p->cancels[i].flags};
+        if (!p->ranks[p->cancels[i].rank].slots[c.id].f)
+            continue;
         void *b = malloc(sizeof c);
         if (b && memcpy(b, &c, sizeof c) &&
             !out_add(ob, p->cancels[i].rank, MPI__TAG_CANCEL, b, sizeof c))
             free(b);
     }
     p->ncancels = 0;
+    dispatch(p, ob);
     if (p->stats_want > p->stats_sent && !p->stats_pending) {
         p->stats_sent = p->stats_want;
         memset(&p->stats_sum, 0, sizeof p->stats_sum);
@@ -332,12 +401,21 @@ static size_t on_result(struct mp *p, int from, const void *msg, size_t len)
     struct slot s = p->ranks[from].slots[r.id];
     pthread_mutex_unlock(&p->lock);
     const unsigned char *data = (const unsigned char *)msg + sizeof r;
+    uint64_t now = exec__now_ns(), took = now - s.sent_ns;
+    p->rtt_ns = p->rtt_ns ? p->rtt_ns - p->rtt_ns / 8 + took / 8 : took;
     if (s.f)
         end_task(&p->ranks[from], s.f, &r, data);
     else if (s.m)
         end_chunk(&s, &r, data);
     pthread_mutex_lock(&p->lock);
-    slot_free(p, &p->ranks[from], (uint32_t)r.id);
+    struct rank *rk = &p->ranks[from];
+    slot_free(p, rk, (uint32_t)r.id);
+    rk->ended++;
+    if (now - rk->window_ns >= WINDOW_NS) {
+        rk->ahead = rk->ended;
+        rk->ended = 0;
+        rk->window_ns = now;
+    }
     pthread_mutex_unlock(&p->lock);
     return sizeof r + r.size;
 }
@@ -369,36 +447,25 @@ static void on_stats(struct mp *p, const void *msg, size_t len)
 /* The comm thread                                                                           */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Send what collect() gathered: the tasks for one rank as one message (a batch of records),
- * the rest one message each. */
-static void send_all(struct mp *p, struct outbox *ob)
+/* Send what collect() gathered: each rank's tasks as one message (its pack: the buffer goes
+ * to MPI, the next round starts a new one), the rest one message each. */
+static bool send_all(struct mp *p, struct outbox *ob)
 {
+    bool any = ob->n != 0;
+    for (int ri = 1; ob->tasks && ri < p->size; ri++) {
+        struct pack *k = &ob->tasks[ri];
+        if (!k->len)
+            continue;
+        exec__mpi_send(&p->sends, p->comm, ri, MPI__TAG_TASK, k->b, k->len);
+        *k = (struct pack){0};
+        any = true;
+    }
     for (size_t i = 0; i < ob->n; i++) {
         struct out *o = &ob->o[i];
-        if (!o->buf)
-            continue; /* merged into an earlier batch */
-        if (o->tag == MPI__TAG_TASK) {
-            size_t len = o->len;
-            for (size_t j = i + 1; j < ob->n; j++)
-                if (ob->o[j].buf && ob->o[j].tag == MPI__TAG_TASK && ob->o[j].rank == o->rank)
-                    len += ob->o[j].len;
-            unsigned char *b = len > o->len ? realloc(o->buf, len) : o->buf;
-            if (b) {
-                o->buf = b;
-                for (size_t j = i + 1; j < ob->n; j++) {
-                    struct out *q = &ob->o[j];
-                    if (q->buf && q->tag == MPI__TAG_TASK && q->rank == o->rank) {
-                        memcpy(b + o->len, q->buf, q->len);
-                        o->len += q->len;
-                        free(q->buf);
-                        q->buf = NULL;
-                    }
-                }
-            }
-        }
         exec__mpi_send(&p->sends, p->comm, o->rank, o->tag, o->buf, o->len);
     }
     ob->n = 0;
+    return any;
 }
 
 void *exec__mpi_comm_main(void *arg)
@@ -416,9 +483,9 @@ void *exec__mpi_comm_main(void *arg)
             break;
         }
         collect(p, &ob);
+        bool out = p->inflight || p->stats_pending;
         pthread_mutex_unlock(&p->lock);
-        bool any = ob.n || ob.ndrop;
-        send_all(p, &ob);
+        bool any = send_all(p, &ob) || ob.ndrop;
         for (size_t i = 0; i < ob.ndrop; i++)
             exec_future_release(ob.drop[i]);
         ob.ndrop = 0;
@@ -433,20 +500,26 @@ void *exec__mpi_comm_main(void *arg)
             else if (tag == MPI__TAG_STATS)
                 on_stats(p, p->buf, len);
         }
-        exec__mpi_sends_reap(&p->sends);
+        out |= !exec__mpi_sends_reap(&p->sends);
         if (any) {
             exec__mpi_backoff_reset(&bo);
             continue;
         }
-        uint64_t ns = exec__mpi_backoff_next(&bo);
+        /* With results out, probe again within an eighth of the usual wait for one. */
+        uint64_t ns = exec__mpi_backoff_next(&bo, p->rtt_ns / 8 > MPI__STEP_MIN_NS
+                                                      ? p->rtt_ns / 8 : MPI__STEP_MIN_NS);
         if (!ns)
             continue;
-        /* Sleep until a request (submit, cancel, map, stats, stop) or the next probe. The
-         * flag pairs with poke(): a poke after our load of `wake` changes it and wakes us. */
+        /* Sleep until a request (submit, cancel, map, stats, stop) or the next probe (none
+         * with nothing out: only a request can start anything). The flag pairs with poke():
+         * a poke after our load of `wake` changes it and wakes us. */
         atomic_store(&p->sleeping, true);
-        exec__futex_wait(&p->wake, seen, exec__now_ns() + ns);
+        exec__futex_wait(&p->wake, seen, out ? exec__now_ns() + ns : 0);
         atomic_store(&p->sleeping, false);
     }
+    for (int ri = 0; ob.tasks && ri < p->size; ri++)
+        free(ob.tasks[ri].b);
+    free(ob.tasks);
     free(ob.o);
     free(ob.drop);
     return NULL;

@@ -4,16 +4,27 @@
  * serving ranks, how task pointers travel, and the pieces the files of src/mpi/ share.
  *
  * The shape. Rank 0 runs the program. Its executor (pool.c) keeps submitted futures in a
- * FIFO; one communication thread ("comm") does every MPI call of the executor: it sends a
- * task to a serving rank that has room (at most `cap` in flight per rank: flow control),
- * receives results and ends the futures. A serving rank (serve.c) never returns into main:
- * its main thread is a loop that receives tasks, runs them in a LOCAL executor made with
- * the public API (threads or processes), and sends each result back as its local future
- * ends (a local completion queue). So a task that crashes fails its local future only.
+ * FIFO; one communication thread ("comm") does every MPI call of the executor: it sends
+ * tasks to serving ranks that have room (flow control: see exec__mpi_rank_cap()), all the
+ * tasks of a round for one rank in one message, receives results and ends the futures. A
+ * serving rank (serve.c) never returns into main: its main thread is a loop that receives
+ * tasks, runs them in a LOCAL executor made with the public API (threads or processes), and
+ * sends results back as its local futures end (a done-callback tells it), those ended
+ * meanwhile in one message. So a task that crashes fails its local future only.
  *
  * Nothing waits by spinning for long: rank 0's comm thread and the serving loops probe MPI,
- * spin (yielding) 200 us after each message, then sleep in growing steps (up to 1 ms) on a futex or
- * the local completion queue's fd, woken at once by a submission or a local completion.
+ * spin (yielding every 4th probe) 200 us after each message, then sleep in growing steps
+ * (20 us up to 1 ms) on a futex, woken at once by a submission (rank 0) or a local end (a
+ * serving rank).
+ * An MPI message wakes nothing (it is only seen by probing), so the steps stay short where a
+ * message is due soon: on rank 0 while results are out, up to an eighth of the recent send-
+ * to-result time (tiny tasks: polled every 20 us, a 10 ms task every 1 ms); on a serving rank
+ * with an idle worker, for 2 ms after its last message (the next task follows a result).
+ * Either side answering fast is enough to bring both back to spinning after a hiccup (when
+ * both slept 1 ms steps, each round trip took a step and neither spun long enough to see the
+ * other's answer). A serving rank whose workers are all busy does not spin: it sleeps until
+ * its last local task ends or 32 of them did (or the next step). Rank 0's comm thread with
+ * nothing out sleeps until a request comes.
  */
 #ifndef EXEC_MPI_MPI_H
 #define EXEC_MPI_MPI_H
@@ -97,14 +108,18 @@ struct mpi__cancel {
 int exec__mpi_fn_encode(void (*fn)(void), struct mpi__fnref *ref);
 void (*exec__mpi_fn_decode(const struct mpi__fnref *ref))(void);
 
-/* wait.c: spinning a little, then sleeping in growing steps. */
+/* comm.c: spinning a little, then sleeping in growing steps. */
 struct mpi__backoff {
     uint64_t quiet_since; /* exec__now_ns() of the last activity */
     uint64_t step_ns;     /* the next sleep */
+    unsigned spins;       /* probes while spinning (every 4th yields) */
 };
+#define MPI__STEP_MIN_NS 20000u
 void exec__mpi_backoff_reset(struct mpi__backoff *b);
-/* How long to sleep now: 0 while still spinning. */
-uint64_t exec__mpi_backoff_next(struct mpi__backoff *b);
+/* How long to sleep now, at most @cap_ns (0: no cap): 0 while still spinning. */
+uint64_t exec__mpi_backoff_next(struct mpi__backoff *b, uint64_t cap_ns);
+/* The same without spinning first. */
+uint64_t exec__mpi_backoff_step(struct mpi__backoff *b, uint64_t cap_ns);
 
 /* Non-blocking sends whose buffers are freed when MPI is done with them. */
 struct mpi__sends {
@@ -140,8 +155,10 @@ extern struct mpi__world exec__mpi_world;
 
 /* The local worker count of serving rank @rank when the executor has @total workers in a
  * job of @size ranks (spread evenly, the first ranks get one more), and the most tasks in
- * flight to it (flow control: enough to hide a round trip, bounded whatever the caller
- * submits). A rank with no worker gets nothing. */
+ * flight to it (flow control: bounded whatever the caller submits, yet deep enough that a
+ * rank busy with tiny tasks never runs dry while its results travel; rank 0 sends a rank
+ * work beyond its workers only while a long queue waits, about 4 ms of it and at most
+ * MPI__AHEAD_BYTES of arguments, see dispatch.c). A rank with no worker gets nothing. */
 static inline int exec__mpi_rank_workers(int total, int size, int rank)
 {
     int n = size - 1;
@@ -149,8 +166,10 @@ static inline int exec__mpi_rank_workers(int total, int size, int rank)
 }
 static inline uint32_t exec__mpi_rank_cap(int workers)
 {
-    return workers ? 4u * (uint32_t)workers + 4u : 0;
+    uint32_t n = 1024u * ((uint32_t)workers + 1u); /* slots: ~100 bytes each, both sides */
+    return workers ? (n < 16384u ? n : 16384u) : 0;
 }
+#define MPI__AHEAD_BYTES ((size_t)4 << 20)
 
 /* A task as it runs on a serving rank: the local pool runs this header + the argument with
  * exec__mpi_run_task(), which calls fn with out_cap and reports a result over it as

@@ -15,11 +15,16 @@ struct slot {
     struct exec_future *f; /* a task, or */
     struct exec__map *m;   /* a map chunk [lo, hi) */
     size_t lo, hi;
+    size_t bytes;  /* argument bytes it took to the rank */
+    uint64_t sent_ns; /* when */
     int next_free; /* free list; -1 ends it */
 };
 
 struct rank {
     uint32_t cap, busy;
+    size_t bytes; /* argument bytes in flight there */
+    uint32_t ended, ahead; /* results in this window; in the last one (dispatch.c) */
+    uint64_t window_ns;    /* when this window began */
     int free_head;
     struct slot *slots;
     int workers; /* its local pool's */
@@ -56,6 +61,7 @@ struct mp {
     _Atomic bool sleeping;    /* the comm thread sleeps on wake */
     pthread_t thread;
     struct mpi__sends sends;  /* the comm thread's */
+    uint64_t rtt_ns;          /* its average time from a send to the result (EWMA) */
     void *buf;
     size_t bufcap;
 };

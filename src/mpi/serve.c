@@ -4,29 +4,43 @@
  * program's main(): it receives tasks from rank 0, runs them in a local executor made with
  * the public API (so a task that crashes or passes its deadline fails its local future only,
  * exactly as on one machine), and sends each result back as its local future ends (a
- * local completion queue tells it). It ends the process when rank 0 says so (FINAL).
+ * done-callback tells it). It ends the process when rank 0 says so (FINAL).
  */
 #include "mpi/mpi.h"
 
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+/* How long a rank with an idle worker keeps probing often after its last message. */
+#define WARM_NS 2000000u
+/* Ends that wake a loop sleeping while its workers are all busy (the last one always does). */
+#define WAKE_BATCH 32u
 
 /* A task in flight here: rank 0's slot id -> the local future. */
 struct slot {
     exec_future_t *f;
+    struct serve *s; /* the done-callback's way back */
     bool chunk;
 };
 
 struct serve {
     MPI_Comm comm;
     exec_t *ex;
-    exec_cq_t *cq;
     struct slot *slots;
     uint32_t cap;
+    size_t workers; /* the local pool's */
+    int pid;
+    /* The slots whose local future ended, in that order: the done-callbacks (the local
+     * pool's threads) append, the loop swaps the array with `spare` and reports them. Each
+     * holds up to cap (a slot ends once per task). */
+    pthread_mutex_t dlock; /* protects ended and nended */
+    uint32_t *ended, *spare;
+    size_t nended;
+    _Atomic uint32_t running; /* local futures not ended yet */
+    _Atomic uint32_t wake; /* bumped at each end; the loop sleeps on it */
+    _Atomic bool sleeping; /* it does (pairs with wake as in mpi/pool.h) */
     uint64_t out_cap; /* the executor's max_result_size */
     size_t busy;
     struct mpi__sends sends;
@@ -120,10 +134,39 @@ static void fail_task(struct serve *s, uint64_t id, int code)
     add_result(s, &r, NULL);
 }
 
+/* Free the local pool's bookkeeping (its executor is gone). */
+static void local_free(struct serve *s)
+{
+    free(s->slots);
+    free(s->ended);
+    free(s->spare);
+    s->slots = NULL;
+    s->ended = s->spare = NULL;
+    s->nended = 0;
+    s->ex = NULL;
+    s->busy = 0;
+}
+
+/* Make the local pool of config @c and its bookkeeping. */
+static int local_create(struct serve *s, const exec_config_t *c)
+{
+    s->slots = calloc(s->cap, sizeof *s->slots);
+    s->ended = calloc(s->cap, sizeof *s->ended);
+    s->spare = calloc(s->cap, sizeof *s->spare);
+    int r = s->slots && s->ended && s->spare ? exec_create(&s->ex, c) : EXEC_ENOMEM;
+    if (r != EXEC_OK) {
+        local_free(s);
+        return r;
+    }
+    for (uint32_t i = 0; i < s->cap; i++)
+        s->slots[i].s = s;
+    return EXEC_OK;
+}
+
 static void hello(struct serve *s, const void *msg, size_t len)
 {
     struct mpi__hello h;
-    struct mpi__ready ok = {EXEC_EINVAL, 0, (int32_t)getpid(), 0};
+    struct mpi__ready ok = {EXEC_EINVAL, 0, (int32_t)s->pid, 0};
     if (len < sizeof h || s->ex) {
         reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
         return;
@@ -166,20 +209,39 @@ static void hello(struct serve *s, const void *msg, size_t len)
         reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
         return;
     }
-    s->slots = calloc(s->cap, sizeof *s->slots);
-    ok.code = s->slots ? exec_cq_create(&s->cq) : EXEC_ENOMEM;
+    ok.code = local_create(s, &c);
     if (ok.code == EXEC_OK)
-        ok.code = exec_create(&s->ex, &c);
-    if (ok.code != EXEC_OK) {
-        exec_cq_destroy(s->cq);
-        s->cq = NULL;
-        free(s->slots);
-        s->slots = NULL;
-        s->ex = NULL;
-    } else {
         ok.workers = c.workers;
-    }
+    s->workers = ok.code == EXEC_OK ? (size_t)c.workers : 0;
     reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
+}
+
+/* A local future ended (on a local pool's thread, or here if it had already): queue its
+ * slot for the loop and wake the loop if it sleeps. */
+static void ended(exec_future_t *f, void *data)
+{
+    struct slot *sl = data;
+    struct serve *s = sl->s;
+    (void)f;
+    pthread_mutex_lock(&s->dlock);
+    s->ended[s->nended++] = (uint32_t)(sl - s->slots);
+    size_t n = s->nended;
+    pthread_mutex_unlock(&s->dlock);
+    /* A sleeping loop is woken by the last end or by a batch of them. */
+    bool last = atomic_fetch_sub(&s->running, 1) == 1;
+    atomic_fetch_add(&s->wake, 1);
+    if ((last || n >= WAKE_BATCH) && atomic_load(&s->sleeping))
+        exec__futex_wake(&s->wake, 1);
+}
+
+/* Watch slot @id's new local future. Without memory for the callback, wait for the task
+ * here (the loop stalls meanwhile, but the result stays exact). */
+static void watch(struct serve *s, uint32_t id)
+{
+    if (exec_future_on_done(s->slots[id].f, ended, &s->slots[id]) != EXEC_OK) {
+        exec_future_wait(s->slots[id].f, EXEC_WAIT_FOREVER);
+        ended(s->slots[id].f, &s->slots[id]);
+    }
 }
 
 /* One task or chunk; returns the bytes of its record (0: malformed). */
@@ -202,8 +264,7 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
         return rec;
     }
     const unsigned char *arg = (const unsigned char *)msg + sizeof t;
-    exec_submit_opts_t o = {.cq = s->cq, .timeout_ms = t.timeout_ms ? t.timeout_ms
-                                                                    : EXEC_NO_TIMEOUT};
+    exec_submit_opts_t o = {.timeout_ms = t.timeout_ms ? t.timeout_ms : EXEC_NO_TIMEOUT};
     int r;
     if (tag == MPI__TAG_CHUNK) {
         /* The items follow a chunk header of this rank's own (the resolved pointer). */
@@ -241,19 +302,26 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
     }
     s->slots[t.id].chunk = tag == MPI__TAG_CHUNK;
     s->busy++;
+    atomic_fetch_add(&s->running, 1);
+    watch(s, (uint32_t)t.id);
     return rec;
 }
 
 /* Send back every local future that ended. */
 static bool completions(struct serve *s)
 {
-    bool any = false;
-    exec_future_t *f;
-    while (s->cq && exec_cq_pop(s->cq, 0, &f) == EXEC_OK) {
-        any = true;
-        uint32_t id = 0;
-        while (id < s->cap && s->slots[id].f != f)
-            id++;
+    if (!s->ex)
+        return false;
+    pthread_mutex_lock(&s->dlock);
+    uint32_t *ids = s->ended;
+    size_t n_ended = s->nended;
+    s->ended = s->spare;
+    s->spare = ids;
+    s->nended = 0;
+    pthread_mutex_unlock(&s->dlock);
+    for (size_t i = 0; i < n_ended; i++) {
+        uint32_t id = ids[i];
+        exec_future_t *f = s->slots[id].f;
         struct mpi__result r = {.id = id};
         const void *data = NULL;
         size_t n = 0;
@@ -261,18 +329,16 @@ static bool completions(struct serve *s)
         exec_future_fault(f, &r.fault);
         r.fault.rank = exec__mpi_world.rank;
         if (!r.fault.worker_pid)
-            r.fault.worker_pid = (int)getpid(); /* a local thread pool: this rank's pid */
+            r.fault.worker_pid = s->pid; /* a local thread pool: this rank's pid */
         r.state = exec_future_state(f);
         r.size = n;
         add_result(s, &r, data);
         exec_future_release(f);
-        if (id < s->cap) {
-            s->slots[id].f = NULL;
-            s->busy--;
-        }
+        s->slots[id].f = NULL;
+        s->busy--;
     }
     flush(s);
-    return any;
+    return n_ended > 0;
 }
 
 static void stats(struct serve *s)
@@ -288,12 +354,7 @@ static void bye(struct serve *s)
     completions(s);
     exec_destroy(s->ex);
     completions(s); /* nothing should be left: rank 0 waited for every task */
-    exec_cq_destroy(s->cq);
-    free(s->slots);
-    s->ex = NULL;
-    s->cq = NULL;
-    s->slots = NULL;
-    s->busy = 0;
+    local_free(s);
     reply(s, MPI__TAG_BYE_ACK, NULL, 0, NULL, 0);
 }
 
@@ -317,23 +378,14 @@ static _Noreturn void final(struct serve *s)
     _exit(0);
 }
 
-static void sleep_ns(struct serve *s, uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-    if (s->cq && s->busy) {
-        struct pollfd p = {.fd = exec_cq_fd(s->cq), .events = POLLIN};
-        ppoll(&p, 1, &ts, NULL);
-    } else {
-        nanosleep(&ts, NULL);
-    }
-}
-
 _Noreturn void exec__mpi_serve(void)
 {
-    struct serve s = {.comm = exec__mpi_world.comm};
+    struct serve s = {.comm = exec__mpi_world.comm, .pid = (int)getpid()};
     struct mpi__backoff bo;
+    pthread_mutex_init(&s.dlock, NULL);
     exec__mpi_backoff_reset(&bo);
     for (;;) {
+        uint32_t seen = atomic_load(&s.wake);
         bool any = false;
         size_t len = 0;
         int from = 0, tag = 0;
@@ -377,8 +429,21 @@ _Noreturn void exec__mpi_serve(void)
             exec__mpi_backoff_reset(&bo);
             continue;
         }
-        uint64_t ns = exec__mpi_backoff_next(&bo);
-        if (ns)
-            sleep_ns(&s, ns);
+        /* A rank with an idle worker expects its next task soon after its last message
+         * (rank 0 answers a result with the next task): it probes often for 2 ms. */
+        bool idle = s.ex && s.busy < s.workers;
+        uint64_t ns;
+        if (s.ex && !idle) /* every worker busy: sleep (an end wakes us), no spinning */
+            ns = exec__mpi_backoff_step(&bo, 0);
+        else
+            ns = exec__mpi_backoff_next(
+                &bo, idle && exec__now_ns() - bo.quiet_since < WARM_NS ? MPI__STEP_MIN_NS : 0);
+        if (!ns)
+            continue;
+        /* Sleep until a local future ends (its callback bumps wake) or the next probe (an MPI
+         * message wakes nothing: it is only seen by probing). */
+        atomic_store(&s.sleeping, true);
+        exec__futex_wait(&s.wake, seen, exec__now_ns() + ns);
+        atomic_store(&s.sleeping, false);
     }
 }

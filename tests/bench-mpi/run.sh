@@ -13,6 +13,7 @@ mpirun=${MPIRUN:-mpirun}
 here=$(dirname "$0")
 py=/usr/bin/python3
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 c_sm=$($mpirun -np 3 "$bench") || { echo "mpi_bench failed" >&2; exit 1; }
 c_tcp=$($mpirun -np 3 --mca btl tcp,self "$bench" rtt) || { echo "mpi_bench (tcp) failed" >&2; exit 1; }
 if "$py" -c 'import mpi4py.futures' 2>/dev/null; then
@@ -22,17 +23,27 @@ else
     p="(no mpi4py for $py: apt-get install python3-mpi4py)"
 fi
 get() { printf '%s\n' "$1" | awk -v k="$2" '$1 == k { print $2; exit }'; }
+# verdict VALUE TARGET: PASS when VALUE >= TARGET (both numbers; "-" when VALUE is missing).
+verdict() {
+    awk -v v="$1" -v t="$2" \
+        'BEGIN { if (v == "") print "-"; else if (v + 0 >= t + 0) print "PASS"; else print "MISS" }'
+}
 printf '  MPI backend vs mpi4py.futures, 3 ranks (rank 0 + 2 serving)\n'
-printf '  %-26s %14s %14s %8s\n' figure libexecutor mpi4py ratio
+printf '  %-26s %14s %14s %8s %16s\n' figure libexecutor mpi4py ratio target
 for k in submit_wait map; do
     a=$(get "$c_sm" $k); b=$(get "$p" $k)
-    r=$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }')
-    printf '  %-26s %14s %14s %8s\n' "$k (per s)" "$a" "${b:--}" "$r"
+    r=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0 && b > 0) printf "%.1f", a / b }')
+    t=100; [ $k = map ] && t=4
+    printf '  %-26s %14s %14s %8s %16s\n' "$k (per s)" "$a" "${b:--}" "${r:+${r}x}" \
+        ">= ${t}x $(verdict "$r" $t)"
 done
 for k in rtt_p50 rtt_p99; do
     a=$(get "$c_sm" $k); b=$(get "$p" $k)
     r=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0 && b > 0) printf "%.1fx", b / a; else print "-" }')
-    printf '  %-26s %14s %14s %8s\n' "$k (us)" "$a" "${b:--}" "$r"
+    t=""
+    q=$(awk -v a="$a" 'BEGIN { if (a > 0) print 5 / a }') # >= 1 when a <= 5 us
+    [ $k = rtt_p50 ] && t="<= 5 us $(verdict "$q" 1)"
+    printf '  %-26s %14s %14s %8s %16s\n' "$k (us)" "$a" "${b:--}" "$r" "$t"
 done
 printf '  %-26s %14s\n' "rtt_p50 over tcp (us)" "$(get "$c_tcp" rtt_p50)"
 printf '  %-26s %14s\n' "rtt_p99 over tcp (us)" "$(get "$c_tcp" rtt_p99)"
@@ -40,3 +51,5 @@ printf '  %s\n' "$(printf '%s\n' "$c_sm" | grep '^primes')"
 case $p in
 "("*) printf '  mpi4py: %s\n' "$p" ;;
 esac
+printf '  load average (1, 5, 15 min) before: %s, after: %s\n' "${load0:-?}" \
+    "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo ?)"
