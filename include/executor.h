@@ -237,8 +237,10 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *    bound on work in flight per rank). A sent task is RUNNING (in advance: maybe still
  *    waiting there): EXEC_CANCEL_RUNNING cancels it on its rank (on a local process pool
  *    its worker is killed); without the flag cancel returns EXEC_EBUSY.
- *  - A map chunk runs as one task on a rank: a crash fails the chunk's items that had not
- *    reported (all of the chunk), EXEC_ECRASHED.
+ *  - Map chunks go to ranks whole. On a local process pool a rank runs a chunk as a map of
+ *    its own, so a crash fails only the item it hit (EXEC_ECRASHED), the items that ended
+ *    keep their results and the rest run once on another local worker, as on processes. On
+ *    a local thread pool a crash ends the rank, and so the MPI job.
  *  - Done-callbacks run on the executor's communication thread (waiting, mapping or
  *    shutting down from there: EXEC_EDEADLK). One MPI executor exists at a time
  *    (exec_create() returns EXEC_EBUSY for a second one).

@@ -347,7 +347,7 @@
     X(mpi_initializer_runs_on_ranks, MPI_ONLY)                                             \
     X(mpi_executors_in_turn, MPI_ONLY)                                                     \
     X(mpi_in_flight_bounded, MPI_ONLY)                                                     \
-    X(mpi_map_crash_fails_its_chunk, MPI_ONLY)                                             \
+    X(mpi_map_crash_fails_its_item, MPI_ONLY)                                              \
     /* tests/test_scale.c */                                                               \
     X(scale_largest_pool, BOTH_BACKENDS | SLOW)                                            \
     X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \

@@ -81,4 +81,6 @@
     X(stream_consumer_stops) \
     X(stream_shutdown_cancel) \
     X(stream_bad_input) \
+    X(process_map_crash_keeps_finished) \
+    X(process_map_unordered_crash) \
     /* end of TEST_MPI_LIST */

@@ -294,6 +294,10 @@ static void end_chunk(const struct slot *s, const struct mpi__result *r, const v
 {
     struct exec__map *m = s->m;
     size_t n = s->hi - s->lo;
+    if (r->state == EXEC_STATE_DONE && (r->flags & MPI__RESULT_ITEMS)) {
+        exec__mpi_chunk_ended(m, s->lo, s->hi, data, r->size); /* item by item (chunk.c) */
+        return;
+    }
     if (r->state != EXEC_STATE_DONE || r->size != n * (sizeof(int) + m->out_size)) {
         int code = r->fault.code ? r->fault.code : EXEC_ECRASHED;
         if (r->state == EXEC_STATE_CANCELLED)

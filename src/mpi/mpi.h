@@ -79,8 +79,9 @@ struct mpi__result {
     uint64_t size; /* result bytes that follow */
     exec_fault_t fault;
     int32_t state; /* exec_state_t of the local future */
-    int32_t pad;
+    int32_t flags; /* MPI__RESULT_ITEMS: a chunk that reports item by item (chunk.c) */
 };
+#define MPI__RESULT_ITEMS 1
 
 struct mpi__cancel {
     uint64_t id;
@@ -171,6 +172,26 @@ struct mpi__chunk_arg {
 };
 int exec__mpi_run_chunk(const void *arg, size_t arg_size, void *out, size_t out_cap,
                         size_t *out_size);
+
+/* chunk.c: map chunks run as local maps on a serving rank's local process pool, so that a
+ * crash fails only the item it hit. add: queue chunk @t (items follow) with slot @id (the
+ * map threads start at the first one); EXEC_OK or a code. fd: readable when chunks ended.
+ * reap: hand each ended chunk's reply to @emit; how many. close: join and free (NULL ok).
+ * run_item: the local task of one item. chunk_ended: rank 0 accounts for a reply. */
+struct mpi__chunks;
+struct exec__map;
+int exec__mpi_chunks_add(struct mpi__chunks **c, exec_t *ex, int workers, uint64_t id,
+                         exec_task_fn *fn, const struct mpi__task *t, const void *items);
+int exec__mpi_chunks_fd(const struct mpi__chunks *c);
+size_t exec__mpi_chunks_reap(struct mpi__chunks *c,
+                             void (*emit)(void *ctx, const struct mpi__result *r,
+                                          const void *data),
+                             void *ctx);
+void exec__mpi_chunks_close(struct mpi__chunks *c);
+int exec__mpi_run_item(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size);
+void exec__mpi_chunk_ended(struct exec__map *m, size_t lo, size_t hi, const void *data,
+                           size_t size);
 
 /* serve.c: the loop of a serving rank; never returns. */
 _Noreturn void exec__mpi_serve(void);

@@ -19,6 +19,7 @@
 struct slot {
     exec_future_t *f;
     bool chunk;
+    bool job; /* a chunk run as a local map (chunk.c) */
 };
 
 struct serve {
@@ -34,6 +35,9 @@ struct serve {
     size_t bufcap;
     unsigned char *batch; /* results not sent yet: one message for all of them */
     size_t blen, bcap;
+    struct mpi__chunks *chunks; /* on a local process pool (chunk.c) */
+    int workers;
+    bool item_chunks;
 };
 
 int exec__mpi_run_chunk(const void *arg, size_t arg_size, void *out, size_t out_cap,
@@ -178,6 +182,8 @@ static void hello(struct serve *s, const void *msg, size_t len)
         s->ex = NULL;
     } else {
         ok.workers = c.workers;
+        s->workers = c.workers;
+        s->item_chunks = c.backend == EXEC_BACKEND_PROCESSES;
     }
     reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
 }
@@ -192,7 +198,7 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
     if (t.size > len - sizeof t)
         return 0;
     size_t rec = sizeof t + t.size;
-    if (!s->ex || t.id >= s->cap || s->slots[t.id].f) {
+    if (!s->ex || t.id >= s->cap || s->slots[t.id].f || s->slots[t.id].job) {
         fail_task(s, t.id, EXEC_EINVAL);
         return rec;
     }
@@ -205,7 +211,16 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
     exec_submit_opts_t o = {.cq = s->cq, .timeout_ms = t.timeout_ms ? t.timeout_ms
                                                                     : EXEC_NO_TIMEOUT};
     int r;
-    if (tag == MPI__TAG_CHUNK) {
+    if (tag == MPI__TAG_CHUNK && s->item_chunks) {
+        r = exec__mpi_chunks_add(&s->chunks, s->ex, s->workers, t.id, fn, &t, arg);
+        if (r != EXEC_OK) {
+            fail_task(s, t.id, r);
+            return rec;
+        }
+        s->slots[t.id].job = true;
+        s->busy++;
+        return rec;
+    } else if (tag == MPI__TAG_CHUNK) {
         /* The items follow a chunk header of this rank's own (the resolved pointer). */
         struct mpi__chunk_arg h = {fn, t.in_size, t.out_size, t.count};
         unsigned char *a = malloc(sizeof h + t.size);
@@ -244,10 +259,18 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
     return rec;
 }
 
-/* Send back every local future that ended. */
+static void chunk_done(void *ctx, const struct mpi__result *r, const void *data)
+{
+    struct serve *s = ctx;
+    add_result(s, r, data);
+    s->slots[r->id].job = false;
+    s->busy--;
+}
+
+/* Send back every local future and chunk that ended. */
 static bool completions(struct serve *s)
 {
-    bool any = false;
+    bool any = exec__mpi_chunks_reap(s->chunks, chunk_done, s) > 0;
     exec_future_t *f;
     while (s->cq && exec_cq_pop(s->cq, 0, &f) == EXEC_OK) {
         any = true;
@@ -286,6 +309,8 @@ static void stats(struct serve *s)
 static void bye(struct serve *s)
 {
     completions(s);
+    exec__mpi_chunks_close(s->chunks);
+    s->chunks = NULL;
     exec_destroy(s->ex);
     completions(s); /* nothing should be left: rank 0 waited for every task */
     exec_cq_destroy(s->cq);
@@ -321,8 +346,9 @@ static void sleep_ns(struct serve *s, uint64_t ns)
 {
     struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
     if (s->cq && s->busy) {
-        struct pollfd p = {.fd = exec_cq_fd(s->cq), .events = POLLIN};
-        ppoll(&p, 1, &ts, NULL);
+        struct pollfd p[2] = {{.fd = exec_cq_fd(s->cq), .events = POLLIN},
+                              {.fd = exec__mpi_chunks_fd(s->chunks), .events = POLLIN}};
+        ppoll(p, 2, &ts, NULL);
     } else {
         nanosleep(&ts, NULL);
     }
