@@ -11,6 +11,8 @@
  *                   that checks those itself
  *   MPI_ONLY        run on the mpi backend only (build/tests/run-mpi; tests/mpi_run.h);
  *                   tests/mpi_list.h names the other tests that also run there
+ *   MPI_SELF        with MPI_ONLY: the test is not run as an MPI job; it runs in the test
+ *                   child and starts its own jobs ($EXEC_TEST_MPIRUN, tests/test_mpi_guard.c)
  *
  * Keep the lines grouped by source file under a comment naming the file, and add new lines
  * at the end of your file's group. Every line ends with a backslash; the table ends with the
@@ -348,6 +350,13 @@
     X(mpi_executors_in_turn, MPI_ONLY)                                                     \
     X(mpi_in_flight_bounded, MPI_ONLY)                                                     \
     X(mpi_map_crash_fails_its_item, MPI_ONLY)                                              \
+    /* tests/test_mpi_guard.c */                                                           \
+    X(mpi_guard_missing, MPI_ONLY | MPI_SELF)                                              \
+    X(mpi_guard_after_mpi_init, MPI_ONLY | MPI_SELF)                                       \
+    X(mpi_guard_after_init_single, MPI_ONLY | MPI_SELF)                                    \
+    X(mpi_guard_after_init_funneled, MPI_ONLY | MPI_SELF)                                  \
+    X(mpi_guard_after_init_serialized, MPI_ONLY | MPI_SELF)                                \
+    X(mpi_guard_after_init_multiple, MPI_ONLY | MPI_SELF)                                  \
     /* tests/test_scale.c */                                                               \
     X(scale_largest_pool, BOTH_BACKENDS | SLOW)                                            \
     X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \

@@ -13,16 +13,14 @@
 struct mpi__world exec__mpi_world = {.comm = MPI_COMM_NULL};
 static _Atomic bool called;
 
-/* Rank 0 is leaving: stop a live executor's comm thread, tell every serving rank to end,
- * and finalise MPI so that mpirun sees every rank end well. */
-static void at_exit(void)
+/* Rank 0 is leaving, or finalising MPI: stop a live executor's comm thread and tell every
+ * serving rank to end (once: the communicator is freed). */
+static void release_ranks(void)
 {
     struct mpi__world *w = &exec__mpi_world;
+    if (w->rank != 0 || w->comm == MPI_COMM_NULL)
+        return;
     exec__mpi_abandon();
-    int fin = 0;
-    MPI_Finalized(&fin);
-    if (fin)
-        return; /* the program finalised MPI itself (it initialised it, too) */
     MPI_Request *req = calloc((size_t)w->size, sizeof *req);
     for (int r = 1; r < w->size && req; r++)
         MPI_Isend(NULL, 0, MPI_BYTE, r, MPI__TAG_FINAL, w->comm, &req[r - 1]);
@@ -30,8 +28,28 @@ static void at_exit(void)
         MPI_Waitall(w->size - 1, req, MPI_STATUSES_IGNORE);
     free(req);
     MPI_Comm_free(&w->comm);
-    if (w->we_init)
-        MPI_Finalize();
+}
+
+/* Rank 0's exit: let every rank end cleanly, and finalise MPI if we initialised it. */
+static void at_exit(void)
+{
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (fin)
+        return; /* the program finalised MPI itself (it initialised it, too) */
+    release_ranks();
+    if (exec__mpi_world.we_init)
+        PMPI_Finalize();
+}
+
+/* A program that initialised MPI itself finalises it on rank 0, while the serving ranks are
+ * still in exec__mpi_serve(): MPI_Finalize() waits for every rank, so they must be told to
+ * end first. MPI's profiling interface lets this library's MPI_Finalize() come first (the
+ * program links it before libmpi) and call the real one, PMPI_Finalize(). */
+__attribute__((visibility("default"))) int MPI_Finalize(void)
+{
+    release_ranks();
+    return PMPI_Finalize();
 }
 
 /* How many of the serving ranks share rank 0's host (for the default local pool size). */

@@ -90,6 +90,14 @@ $(MPI_RUNNER): $(MPI_RUNNER_OBJS) $(MPI_TEST_STATIC)
 	    $(MPI_LIBS) $(foreach f,malloc calloc realloc aligned_alloc posix_memalign strdup \
 	        free pthread_create fork _Fork,-Wl,--wrap=$(f))
 
+# The guard's misuse, as programs under mpirun (tests/test_mpi.c launches it).
+MPI_GUARD  := $(BUILD)/tests/mpi-guard
+$(MPI_GUARD): tests/mpi_guard.c $(MPI_STATIC) $(BUILD)/.flags-test
+	$(call msg,CCLD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(TEST_CFLAGS) $(MPI_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(MPI_STATIC) \
+	    $(EXE_LDFLAGS) $(EXE_LIBS) $(MPI_LIBS)
+
 $(MPI_BENCH): tests/bench-mpi/mpi_bench.c $(MPI_STATIC) $(BUILD)/.flags-test
 	$(call msg,CCLD,$@)
 	@mkdir -p $(@D)
@@ -105,7 +113,7 @@ examples: $(MPI_EXAMPLE)
 # MPI's default transports (shared memory on one host), then with TCP only (the network
 # path). MPI_TESTS filters as TESTS does.
 MPI_JOB = $(MPIRUN) $(MPIRUN_FLAGS) -np $(MPI_NP)
-mpi-test: $(MPI_RUNNER) $(MPI_EXAMPLE)
+mpi-test: $(MPI_RUNNER) $(MPI_EXAMPLE) $(MPI_GUARD)
 	$(call msg,RUN,$(MPI_RUNNER) -b mpi)
 	$(Q)EXEC_TEST_MPIRUN=$(call quote,$(MPI_JOB)) $(RUN_ENV) $(MPI_RUNNER) -b mpi \
 	    $(RUN_ARGS) $(MPI_TESTS)
@@ -144,7 +152,7 @@ mpi-uninstall:
 	    $(DESTDIR)$(LIBDIR)/$(MPI_REAL) $(DESTDIR)$(LIBDIR)/$(MPI_SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libexecutor-mpi.so $(DESTDIR)$(PKGCONFIGDIR)/executor-mpi.pc
 
--include $(wildcard $(BUILD)/tests/run-mpi.d $(BUILD)/examples/13_mpi.d \
+-include $(wildcard $(BUILD)/tests/run-mpi.d $(BUILD)/tests/mpi-guard.d $(BUILD)/examples/13_mpi.d \
                     $(BUILD)/bench-mpi/*.d)
 else
 mpi mpi-test mpi-asan mpi-bench mpi-install mpi-uninstall:

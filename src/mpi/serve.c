@@ -336,8 +336,7 @@ static _Noreturn void final(struct serve *s)
     exec__mpi_sends_finish(&s->sends);
     MPI_Comm_free(&s->comm);
     exec__mpi_world.comm = MPI_COMM_NULL;
-    if (exec__mpi_world.we_init)
-        MPI_Finalize();
+    MPI_Finalize(); /* also when the program initialised MPI: it never gets back here */
     fflush(NULL);
     _exit(0);
 }
