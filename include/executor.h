@@ -106,7 +106,7 @@ EXEC_API unsigned exec_version(void);
     X(EDEADLK, -10, "operation would deadlock")                                  \
     X(ESYS, -11, "system call failed (see sys_errno)")                           \
     X(ENOTSUP, -12, "not supported by this backend or platform")                 \
-    X(EBUSY, -13, "busy: the task is already running or finished")              \
+    X(EBUSY, -13, "busy: already running or finished, or in use")                \
     X(EBROKEN, -14, "executor is broken: its workers cannot run tasks (see fault.cause)")
 
 /** exec_err_t - every code a call of this library can return. */
@@ -242,8 +242,13 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *    keep their results and the rest run once on another local worker, as on processes. On
  *    a local thread pool a crash ends the rank, and so the MPI job.
  *  - Done-callbacks run on the executor's communication thread (waiting, mapping or
- *    shutting down from there: EXEC_EDEADLK). One MPI executor exists at a time
- *    (exec_create() returns EXEC_EBUSY for a second one).
+ *    shutting down from there: EXEC_EDEADLK).
+ *  - One MPI executor exists at a time in a program: from its exec_create() until its
+ *    exec_destroy() returns (also while it is shut down), exec_create() of another with
+ *    EXEC_BACKEND_MPI returns EXEC_EBUSY ("busy: already running or finished, or in use")
+ *    and leaves the first one undisturbed; after exec_destroy() a new one works. (The
+ *    serving ranks run one local pool for it; executors of other backends are not limited.)
+ *    After rank 0 finalised MPI (see exec_mpi_main()) it returns EXEC_ENOTSUP.
  */
 typedef enum exec_backend {
     EXEC_BACKEND_THREADS = 0,   /* a pool of threads in this process (default) */

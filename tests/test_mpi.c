@@ -227,6 +227,9 @@ TEST(mpi_initializer_runs_on_ranks)
     ASSERT_OK(exec_destroy(ex));
 }
 
+/* One MPI executor at a time, exactly: a second one is EXEC_EBUSY (with its message) from
+ * the first one's exec_create() until its exec_destroy(), also while it is shut down, and
+ * does not disturb it; after exec_destroy() a new one works. Other backends are not limited. */
 TEST(mpi_executors_in_turn)
 {
     for (int round = 0; round < 3; round++) {
@@ -236,10 +239,21 @@ TEST(mpi_executors_in_turn)
         exec_destroy(two);
         exec_config_t c;
         test_config(&c);
-        ASSERT_EQ(exec_create(&two, &c), EXEC_EBUSY); /* one MPI executor at a time */
-        ASSERT_EQ(wait_i64(submit_echo_i64(ex, round)), round);
+        two = SENTINEL;
+        ASSERT_ERR(exec_create(&two, &c), EXEC_EBUSY); /* one MPI executor at a time */
+        ASSERT_TRUE(two == SENTINEL); /* written on success only */
+        ASSERT_EQ(strcmp(exec_strerror(EXEC_EBUSY), "busy: already running or finished, or in use"),
+                  0);
+        ASSERT_EQ(wait_i64(submit_echo_i64(ex, round)), round); /* the first is undisturbed */
+        if (round == 1) {
+            ASSERT_OK(exec_shutdown(ex, 0));
+            ASSERT_ERR(exec_create(&two, &c), EXEC_EBUSY); /* shut down: still there */
+        }
         ASSERT_OK(exec_destroy(ex));
     }
+    exec_t *ex = make_mpi(); /* and once more after the last destroy */
+    ASSERT_EQ(wait_i64(submit_echo_i64(ex, 7)), 7);
+    ASSERT_OK(exec_destroy(ex));
 }
 
 /* Flow control: with 20000 futures outstanding, what is in flight stays bounded. */

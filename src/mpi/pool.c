@@ -108,8 +108,8 @@ static void mp_free(struct mp *p)
 static int mp_create(struct exec *core, void **impl)
 {
     struct mpi__world *w = &exec__mpi_world;
-    if (w->size < 2)
-        return EXEC_ENOTSUP; /* no rank to serve: started without mpirun */
+    if (w->size < 2 || w->comm == MPI_COMM_NULL)
+        return EXEC_ENOTSUP; /* no rank to serve: started without mpirun, or MPI finalised */
     struct mp *p = calloc(1, sizeof *p);
     if (!p)
         return EXEC_ENOMEM;
