@@ -6,8 +6,9 @@
 # libexecutor-mpi.{a,so} (the whole library plus src/mpi/), with its own pkg-config file.
 #
 # Targets: mpi (the libraries, the example), mpi-test (the suite on the mpi backend under
-# mpirun, twice: Open MPI's default transports, then --mca btl tcp,self), mpi-asan (the same
-# under AddressSanitizer), mpi-bench (beside mpi4py.futures).
+# mpirun, twice: Open MPI's default transports, then --mca btl tcp,self), mpi-asan and
+# mpi-ubsan (the same under AddressSanitizer, UndefinedBehaviorSanitizer), mpi-bench (beside
+# mpi4py.futures).
 
 MPICC      ?= mpicc
 HAVE_MPI   := $(if $(shell command -v $(MPICC) 2>/dev/null),1,)
@@ -131,6 +132,14 @@ mpi-asan:
 	    RUN_ENV='ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 EXEC_TEST_TIMEOUT_SCALE=3' \
 	    MPIRUN_FLAGS=$(call quote,$(MPIRUN_FLAGS) -x ASAN_OPTIONS) mpi-test
 
+# The MPI suite under UndefinedBehaviorSanitizer: any report ends the rank with exit status
+# 99 (the job, and so the test, fails). UBSan has no leak or Open MPI noise to silence.
+mpi-ubsan:
+	+$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/ubsan-mpi OPT=$(call quote,$(SAN_OPT)) \
+	    DEBUG=1 SANFLAGS='-fsanitize=undefined -fno-sanitize-recover=all' \
+	    RUN_ENV=$(call quote,$(UBSAN_ENV) EXEC_TEST_TIMEOUT_SCALE=2) \
+	    MPIRUN_FLAGS=$(call quote,$(MPIRUN_FLAGS) -x UBSAN_OPTIONS) mpi-test
+
 mpi-bench: $(MPI_BENCH)
 	$(Q)MPIRUN=$(call quote,$(MPIRUN) $(MPIRUN_FLAGS)) sh tests/bench-mpi/run.sh $(MPI_BENCH)
 
@@ -155,8 +164,8 @@ mpi-uninstall:
 -include $(wildcard $(BUILD)/tests/run-mpi.d $(BUILD)/tests/mpi-guard.d $(BUILD)/examples/13_mpi.d \
                     $(BUILD)/bench-mpi/*.d)
 else
-mpi mpi-test mpi-asan mpi-bench mpi-install mpi-uninstall:
+mpi mpi-test mpi-asan mpi-ubsan mpi-bench mpi-install mpi-uninstall:
 	@echo "  SKIP     $@: no MPI compiler wrapper ($(MPICC)); Debian: openmpi-bin libopenmpi-dev"
 endif
 
-.PHONY: mpi mpi-test mpi-asan mpi-bench mpi-install mpi-uninstall
+.PHONY: mpi mpi-test mpi-asan mpi-ubsan mpi-bench mpi-install mpi-uninstall
