@@ -80,7 +80,8 @@ static void reply(struct serve *s, int tag, const void *a, size_t alen, const vo
     unsigned char *m = malloc(alen + blen ? alen + blen : 1);
     if (!m)
         return; /* rank 0 will wait for this result: nothing better to do without memory */
-    memcpy(m, a, alen);
+    if (alen) /* a may be NULL then (memcpy's arguments must not be, even for 0 bytes) */
+        memcpy(m, a, alen);
     if (blen)
         memcpy(m + alen, b, blen);
     exec__mpi_send(&s->sends, s->comm, 0, tag, m, alen + blen);
