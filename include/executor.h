@@ -249,6 +249,10 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *    and leaves the first one undisturbed; after exec_destroy() a new one works. (The
  *    serving ranks run one local pool for it; executors of other backends are not limited.)
  *    After rank 0 finalised MPI (see exec_mpi_main()) it returns EXEC_ENOTSUP.
+ *  - Shared-memory buffers created on rank 0 reach tasks on every rank through the same
+ *    exec_shm_ref_t (see exec_shm_map()). exec_create() reads the test knob
+ *    EXEC_MPI_OTHER_HOST: "all" or a list of ranks ("2" or "1,3"; ranks 1..32) that act as
+ *    on another host than rank 0 (anything else: EXEC_EINVAL).
  */
 typedef enum exec_backend {
     EXEC_BACKEND_THREADS = 0,   /* a pool of threads in this process (default) */
@@ -963,9 +967,18 @@ EXEC_API int exec_shm_ref(const exec_shm_t *shm, exec_shm_ref_t *ref);
  * closed by their creator), others stay until the worker exits. With EXEC_SHM_RDONLY it is always a
  * read-only mapping (cached), also in the creating process. Anonymous refs are opened
  * through /proc/<pid>/fd, so the worker must run as the owner's user.
+ * On EXEC_BACKEND_MPI, for a buffer rank 0 created: a task on a rank of rank 0's host maps
+ * it as above. A task on another host gets a read-only copy: the rank fetches it from rank
+ * 0 once (its first map; rank 0's communication thread sends it, at most 2 GiB - 1) and
+ * keeps it, for all its tasks and local workers, until rank 0 closes the buffer or destroys
+ * the executor; a read-write map there is refused with EXEC_ENOTSUP (writes would reach no
+ * other rank). Such a rank maps only rank 0's buffers by ref (EXEC_ESYS once rank 0 closed
+ * or unlinked it; EXEC_ESHUTDOWN when the executor ends during the fetch).
  * @ref:   borrowed. @flags: 0 or EXEC_SHM_RDONLY.
  * @ptr, @size: out: the mapping (do not unmap it).
- * Return: EXEC_OK; EXEC_EINVAL; EXEC_ESYS (gone, no permission); EXEC_ENOMEM.
+ * Return: EXEC_OK; EXEC_EINVAL; EXEC_ESYS (gone, no permission); EXEC_ENOMEM;
+ *         EXEC_ENOTSUP (read-write, on an MPI rank of another host); EXEC_ETOOBIG (MPI,
+ *         another host: the buffer is 2 GiB or more).
  * Thread-safety: any thread.
  */
 EXEC_API int exec_shm_map(const exec_shm_ref_t *ref, unsigned flags, void **ptr, size_t *size);

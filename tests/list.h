@@ -350,6 +350,8 @@
     X(mpi_executors_in_turn, MPI_ONLY)                                                     \
     X(mpi_in_flight_bounded, MPI_ONLY)                                                     \
     X(mpi_map_crash_fails_its_item, MPI_ONLY)                                              \
+    X(mpi_shm_across_hosts, MPI_ONLY)                                                      \
+    X(mpi_shm_other_host_knob_checked, MPI_ONLY)                                           \
     /* tests/test_mpi_guard.c */                                                           \
     X(mpi_guard_missing, MPI_ONLY | MPI_SELF)                                              \
     X(mpi_guard_after_mpi_init, MPI_ONLY | MPI_SELF)                                       \

@@ -436,7 +436,10 @@ void *exec__mpi_comm_main(void *arg)
                     n = on_result(p, from, (unsigned char *)p->buf + at, len - at);
             else if (tag == MPI__TAG_STATS)
                 on_stats(p, p->buf, len);
+            else if (tag == MPI__TAG_SHM_REQ) /* a copy of a buffer (shm.c) */
+                exec__mpi_shm_answer(p->comm, &p->sends, from, p->buf, len);
         }
+        any |= exec__mpi_shm_flush(p->comm, &p->sends); /* closed buffers' copies */
         exec__mpi_sends_reap(&p->sends);
         if (any) {
             exec__mpi_backoff_reset(&bo);

@@ -7,6 +7,7 @@
 #include "mpi/mpi.h"
 
 #include "executor_mpi.h"
+#include "shm/shm.h"
 
 #include <stdlib.h>
 
@@ -58,6 +59,7 @@ static int ranks_on_host0(MPI_Comm comm)
     MPI_Comm node;
     int me = 0, n = 0, root = 0, host0 = 0;
     MPI_Comm_rank(comm, &me);
+    exec__mpi_world.on_host0 = true; /* unless the split below says otherwise */
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) !=
         MPI_SUCCESS)
         return 1;
@@ -65,6 +67,9 @@ static int ranks_on_host0(MPI_Comm comm)
     /* Whether this node has rank 0: rank 0's node-local size, broadcast to all. */
     root = me == 0 ? n : 0;
     MPI_Allreduce(&root, &host0, 1, MPI_INT, MPI_MAX, comm);
+    int mine = me == 0, here = 0; /* whether rank 0 is on this rank's node */
+    MPI_Allreduce(&mine, &here, 1, MPI_INT, MPI_MAX, node);
+    exec__mpi_world.on_host0 = here;
     MPI_Comm_free(&node);
     return host0 > 1 ? host0 - 1 : 1;
 }
@@ -96,6 +101,7 @@ EXEC_API int exec_mpi_main(int *argc, char ***argv)
     if (w->rank != 0)
         exec__mpi_serve();
     exec__backend_register(EXEC_BACKEND_MPI, &exec__mpi_ops);
+    atomic_store(&exec__shm_closed, exec__mpi_shm_closed); /* copies on other hosts (shm.c) */
     atexit(at_exit);
     return EXEC_OK;
 }

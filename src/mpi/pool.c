@@ -74,6 +74,8 @@ static int hello_all(struct mp *p)
             return EXEC_EINVAL;
         h.has_init = 1;
     }
+    if (exec__mpi_shm_options(&h) != EXEC_OK)
+        return EXEC_EINVAL; /* EXEC_MPI_OTHER_HOST malformed */
     unsigned char *b = malloc(sizeof h + c->init_arg_size);
     if (!b)
         return EXEC_ENOMEM;
@@ -307,6 +309,7 @@ static void mp_destroy(void *impl)
     pthread_join(p->thread, NULL);
     exec__mpi_sends_finish(&p->sends);
     bye_all(p);
+    exec__mpi_shm_forget();
     mp_free(p);
     atomic_store(&live, NULL);
 }

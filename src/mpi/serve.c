@@ -172,7 +172,9 @@ static void hello(struct serve *s, const void *msg, size_t len)
         return;
     }
     s->slots = calloc(s->cap, sizeof *s->slots);
-    ok.code = s->slots ? exec_cq_create(&s->cq) : EXEC_ENOMEM;
+    ok.code = s->slots ? exec__mpi_shm_serve(&h) : EXEC_ENOMEM; /* before the pool (shm.c) */
+    if (ok.code == EXEC_OK)
+        ok.code = exec_cq_create(&s->cq);
     if (ok.code == EXEC_OK)
         ok.code = exec_create(&s->ex, &c);
     if (ok.code != EXEC_OK) {
@@ -314,6 +316,7 @@ static void bye(struct serve *s)
     s->chunks = NULL;
     exec_destroy(s->ex);
     completions(s); /* nothing should be left: rank 0 waited for every task */
+    exec__mpi_shm_serve_end();
     exec_cq_destroy(s->cq);
     free(s->slots);
     s->ex = NULL;
@@ -389,6 +392,10 @@ _Noreturn void exec__mpi_serve(void)
             case MPI__TAG_BYE:
                 bye(&s);
                 break;
+            case MPI__TAG_SHM_DATA:
+            case MPI__TAG_SHM_DROP:
+                exec__mpi_shm_on_msg(tag, s.buf, len);
+                break;
             case MPI__TAG_FINAL:
                 final(&s);
             default:
@@ -398,6 +405,7 @@ _Noreturn void exec__mpi_serve(void)
             completions(&s);
         }
         any |= completions(&s);
+        any |= exec__mpi_shm_poll(s.comm, &s.sends);
         exec__mpi_sends_reap(&s.sends);
         if (any) {
             exec__mpi_backoff_reset(&bo);
