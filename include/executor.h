@@ -249,6 +249,9 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *    and leaves the first one undisturbed; after exec_destroy() a new one works. (The
  *    serving ranks run one local pool for it; executors of other backends are not limited.)
  *    After rank 0 finalised MPI (see exec_mpi_main()) it returns EXEC_ENOTSUP.
+ *  - The trace (trace_path) is rank 0's: each task and map chunk a rank ran is a span from
+ *    its sending to its result's arrival, on rank 0's clock, on the track of the worker
+ *    that ran it ("mpi worker <id> (rank <r>, pid <pid>)"), with the outcome it reported.
  *  - Shared-memory buffers created on rank 0 reach tasks on every rank through the same
  *    exec_shm_ref_t (see exec_shm_map()). exec_create() reads the test knob
  *    EXEC_MPI_OTHER_HOST: "all" or a list of ranks ("2" or "1,3"; ranks 1..32) that act as

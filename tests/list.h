@@ -320,6 +320,7 @@
     X(trace_alloc_fails, BOTH_BACKENDS)                                                    \
     X(trace_thread_create_fails, BOTH_BACKENDS)                                            \
     X(trace_dropped_counted, BOTH_BACKENDS)                                                \
+    X(trace_mpi_ranks, MPI_ONLY)                                                           \
     /* tests/test_broken.c */                                                              \
     X(init_runs_in_every_worker, BOTH_BACKENDS)                                            \
     X(init_returns_nonzero_breaks, BOTH_BACKENDS)                                          \

@@ -118,6 +118,7 @@ static bool send_task(struct mp *p, struct outbox *ob, int ri, struct exec_futur
         memcpy(m + sizeof t, f->arg, f->arg_size);
     exec__future_drop_arg(f);
     r->slots[i].f = f;
+    r->slots[i].t_sent = p->tl ? exec__ticks() : 0;
     f->bk.mpi.rank = ri;
     f->bk.mpi.slot = (uint32_t)i;
     /* Until its result says exactly (a cancel of a running task never hears it): */
@@ -159,6 +160,7 @@ static bool send_chunk(struct mp *p, struct outbox *ob, int ri)
         r->slots[i].m = m;
         r->slots[i].lo = lo;
         r->slots[i].hi = hi;
+        r->slots[i].t_sent = p->tl ? exec__ticks() : 0;
         p->inflight++;
         out_add(ob, ri, MPI__TAG_CHUNK, b, sizeof t + bytes);
         return true;
@@ -336,6 +338,8 @@ static size_t on_result(struct mp *p, int from, const void *msg, size_t len)
     struct slot s = p->ranks[from].slots[r.id];
     pthread_mutex_unlock(&p->lock);
     const unsigned char *data = (const unsigned char *)msg + sizeof r;
+    if (p->tl)
+        exec__mpi_trace_result(p, from, &s, &r, data);
     if (s.f)
         end_task(&p->ranks[from], s.f, &r, data);
     else if (s.m)
@@ -450,6 +454,7 @@ void *exec__mpi_comm_main(void *arg)
             continue;
         /* Sleep until a request (submit, cancel, map, stats, stop) or the next probe. The
          * flag pairs with poke(): a poke after our load of `wake` changes it and wakes us. */
+        exec__mpi_trace_idle(p);
         atomic_store(&p->sleeping, true);
         exec__futex_wait(&p->wake, seen, exec__now_ns() + ns);
         atomic_store(&p->sleeping, false);

@@ -102,6 +102,7 @@ static void mp_free(struct mp *p)
     free(p->ranks);
     free(p->cancels);
     free(p->buf);
+    exec__mpi_trace_free(p);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -142,7 +143,7 @@ static int mp_create(struct exec *core, void **impl)
         for (uint32_t i = 0; i < rk->cap; i++)
             rk->slots[i].next_free = i + 1 < rk->cap ? (int)i + 1 : -1;
     }
-    if (!p->ranks)
+    if (!p->ranks || (r = exec__mpi_trace_open(p)) != EXEC_OK)
         goto fail;
     r = hello_all(p);
     if (r)
