@@ -373,7 +373,8 @@ static int task_shm_copies(const void *arg, size_t arg_size, void *out, size_t o
 static void run_on_ranks(exec_t *ex, exec_task_fn *fn, const void *arg, size_t arg_size, int n,
                          void *res, size_t res_size, int *ranks)
 {
-    exec_future_t *fs[64];
+    exec_future_t *fs[64] = {NULL};
+    ASSERT_TRUE(n > 0 && n <= 64);
     for (int i = 0; i < n; i++)
         ASSERT_OK(exec_submit(ex, fn, arg, arg_size, &fs[i]));
     ASSERT_OK(exec_future_wait_all(fs, (size_t)n, EXEC_WAIT_FOREVER));
