@@ -106,7 +106,7 @@ EXEC_API unsigned exec_version(void);
     X(EDEADLK, -10, "operation would deadlock")                                  \
     X(ESYS, -11, "system call failed (see sys_errno)")                           \
     X(ENOTSUP, -12, "not supported by this backend or platform")                 \
-    X(EBUSY, -13, "busy: the task is already running or finished")              \
+    X(EBUSY, -13, "busy: already running or finished, or in use")                \
     X(EBROKEN, -14, "executor is broken: its workers cannot run tasks (see fault.cause)")
 
 /** exec_err_t - every code a call of this library can return. */
@@ -237,11 +237,25 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
  *    bound on work in flight per rank). A sent task is RUNNING (in advance: maybe still
  *    waiting there): EXEC_CANCEL_RUNNING cancels it on its rank (on a local process pool
  *    its worker is killed); without the flag cancel returns EXEC_EBUSY.
- *  - A map chunk runs as one task on a rank: a crash fails the chunk's items that had not
- *    reported (all of the chunk), EXEC_ECRASHED.
+ *  - Map chunks go to ranks whole. On a local process pool a rank runs a chunk as a map of
+ *    its own, so a crash fails only the item it hit (EXEC_ECRASHED), the items that ended
+ *    keep their results and the rest run once on another local worker, as on processes. On
+ *    a local thread pool a crash ends the rank, and so the MPI job.
  *  - Done-callbacks run on the executor's communication thread (waiting, mapping or
- *    shutting down from there: EXEC_EDEADLK). One MPI executor exists at a time
- *    (exec_create() returns EXEC_EBUSY for a second one).
+ *    shutting down from there: EXEC_EDEADLK).
+ *  - One MPI executor exists at a time in a program: from its exec_create() until its
+ *    exec_destroy() returns (also while it is shut down), exec_create() of another with
+ *    EXEC_BACKEND_MPI returns EXEC_EBUSY ("busy: already running or finished, or in use")
+ *    and leaves the first one undisturbed; after exec_destroy() a new one works. (The
+ *    serving ranks run one local pool for it; executors of other backends are not limited.)
+ *    After rank 0 finalised MPI (see exec_mpi_main()) it returns EXEC_ENOTSUP.
+ *  - The trace (trace_path) is rank 0's: each task and map chunk a rank ran is a span from
+ *    its sending to its result's arrival, on rank 0's clock, on the track of the worker
+ *    that ran it ("mpi worker <id> (rank <r>, pid <pid>)"), with the outcome it reported.
+ *  - Shared-memory buffers created on rank 0 reach tasks on every rank through the same
+ *    exec_shm_ref_t (see exec_shm_map()). exec_create() reads the test knob
+ *    EXEC_MPI_OTHER_HOST: "all" or a list of ranks ("2" or "1,3"; ranks 1..32) that act as
+ *    on another host than rank 0 (anything else: EXEC_EINVAL).
  */
 typedef enum exec_backend {
     EXEC_BACKEND_THREADS = 0,   /* a pool of threads in this process (default) */
@@ -963,9 +977,18 @@ EXEC_API int exec_shm_ref(const exec_shm_t *shm, exec_shm_ref_t *ref);
  * closed by their creator), others stay until the worker exits. With EXEC_SHM_RDONLY it is always a
  * read-only mapping (cached), also in the creating process. Anonymous refs are opened
  * through /proc/<pid>/fd, so the worker must run as the owner's user.
+ * On EXEC_BACKEND_MPI, for a buffer rank 0 created: a task on a rank of rank 0's host maps
+ * it as above. A task on another host gets a read-only copy: the rank fetches it from rank
+ * 0 once (its first map; rank 0's communication thread sends it, at most 2 GiB - 1) and
+ * keeps it, for all its tasks and local workers, until rank 0 closes the buffer or destroys
+ * the executor; a read-write map there is refused with EXEC_ENOTSUP (writes would reach no
+ * other rank). Such a rank maps only rank 0's buffers by ref (EXEC_ESYS once rank 0 closed
+ * or unlinked it; EXEC_ESHUTDOWN when the executor ends during the fetch).
  * @ref:   borrowed. @flags: 0 or EXEC_SHM_RDONLY.
  * @ptr, @size: out: the mapping (do not unmap it).
- * Return: EXEC_OK; EXEC_EINVAL; EXEC_ESYS (gone, no permission); EXEC_ENOMEM.
+ * Return: EXEC_OK; EXEC_EINVAL; EXEC_ESYS (gone, no permission); EXEC_ENOMEM;
+ *         EXEC_ENOTSUP (read-write, on an MPI rank of another host); EXEC_ETOOBIG (MPI,
+ *         another host: the buffer is 2 GiB or more).
  * Thread-safety: any thread.
  */
 EXEC_API int exec_shm_map(const exec_shm_ref_t *ref, unsigned flags, void **ptr, size_t *size);

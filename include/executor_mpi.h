@@ -43,11 +43,22 @@ extern "C" {
  * destroyed its executor; MPI is finalised on every rank at that moment (by an atexit
  * handler on rank 0, so the program must not call MPI_Finalize() itself unless it
  * initialised MPI before this call). Call it once, before any thread is started.
+ * A program that initialised MPI itself (MPI_THREAD_MULTIPLE) finalises it on rank 0 as
+ * usual, after exec_destroy(): this library's MPI_Finalize() (MPI's profiling interface;
+ * link libexecutor-mpi before libmpi, as pkg-config does) first ends every serving rank,
+ * which finalises MPI and exits 0 on its own, then calls PMPI_Finalize(). Finalising with
+ * an MPI executor alive abandons it (as at exit): its unfinished futures never end.
+ * Too little thread support is refused on EVERY rank, so nothing hangs: each rank gets
+ * EXEC_ENOTSUP (exec_strerror(): "not supported by this backend or platform"), no rank
+ * serves, the backend is not registered (exec_create() with EXEC_BACKEND_MPI returns
+ * EXEC_ENOTSUP too) and MPI stays the program's to finalise.
  * A program started without mpirun is a job of one rank: this returns EXEC_OK, and
- * exec_create() with EXEC_BACKEND_MPI returns EXEC_ENOTSUP (no rank to serve).
+ * exec_create() with EXEC_BACKEND_MPI returns EXEC_ENOTSUP (no rank to serve). Under mpirun
+ * without this call, exec_create() with EXEC_BACKEND_MPI returns EXEC_ENOTSUP on every rank.
  * Return: EXEC_OK (rank 0); EXEC_ENOTSUP (MPI initialised before with a thread level below
- *         MPI_THREAD_MULTIPLE, or MPI gives less than MPI_THREAD_SERIALIZED); EXEC_ESYS
- *         (MPI_Init_thread() failed); EXEC_EBUSY (called a second time).
+ *         MPI_THREAD_MULTIPLE: MPI_Init(), MPI_THREAD_SINGLE, _FUNNELED or _SERIALIZED; or
+ *         MPI gives less than MPI_THREAD_SERIALIZED); EXEC_ESYS (MPI_Init_thread() failed);
+ *         EXEC_EBUSY (called a second time, whatever the first call returned).
  * Thread-safety: call once, from main(), before other threads exist.
  */
 EXEC_API int exec_mpi_main(int *argc, char ***argv);

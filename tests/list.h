@@ -11,6 +11,8 @@
  *                   that checks those itself
  *   MPI_ONLY        run on the mpi backend only (build/tests/run-mpi; tests/mpi_run.h);
  *                   tests/mpi_list.h names the other tests that also run there
+ *   MPI_SELF        with MPI_ONLY: the test is not run as an MPI job; it runs in the test
+ *                   child and starts its own jobs ($EXEC_TEST_MPIRUN, tests/test_mpi_guard.c)
  *
  * Keep the lines grouped by source file under a comment naming the file, and add new lines
  * at the end of your file's group. Every line ends with a backslash; the table ends with the
@@ -322,6 +324,7 @@
     X(trace_alloc_fails, BOTH_BACKENDS)                                                    \
     X(trace_thread_create_fails, BOTH_BACKENDS)                                            \
     X(trace_dropped_counted, BOTH_BACKENDS)                                                \
+    X(trace_mpi_ranks, MPI_ONLY)                                                           \
     /* tests/test_broken.c */                                                              \
     X(init_runs_in_every_worker, BOTH_BACKENDS)                                            \
     X(init_returns_nonzero_breaks, BOTH_BACKENDS)                                          \
@@ -351,7 +354,16 @@
     X(mpi_initializer_runs_on_ranks, MPI_ONLY)                                             \
     X(mpi_executors_in_turn, MPI_ONLY)                                                     \
     X(mpi_in_flight_bounded, MPI_ONLY)                                                     \
-    X(mpi_map_crash_fails_its_chunk, MPI_ONLY)                                             \
+    X(mpi_map_crash_fails_its_item, MPI_ONLY)                                              \
+    X(mpi_shm_across_hosts, MPI_ONLY)                                                      \
+    X(mpi_shm_other_host_knob_checked, MPI_ONLY)                                           \
+    /* tests/test_mpi_guard.c */                                                           \
+    X(mpi_guard_missing, MPI_ONLY | MPI_SELF)                                              \
+    X(mpi_guard_after_mpi_init, MPI_ONLY | MPI_SELF)                                       \
+    X(mpi_guard_after_init_single, MPI_ONLY | MPI_SELF)                                    \
+    X(mpi_guard_after_init_funneled, MPI_ONLY | MPI_SELF)                                  \
+    X(mpi_guard_after_init_serialized, MPI_ONLY | MPI_SELF)                                \
+    X(mpi_guard_after_init_multiple, MPI_ONLY | MPI_SELF)                                  \
     /* tests/test_scale.c */                                                               \
     X(scale_largest_pool, BOTH_BACKENDS | SLOW)                                            \
     X(scale_largest_pool_recycle_burst, BOTH_BACKENDS | SLOW)                              \

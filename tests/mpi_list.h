@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mpi_list.h - the tests of tests/list.h that also run on the mpi backend (build/tests/run-mpi
- * runs them; see tests/mpi_run.h), besides the MPI_ONLY ones of tests/test_mpi.c. A test
- * belongs here when its body holds on every backend; the ones left out test what the
- * mpi backend documents differently (exec_backend_t in executor.h): tasks that submit to
- * their own executor, fork(), the trace, allocation-failure injection in this process, or
- * process-pool internals.
+ * runs them; see tests/mpi_run.h), besides the MPI_ONLY ones (tests/test_mpi.c,
+ * test_mpi_guard.c, trace_mpi_ranks of test_trace.c). A test belongs here when its body
+ * holds on every backend; the ones left out test what the mpi backend documents differently
+ * (exec_backend_t in executor.h): tasks that submit to their own executor, fork(), the
+ * trace's tracks, allocation-failure injection in this process, or process-pool internals.
  */
 #define TEST_MPI_LIST(X) \
     X(executor_create_zero_cfg) \
@@ -81,4 +81,6 @@
     X(stream_consumer_stops) \
     X(stream_shutdown_cancel) \
     X(stream_bad_input) \
+    X(process_map_crash_keeps_finished) \
+    X(process_map_unordered_crash) \
     /* end of TEST_MPI_LIST */

@@ -72,6 +72,7 @@ enum {
     PROCESSES_ONLY = 1u << 3,
     NO_HYGIENE = 1u << 4,
     MPI_ONLY = 1u << 5,
+    MPI_SELF = 1u << 6,
 };
 
 #define X(name, flags) void test_##name(void);
@@ -852,7 +853,7 @@ static bool run_one(const struct test *t, const struct backend *b, int num)
     }
     if (pid == 0) {
 #ifdef TEST_MPI
-        if (b->id == EXEC_BACKEND_MPI) {
+        if (b->id == EXEC_BACKEND_MPI && !(t->flags & MPI_SELF)) {
             child_setup();
             private_shm(); /* the whole job sees this test's /dev/shm only */
             test_mpi_child(t->name, why, WHY_SIZE);
@@ -977,10 +978,11 @@ static void list_tests(void)
 {
     for (size_t i = 0; i < NTESTS; i++) {
         unsigned f = tests[i].flags;
-        printf("%s%s%s%s%s%s%s\n", tests[i].name, f & BOTH_BACKENDS ? " BOTH_BACKENDS" : "",
+        printf("%s%s%s%s%s%s%s%s\n", tests[i].name, f & BOTH_BACKENDS ? " BOTH_BACKENDS" : "",
                f & THREADS_ONLY ? " THREADS_ONLY" : "",
                f & PROCESSES_ONLY ? " PROCESSES_ONLY" : "", f & MPI_ONLY ? " MPI_ONLY" : "",
-               f & SLOW ? " SLOW" : "", f & NO_HYGIENE ? " NO_HYGIENE" : "");
+               f & SLOW ? " SLOW" : "", f & NO_HYGIENE ? " NO_HYGIENE" : "",
+               f & MPI_SELF ? " MPI_SELF" : "");
     }
 }
 

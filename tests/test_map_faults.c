@@ -6,10 +6,14 @@
  * fails only the item it was running: the items it had finished keep their results and the
  * ones it had not started run on another worker, exactly once.
  *
- * Items count their runs in memory shared with worker processes (mapped before the executor
- * is created, so every worker inherits it).
+ * Items count their runs in memory shared with worker processes: a file of the test's
+ * directory, mapped before the executor is created (so every local worker inherits it) and
+ * mapped by an item itself where it is not (the serving ranks of the mpi backend, which run
+ * the crash tests on local process pools: tests/mpi_list.h).
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -25,19 +29,58 @@ enum { N = 1000 };
 struct shared {
     _Atomic int runs[N];
 };
-static struct shared *sh;
+static struct shared *_Atomic sh;
+static char sh_path[GATE_PATH];
+
+static struct shared *sh_open(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
 
 static void sh_map(void)
 {
-    void *p = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ASSERT_TRUE(p != MAP_FAILED);
-    sh = p;
+    snprintf(sh_path, sizeof sh_path, "%s/runs", test_tmpdir());
+    int fd = open(sh_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ(ftruncate(fd, sizeof(struct shared)), 0);
+    close(fd);
+    sh = sh_open(sh_path);
+    ASSERT_TRUE(sh != NULL);
 }
 
 static void sh_unmap(void)
 {
-    munmap(sh, sizeof *sh);
+    munmap(sh, sizeof(struct shared));
     sh = NULL;
+}
+
+/* The counters, in any process: a serving rank maps them at its first item. */
+static struct shared *counters(const char *path)
+{
+    struct shared *s = atomic_load(&sh), *none = NULL;
+    if (s)
+        return s;
+    s = sh_open(path);
+    if (!s)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&sh, &none, s)) {
+        munmap(s, sizeof *s);
+        s = none;
+    }
+    return s;
+}
+
+/* Workers of a process pool (on the mpi backend: local process pools on the ranks). */
+static exec_t *make_process_workers(int workers)
+{
+    exec_config_t c = config_workers(workers);
+    c.mpi_local_backend = test_backend == EXEC_BACKEND_MPI ? EXEC_BACKEND_PROCESSES : 0;
+    return make_exec(&c);
 }
 
 /* An item: its index; items below `block_below` say they started on one gate and wait on
@@ -47,6 +90,7 @@ struct item {
     int64_t block_below;
     char started[GATE_PATH];
     char go[GATE_PATH];
+    char runs[GATE_PATH]; /* the counters' file */
 };
 
 /* Result idx * 3 + 1. Items whose index is in crash_at[] die by SIGSEGV... once: a rerun
@@ -57,7 +101,10 @@ static int item_fn(const void *arg, size_t n, void *out, size_t cap, size_t *osz
 {
     (void)n, (void)cap;
     const struct item *it = arg;
-    atomic_fetch_add(&sh->runs[it->idx], 1);
+    struct shared *s = counters(it->runs);
+    if (!s)
+        return 3;
+    atomic_fetch_add(&s->runs[it->idx], 1);
     if (it->idx < it->block_below) {
         if (task_gate_post(it->started, 's') != 0 || task_gate_wait(it->go) != 0)
             return 2;
@@ -80,6 +127,7 @@ static struct item *items(int64_t block_below, const struct gate *started,
         memset(&in[i], 0, sizeof in[i]);
         in[i].idx = i;
         in[i].block_below = block_below;
+        memcpy(in[i].runs, sh_path, sizeof sh_path);
         if (started) {
             gate_path(in[i].started, started);
             gate_path(in[i].go, go);
@@ -176,7 +224,7 @@ TEST(process_map_crash_keeps_finished)
     sh_map();
     static int64_t out[N];
     static int status[N];
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_process_workers(2);
     exec_map_opts_t o = {0};
     o.chunk_size = 100;
     o.status = status;
@@ -216,7 +264,7 @@ TEST(process_map_unordered_crash)
     static int64_t out[N];
     static struct seen s;
     memset(&s, 0, sizeof s);
-    exec_t *ex = make_workers(2);
+    exec_t *ex = make_process_workers(2);
     exec_map_opts_t o = {0};
     o.chunk_size = 100;
     struct item *in = items(-1, NULL, NULL);

@@ -616,6 +616,75 @@ TEST(trace_map_chunks)
     trace_free(&t);
 }
 
+/* The mpi backend: every task and map chunk the serving ranks ran is a span of rank 0's
+ * trace with its outcome, on the track of the worker that ran it: tid = its worker id + 1,
+ * named "mpi worker <id> (rank <r>, pid <pid>)"; the tasks ran on both serving ranks. */
+TEST(trace_mpi_ranks)
+{
+    enum { N = 200, M = 2000, CHUNK = 100 };
+    const char *path = tmp_path("t.json");
+    exec_t *ex = traced(path, 4);
+    exec_future_t *fs[N];
+    exec_fault_t ft[N];
+    for (int i = 0; i < N; i++) {
+        struct job j = {i % 7 == 3 ? 3 : 0, 0};
+        ASSERT_OK(exec_submit(ex, t_job, &j, sizeof j, &fs[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        ASSERT_OK(exec_future_wait(fs[i], EXEC_WAIT_FOREVER));
+        ASSERT_OK(exec_future_fault(fs[i], &ft[i]));
+        exec_future_release(fs[i]);
+    }
+    static int64_t in[M], out[M];
+    for (int i = 0; i < M; i++)
+        in[i] = i;
+    exec_map_opts_t o = {0};
+    o.chunk_size = CHUNK;
+    ASSERT_ERR(exec_map(ex, t_inc, in, sizeof in[0], out, sizeof out[0], M, &o), EXEC_ETASK);
+    ASSERT_OK(exec_destroy(ex));
+
+    struct trace t;
+    trace_load(&t, path, false);
+    ASSERT_EQ(count(&t, "X", "task"), N);
+    bool rank_seen[3] = {false, false, false};
+    for (int i = 0; i < N; i++) {
+        const struct ev *e = task_span(&t, i + 1);
+        if (!e)
+            TEST_FAIL("no span for task %d", i + 1);
+        ASSERT_STR_EQ(get(e, "args.status"), i % 7 == 3 ? "EXEC_ETASK" : "EXEC_OK");
+        if (i % 7 == 3)
+            ASSERT_EQ(inum(e, "args.task_status"), 3);
+        ASSERT_EQ(inum(e, "tid"), ft[i].worker_id + 1);
+        ASSERT_TRUE(ft[i].rank == 1 || ft[i].rank == 2);
+        rank_seen[ft[i].rank] = true;
+        char want[96];
+        snprintf(want, sizeof want, "mpi worker %d (rank %d, pid %d)", ft[i].worker_id,
+                 ft[i].rank, ft[i].worker_pid);
+        ASSERT_STR_EQ(track_name(&t, inum(e, "pid"), inum(e, "tid")), want);
+    }
+    ASSERT_TRUE(rank_seen[1] && rank_seen[2]);
+    static unsigned char seen[M];
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < t.n; i++) {
+        const struct ev *e = &t.ev[i];
+        if (!is(e, "name", "map chunk"))
+            continue;
+        long long lo = inum(e, "args.lo"), hi = inum(e, "args.hi"), failed = 0;
+        ASSERT_TRUE(lo >= 0 && lo < hi && hi <= M);
+        for (long long k = lo; k < hi; k++) {
+            ASSERT_EQ(seen[k]++, 0);
+            failed += k % 7 == 3;
+        }
+        ASSERT_EQ(inum(e, "args.failed"), failed);
+        ASSERT_STR_EQ(get(e, "args.status"), failed ? "EXEC_ETASK" : "EXEC_OK");
+        ASSERT_TRUE(strstr(track_name(&t, inum(e, "pid"), inum(e, "tid")), "(rank ") != NULL);
+    }
+    for (int k = 0; k < M; k++)
+        ASSERT_EQ(seen[k], 1);
+    ASSERT_EQ(count(&t, "M", "trace_dropped"), 0);
+    trace_free(&t);
+}
+
 /* A task that raises SIGSEGV: its span ends EXEC_ECRASHED, a "crash" instant on the same
  * track says signal 11 and the task's number, and the replacement worker is a new track of
  * the same slot whose start comes after the crash; the next task runs there. */

@@ -41,7 +41,8 @@ struct exec__trace;
 enum {
     EXEC__TEV_TASK = 1, /* span of a task: a = seq, b = argument bytes, c = task status */
     EXEC__TEV_CHUNK,    /* span of a map chunk: items [a, b), c = failed items, d = item bytes */
-    EXEC__TEV_TRACK,    /* a worker's track (its name): a = slot */
+    EXEC__TEV_TRACK,    /* a worker's track (its name): a = slot, d = tid is a pid; on MPI
+                           c = rank, b = pid */
     EXEC__TEV_START,    /* instant: a worker started: a = slot */
     EXEC__TEV_CRASH,    /* instant: a worker died by itself: a = seq (0: none), c = signal,
                            d = exit status (-1: killed by a signal) */

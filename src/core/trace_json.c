@@ -281,8 +281,12 @@ static char *chunk(char *p, struct exec__tfmt *fx, const struct exec__tev *e)
 static char *track(char *p, const struct exec__trace *t, const struct exec__tev *e)
 {
     char name[128];
-    snprintf(name, sizeof name, "%s worker %llu (%s %u)", t->backend,
-             (unsigned long long)e->a, e->d ? "pid" : "tid", e->tid);
+    if (e->c > 0) /* a worker of MPI rank c (pid b); its tid is just a number */
+        snprintf(name, sizeof name, "%s worker %llu (rank %d, pid %llu)", t->backend,
+                 (unsigned long long)e->a, (int)e->c, (unsigned long long)e->b);
+    else
+        snprintf(name, sizeof name, "%s worker %llu (%s %u)", t->backend,
+                 (unsigned long long)e->a, e->d ? "pid" : "tid", e->tid);
     return meta(p, t, e->tid, "thread", name, (long)e->a);
 }
 

@@ -153,6 +153,7 @@ static bool send_task(struct mp *p, struct outbox *ob, int ri, struct exec_futur
     r->bytes += f->arg_size;
     exec__future_drop_arg(f);
     r->slots[i].f = f;
+    r->slots[i].t_sent = p->tl ? exec__ticks() : 0;
     f->bk.mpi.rank = ri;
     f->bk.mpi.slot = (uint32_t)i;
     /* Until its result says exactly (a cancel of a running task never hears it): */
@@ -195,6 +196,7 @@ static bool send_chunk(struct mp *p, struct outbox *ob, int ri)
         r->slots[i].hi = hi;
         r->slots[i].bytes = bytes;
         r->slots[i].sent_ns = ob->now;
+        r->slots[i].t_sent = p->tl ? exec__ticks() : 0;
         r->bytes += bytes;
         p->inflight++;
         out_add(ob, ri, MPI__TAG_CHUNK, b, sizeof t + bytes);
@@ -363,6 +365,10 @@ static void end_chunk(const struct slot *s, const struct mpi__result *r, const v
 {
     struct exec__map *m = s->m;
     size_t n = s->hi - s->lo;
+    if (r->state == EXEC_STATE_DONE && (r->flags & MPI__RESULT_ITEMS)) {
+        exec__mpi_chunk_ended(m, s->lo, s->hi, data, r->size); /* item by item (chunk.c) */
+        return;
+    }
     if (r->state != EXEC_STATE_DONE || r->size != n * (sizeof(int) + m->out_size)) {
         int code = r->fault.code ? r->fault.code : EXEC_ECRASHED;
         if (r->state == EXEC_STATE_CANCELLED)
@@ -403,6 +409,8 @@ static size_t on_result(struct mp *p, int from, const void *msg, size_t len)
     const unsigned char *data = (const unsigned char *)msg + sizeof r;
     uint64_t now = exec__now_ns(), took = now - s.sent_ns;
     p->rtt_ns = p->rtt_ns ? p->rtt_ns - p->rtt_ns / 8 + took / 8 : took;
+    if (p->tl)
+        exec__mpi_trace_result(p, from, &s, &r, data);
     if (s.f)
         end_task(&p->ranks[from], s.f, &r, data);
     else if (s.m)
@@ -499,7 +507,10 @@ void *exec__mpi_comm_main(void *arg)
                     n = on_result(p, from, (unsigned char *)p->buf + at, len - at);
             else if (tag == MPI__TAG_STATS)
                 on_stats(p, p->buf, len);
+            else if (tag == MPI__TAG_SHM_REQ) /* a copy of a buffer (shm.c) */
+                exec__mpi_shm_answer(p->comm, &p->sends, from, p->buf, len);
         }
+        any |= exec__mpi_shm_flush(p->comm, &p->sends); /* closed buffers' copies */
         out |= !exec__mpi_sends_reap(&p->sends);
         if (any) {
             exec__mpi_backoff_reset(&bo);
@@ -513,6 +524,7 @@ void *exec__mpi_comm_main(void *arg)
         /* Sleep until a request (submit, cancel, map, stats, stop) or the next probe (none
          * with nothing out: only a request can start anything). The flag pairs with poke():
          * a poke after our load of `wake` changes it and wakes us. */
+        exec__mpi_trace_idle(p);
         atomic_store(&p->sleeping, true);
         exec__futex_wait(&p->wake, seen, out ? exec__now_ns() + ns : 0);
         atomic_store(&p->sleeping, false);

@@ -7,22 +7,21 @@
 #include "mpi/mpi.h"
 
 #include "executor_mpi.h"
+#include "shm/shm.h"
 
 #include <stdlib.h>
 
 struct mpi__world exec__mpi_world = {.comm = MPI_COMM_NULL};
 static _Atomic bool called;
 
-/* Rank 0 is leaving: stop a live executor's comm thread, tell every serving rank to end,
- * and finalise MPI so that mpirun sees every rank end well. */
-static void at_exit(void)
+/* Rank 0 is leaving, or finalising MPI: stop a live executor's comm thread and tell every
+ * serving rank to end (once: the communicator is freed). */
+static void release_ranks(void)
 {
     struct mpi__world *w = &exec__mpi_world;
+    if (w->rank != 0 || w->comm == MPI_COMM_NULL)
+        return;
     exec__mpi_abandon();
-    int fin = 0;
-    MPI_Finalized(&fin);
-    if (fin)
-        return; /* the program finalised MPI itself (it initialised it, too) */
     MPI_Request *req = calloc((size_t)w->size, sizeof *req);
     for (int r = 1; r < w->size && req; r++)
         MPI_Isend(NULL, 0, MPI_BYTE, r, MPI__TAG_FINAL, w->comm, &req[r - 1]);
@@ -30,8 +29,28 @@ static void at_exit(void)
         MPI_Waitall(w->size - 1, req, MPI_STATUSES_IGNORE);
     free(req);
     MPI_Comm_free(&w->comm);
-    if (w->we_init)
-        MPI_Finalize();
+}
+
+/* Rank 0's exit: let every rank end cleanly, and finalise MPI if we initialised it. */
+static void at_exit(void)
+{
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (fin)
+        return; /* the program finalised MPI itself (it initialised it, too) */
+    release_ranks();
+    if (exec__mpi_world.we_init)
+        PMPI_Finalize();
+}
+
+/* A program that initialised MPI itself finalises it on rank 0, while the serving ranks are
+ * still in exec__mpi_serve(): MPI_Finalize() waits for every rank, so they must be told to
+ * end first. MPI's profiling interface lets this library's MPI_Finalize() come first (the
+ * program links it before libmpi) and call the real one, PMPI_Finalize(). */
+__attribute__((visibility("default"))) int MPI_Finalize(void)
+{
+    release_ranks();
+    return PMPI_Finalize();
 }
 
 /* How many of the serving ranks share rank 0's host (for the default local pool size). */
@@ -40,6 +59,7 @@ static int ranks_on_host0(MPI_Comm comm)
     MPI_Comm node;
     int me = 0, n = 0, root = 0, host0 = 0;
     MPI_Comm_rank(comm, &me);
+    exec__mpi_world.on_host0 = true; /* unless the split below says otherwise */
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) !=
         MPI_SUCCESS)
         return 1;
@@ -47,6 +67,9 @@ static int ranks_on_host0(MPI_Comm comm)
     /* Whether this node has rank 0: rank 0's node-local size, broadcast to all. */
     root = me == 0 ? n : 0;
     MPI_Allreduce(&root, &host0, 1, MPI_INT, MPI_MAX, comm);
+    int mine = me == 0, here = 0; /* whether rank 0 is on this rank's node */
+    MPI_Allreduce(&mine, &here, 1, MPI_INT, MPI_MAX, node);
+    exec__mpi_world.on_host0 = here;
     MPI_Comm_free(&node);
     return host0 > 1 ? host0 - 1 : 1;
 }
@@ -78,6 +101,7 @@ EXEC_API int exec_mpi_main(int *argc, char ***argv)
     if (w->rank != 0)
         exec__mpi_serve();
     exec__backend_register(EXEC_BACKEND_MPI, &exec__mpi_ops);
+    atomic_store(&exec__shm_closed, exec__mpi_shm_closed); /* copies on other hosts (shm.c) */
     atexit(at_exit);
     return EXEC_OK;
 }

@@ -50,6 +50,9 @@ enum {
     MPI__TAG_BYE,       /* 0 -> rank: destroy the local pool (every task has ended) */
     MPI__TAG_BYE_ACK,   /* rank -> 0: done */
     MPI__TAG_FINAL,     /* 0 -> rank: rank 0 is leaving: end the process */
+    MPI__TAG_SHM_REQ,   /* rank -> 0: exec_shm_ref_t: send me a copy (shm.c) */
+    MPI__TAG_SHM_DATA,  /* 0 -> rank: struct mpi__shm_data + the buffer's bytes */
+    MPI__TAG_SHM_DROP,  /* 0 -> rank: uint64_t id: the buffer was closed, drop the copy */
 };
 
 /* A function pointer as it travels: its module (a hash of the file's base name; the
@@ -64,7 +67,15 @@ struct mpi__hello {
     uint64_t max_arg_size, max_result_size, stack_size, max_rss_per_child, init_arg_size;
     uint32_t local_backend, workers /* all ranks' */, max_tasks_per_child, start_method, kill_grace_ms;
     uint32_t max_age_ms, recycle_jitter_pct, crash_limit, crash_window_ms, has_init;
-    uint32_t pad[2];
+    /* Ranks that act as on another host than rank 0 (EXEC_MPI_OTHER_HOST, shm.c): bit r-1
+     * for rank r <= 32; all of them. */
+    uint32_t other_hosts, other_all;
+};
+
+struct mpi__shm_data {
+    uint64_t id, size; /* size bytes follow */
+    int32_t code;      /* EXEC_OK, or why rank 0 cannot give it (nothing follows) */
+    int32_t pad;
 };
 
 struct mpi__ready {
@@ -90,8 +101,9 @@ struct mpi__result {
     uint64_t size; /* result bytes that follow */
     exec_fault_t fault;
     int32_t state; /* exec_state_t of the local future */
-    int32_t pad;
+    int32_t flags; /* MPI__RESULT_ITEMS: a chunk that reports item by item (chunk.c) */
 };
+#define MPI__RESULT_ITEMS 1
 
 struct mpi__cancel {
     uint64_t id;
@@ -149,6 +161,7 @@ struct mpi__world {
     MPI_Comm comm;  /* the executor's communicator */
     int rank, size; /* in it */
     int host_ranks; /* serving ranks on rank 0's host */
+    bool on_host0;  /* this rank runs on rank 0's host */
     bool we_init;   /* exec_mpi_main() initialised MPI (and finalises it) */
 };
 extern struct mpi__world exec__mpi_world;
@@ -190,6 +203,48 @@ struct mpi__chunk_arg {
 };
 int exec__mpi_run_chunk(const void *arg, size_t arg_size, void *out, size_t out_cap,
                         size_t *out_size);
+
+/* chunk.c: map chunks run as local maps on a serving rank's local process pool, so that a
+ * crash fails only the item it hit. add: queue chunk @t (items follow) with slot @id (the
+ * map threads start at the first one, which also fixes @ended: called on a map thread after
+ * each chunk ends, to wake the loop); EXEC_OK or a code. reap: hand each ended chunk's reply
+ * to @emit; how many. close: join and free (NULL ok). run_item: the local task of one item.
+ * chunk_ended: rank 0 accounts for a reply. */
+struct mpi__chunks;
+struct exec__map;
+int exec__mpi_chunks_add(struct mpi__chunks **c, exec_t *ex, int workers, uint64_t id,
+                         exec_task_fn *fn, const struct mpi__task *t, const void *items,
+                         void (*ended)(void *data), void *data);
+size_t exec__mpi_chunks_reap(struct mpi__chunks *c,
+                             void (*emit)(void *ctx, const struct mpi__result *r,
+                                          const void *data),
+                             void *ctx);
+void exec__mpi_chunks_close(struct mpi__chunks *c);
+int exec__mpi_run_item(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                       size_t *out_size);
+void exec__mpi_chunk_ended(struct exec__map *m, size_t lo, size_t hi, const void *data,
+                           size_t size);
+
+/* shm.c: shared-memory buffers across hosts. A serving rank on another host than rank 0
+ * (or told to act so) serves local read-only copies of rank 0's buffers to its tasks.
+ *   serving rank: serve() at HELLO (before the local pool exists) with the hello's
+ *   other-host fields; poll() every turn of the loop (true if it did something); on_msg()
+ *   for SHM_DATA and SHM_DROP; serve_end() at BYE (every copy dropped).
+ *   rank 0: options() fills the hello's fields from EXEC_MPI_OTHER_HOST (EXEC_EINVAL if it
+ *   is malformed); answer() a SHM_REQ (comm thread); flush() sends the DROPs of buffers
+ *   closed since (comm thread; true if it sent any); closed() is exec__shm_closed;
+ *   forget() at the executor's end. */
+struct mpi__hello;
+int exec__mpi_shm_serve(const struct mpi__hello *h);
+bool exec__mpi_shm_poll(MPI_Comm comm, struct mpi__sends *sends);
+void exec__mpi_shm_on_msg(int tag, const void *msg, size_t len);
+void exec__mpi_shm_serve_end(void);
+int exec__mpi_shm_options(struct mpi__hello *h);
+void exec__mpi_shm_answer(MPI_Comm comm, struct mpi__sends *sends, int from, const void *msg,
+                          size_t len);
+bool exec__mpi_shm_flush(MPI_Comm comm, struct mpi__sends *sends);
+void exec__mpi_shm_closed(uint64_t id);
+void exec__mpi_shm_forget(void);
 
 /* serve.c: the loop of a serving rank; never returns. */
 _Noreturn void exec__mpi_serve(void);

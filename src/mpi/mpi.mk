@@ -6,8 +6,9 @@
 # libexecutor-mpi.{a,so} (the whole library plus src/mpi/), with its own pkg-config file.
 #
 # Targets: mpi (the libraries, the example), mpi-test (the suite on the mpi backend under
-# mpirun, twice: Open MPI's default transports, then --mca btl tcp,self), mpi-asan (the same
-# under AddressSanitizer), mpi-bench (beside mpi4py.futures).
+# mpirun, twice: Open MPI's default transports, then --mca btl tcp,self), mpi-asan and
+# mpi-ubsan (the same under AddressSanitizer, UndefinedBehaviorSanitizer), mpi-valgrind (the
+# ranks under memcheck, default transports), mpi-bench (beside mpi4py.futures).
 
 MPICC      ?= mpicc
 HAVE_MPI   := $(if $(shell command -v $(MPICC) 2>/dev/null),1,)
@@ -90,6 +91,14 @@ $(MPI_RUNNER): $(MPI_RUNNER_OBJS) $(MPI_TEST_STATIC)
 	    $(MPI_LIBS) $(foreach f,malloc calloc realloc aligned_alloc posix_memalign strdup \
 	        free pthread_create fork _Fork,-Wl,--wrap=$(f))
 
+# The guard's misuse, as programs under mpirun (tests/test_mpi.c launches it).
+MPI_GUARD  := $(BUILD)/tests/mpi-guard
+$(MPI_GUARD): tests/mpi_guard.c $(MPI_STATIC) $(BUILD)/.flags-test
+	$(call msg,CCLD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(TEST_CFLAGS) $(MPI_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(MPI_STATIC) \
+	    $(EXE_LDFLAGS) $(EXE_LIBS) $(MPI_LIBS)
+
 $(MPI_BENCH): tests/bench-mpi/mpi_bench.c $(MPI_STATIC) $(BUILD)/.flags-test
 	$(call msg,CCLD,$@)
 	@mkdir -p $(@D)
@@ -105,7 +114,7 @@ examples: $(MPI_EXAMPLE)
 # MPI's default transports (shared memory on one host), then with TCP only (the network
 # path). MPI_TESTS filters as TESTS does.
 MPI_JOB = $(MPIRUN) $(MPIRUN_FLAGS) -np $(MPI_NP)
-mpi-test: $(MPI_RUNNER) $(MPI_EXAMPLE)
+mpi-test: $(MPI_RUNNER) $(MPI_EXAMPLE) $(MPI_GUARD)
 	$(call msg,RUN,$(MPI_RUNNER) -b mpi)
 	$(Q)EXEC_TEST_MPIRUN=$(call quote,$(MPI_JOB)) $(RUN_ENV) $(MPI_RUNNER) -b mpi \
 	    $(RUN_ARGS) $(MPI_TESTS)
@@ -122,6 +131,27 @@ mpi-asan:
 	    DEBUG=1 SANFLAGS='-fsanitize=address -fno-sanitize-recover=all' \
 	    RUN_ENV='ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 EXEC_TEST_TIMEOUT_SCALE=3' \
 	    MPIRUN_FLAGS=$(call quote,$(MPIRUN_FLAGS) -x ASAN_OPTIONS) mpi-test
+
+# The MPI suite under UndefinedBehaviorSanitizer: any report ends the rank with exit status
+# 99 (the job, and so the test, fails). UBSan has no leak or Open MPI noise to silence.
+mpi-ubsan:
+	+$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/ubsan-mpi OPT=$(call quote,$(SAN_OPT)) \
+	    DEBUG=1 SANFLAGS='-fsanitize=undefined -fno-sanitize-recover=all' \
+	    RUN_ENV=$(call quote,$(UBSAN_ENV) EXEC_TEST_TIMEOUT_SCALE=2) \
+	    MPIRUN_FLAGS=$(call quote,$(MPIRUN_FLAGS) -x UBSAN_OPTIONS) mpi-test
+
+# The MPI suite (default transports) with every rank under valgrind's memcheck: invalid
+# accesses, uninitialised values and bad frees in any rank (and its local worker processes)
+# fail the job. Leaks are not judged (Open MPI's own, as for mpi-asan);
+# tests/valgrind-openmpi.supp silences Open MPI's own noise. MPI_VALGRIND_TESTS filters
+# (default: the whole MPI list, about 8 s a test here).
+MPI_VALGRIND_FLAGS := -q --leak-check=no --error-exitcode=99 --num-callers=30 \
+                      --suppressions=$(CURDIR)/tests/valgrind-openmpi.supp
+MPI_VALGRIND_TESTS ?= $(MPI_TESTS)
+mpi-valgrind: $(MPI_RUNNER) $(MPI_EXAMPLE) $(MPI_GUARD)
+	$(call msg,VALGRIND,$(MPI_RUNNER) -b mpi)
+	$(Q)EXEC_TEST_MPIRUN=$(call quote,$(MPI_JOB) $(VALGRIND) $(MPI_VALGRIND_FLAGS)) \
+	    EXEC_TEST_TIMEOUT_SCALE=10 $(MPI_RUNNER) -b mpi $(RUN_ARGS) $(MPI_VALGRIND_TESTS)
 
 mpi-bench: $(MPI_BENCH)
 	$(Q)MPIRUN=$(call quote,$(MPIRUN) $(MPIRUN_FLAGS)) sh tests/bench-mpi/run.sh $(MPI_BENCH)
@@ -144,11 +174,11 @@ mpi-uninstall:
 	    $(DESTDIR)$(LIBDIR)/$(MPI_REAL) $(DESTDIR)$(LIBDIR)/$(MPI_SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libexecutor-mpi.so $(DESTDIR)$(PKGCONFIGDIR)/executor-mpi.pc
 
--include $(wildcard $(BUILD)/tests/run-mpi.d $(BUILD)/examples/13_mpi.d \
+-include $(wildcard $(BUILD)/tests/run-mpi.d $(BUILD)/tests/mpi-guard.d $(BUILD)/examples/13_mpi.d \
                     $(BUILD)/bench-mpi/*.d)
 else
-mpi mpi-test mpi-asan mpi-bench mpi-install mpi-uninstall:
+mpi mpi-test mpi-asan mpi-ubsan mpi-valgrind mpi-bench mpi-install mpi-uninstall:
 	@echo "  SKIP     $@: no MPI compiler wrapper ($(MPICC)); Debian: openmpi-bin libopenmpi-dev"
 endif
 
-.PHONY: mpi mpi-test mpi-asan mpi-bench mpi-install mpi-uninstall
+.PHONY: mpi mpi-test mpi-asan mpi-ubsan mpi-valgrind mpi-bench mpi-install mpi-uninstall

@@ -74,6 +74,8 @@ static int hello_all(struct mp *p)
             return EXEC_EINVAL;
         h.has_init = 1;
     }
+    if (exec__mpi_shm_options(&h) != EXEC_OK)
+        return EXEC_EINVAL; /* EXEC_MPI_OTHER_HOST malformed */
     unsigned char *b = malloc(sizeof h + c->init_arg_size);
     if (!b)
         return EXEC_ENOMEM;
@@ -100,6 +102,7 @@ static void mp_free(struct mp *p)
     free(p->ranks);
     free(p->cancels);
     free(p->buf);
+    exec__mpi_trace_free(p);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -108,8 +111,8 @@ static void mp_free(struct mp *p)
 static int mp_create(struct exec *core, void **impl)
 {
     struct mpi__world *w = &exec__mpi_world;
-    if (w->size < 2)
-        return EXEC_ENOTSUP; /* no rank to serve: started without mpirun */
+    if (w->size < 2 || w->comm == MPI_COMM_NULL)
+        return EXEC_ENOTSUP; /* no rank to serve: started without mpirun, or MPI finalised */
     struct mp *p = calloc(1, sizeof *p);
     if (!p)
         return EXEC_ENOMEM;
@@ -140,7 +143,7 @@ static int mp_create(struct exec *core, void **impl)
         for (uint32_t i = 0; i < rk->cap; i++)
             rk->slots[i].next_free = i + 1 < rk->cap ? (int)i + 1 : -1;
     }
-    if (!p->ranks)
+    if (!p->ranks || (r = exec__mpi_trace_open(p)) != EXEC_OK)
         goto fail;
     r = hello_all(p);
     if (r)
@@ -307,6 +310,7 @@ static void mp_destroy(void *impl)
     pthread_join(p->thread, NULL);
     exec__mpi_sends_finish(&p->sends);
     bye_all(p);
+    exec__mpi_shm_forget();
     mp_free(p);
     atomic_store(&live, NULL);
 }

@@ -18,6 +18,7 @@ struct slot {
     size_t bytes;  /* argument bytes it took to the rank */
     uint64_t sent_ns; /* when */
     int next_free; /* free list; -1 ends it */
+    uint64_t t_sent; /* exec__ticks() when sent, when tracing (trace.c) */
 };
 
 struct rank {
@@ -64,6 +65,9 @@ struct mp {
     uint64_t rtt_ns;          /* its average time from a send to the result (EWMA) */
     void *buf;
     size_t bufcap;
+
+    struct exec__tlane *tl; /* the trace's lane of the comm thread; NULL: not tracing */
+    int32_t *track_pid;     /* per worker id: the pid its track was named with (trace.c) */
 };
 
 /* dispatch.c */
@@ -76,5 +80,14 @@ void exec__mpi_poke(struct mp *p);
 bool exec__mpi_grow(void **a, size_t *cap, size_t n, size_t el);
 /* The comm thread. */
 void *exec__mpi_comm_main(void *arg);
+
+/* trace.c: open (at create: the lane, if tracing), free; result: record the span of the
+ * work in slot @s of rank @ri that reply @r ended (before the work is ended); idle: the
+ * comm thread goes to sleep (hand what it recorded over). */
+int exec__mpi_trace_open(struct mp *p);
+void exec__mpi_trace_free(struct mp *p);
+void exec__mpi_trace_result(struct mp *p, int ri, const struct slot *s,
+                            const struct mpi__result *r, const void *data);
+void exec__mpi_trace_idle(struct mp *p);
 
 #endif /* EXEC_MPI_POOL_H */

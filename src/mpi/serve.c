@@ -23,6 +23,7 @@ struct slot {
     exec_future_t *f;
     struct serve *s; /* the done-callback's way back */
     bool chunk;
+    bool job; /* a chunk run as a local map (chunk.c) */
 };
 
 struct serve {
@@ -48,6 +49,8 @@ struct serve {
     size_t bufcap;
     unsigned char *batch; /* results not sent yet: one message for all of them */
     size_t blen, bcap;
+    struct mpi__chunks *chunks; /* on a local process pool (chunk.c) */
+    bool item_chunks;
 };
 
 int exec__mpi_run_chunk(const void *arg, size_t arg_size, void *out, size_t out_cap,
@@ -90,7 +93,8 @@ static void reply(struct serve *s, int tag, const void *a, size_t alen, const vo
     unsigned char *m = malloc(alen + blen ? alen + blen : 1);
     if (!m)
         return; /* rank 0 will wait for this result: nothing better to do without memory */
-    memcpy(m, a, alen);
+    if (alen) /* a may be NULL then (memcpy's arguments must not be, even for 0 bytes) */
+        memcpy(m, a, alen);
     if (blen)
         memcpy(m + alen, b, blen);
     exec__mpi_send(&s->sends, s->comm, 0, tag, m, alen + blen);
@@ -209,10 +213,13 @@ static void hello(struct serve *s, const void *msg, size_t len)
         reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
         return;
     }
-    ok.code = local_create(s, &c);
+    ok.code = exec__mpi_shm_serve(&h); /* before the pool (shm.c) */
+    if (ok.code == EXEC_OK)
+        ok.code = local_create(s, &c);
     if (ok.code == EXEC_OK)
         ok.workers = c.workers;
     s->workers = ok.code == EXEC_OK ? (size_t)c.workers : 0;
+    s->item_chunks = c.backend == EXEC_BACKEND_PROCESSES;
     reply(s, MPI__TAG_READY, &ok, sizeof ok, NULL, 0);
 }
 
@@ -231,6 +238,15 @@ static void ended(exec_future_t *f, void *data)
     bool last = atomic_fetch_sub(&s->running, 1) == 1;
     atomic_fetch_add(&s->wake, 1);
     if ((last || n >= WAKE_BATCH) && atomic_load(&s->sleeping))
+        exec__futex_wake(&s->wake, 1);
+}
+
+/* A chunk run as a local map ended (on a map thread of chunk.c): wake the loop. */
+static void chunk_ended(void *data)
+{
+    struct serve *s = data;
+    atomic_fetch_add(&s->wake, 1);
+    if (atomic_load(&s->sleeping))
         exec__futex_wake(&s->wake, 1);
 }
 
@@ -254,7 +270,7 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
     if (t.size > len - sizeof t)
         return 0;
     size_t rec = sizeof t + t.size;
-    if (!s->ex || t.id >= s->cap || s->slots[t.id].f) {
+    if (!s->ex || t.id >= s->cap || s->slots[t.id].f || s->slots[t.id].job) {
         fail_task(s, t.id, EXEC_EINVAL);
         return rec;
     }
@@ -266,7 +282,17 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
     const unsigned char *arg = (const unsigned char *)msg + sizeof t;
     exec_submit_opts_t o = {.timeout_ms = t.timeout_ms ? t.timeout_ms : EXEC_NO_TIMEOUT};
     int r;
-    if (tag == MPI__TAG_CHUNK) {
+    if (tag == MPI__TAG_CHUNK && s->item_chunks) {
+        r = exec__mpi_chunks_add(&s->chunks, s->ex, (int)s->workers, t.id, fn, &t, arg,
+                                 chunk_ended, s);
+        if (r != EXEC_OK) {
+            fail_task(s, t.id, r);
+            return rec;
+        }
+        s->slots[t.id].job = true;
+        s->busy++;
+        return rec;
+    } else if (tag == MPI__TAG_CHUNK) {
         /* The items follow a chunk header of this rank's own (the resolved pointer). */
         struct mpi__chunk_arg h = {fn, t.in_size, t.out_size, t.count};
         unsigned char *a = malloc(sizeof h + t.size);
@@ -307,11 +333,20 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
     return rec;
 }
 
-/* Send back every local future that ended. */
+static void chunk_done(void *ctx, const struct mpi__result *r, const void *data)
+{
+    struct serve *s = ctx;
+    add_result(s, r, data);
+    s->slots[r->id].job = false;
+    s->busy--;
+}
+
+/* Send back every local future and chunk that ended. */
 static bool completions(struct serve *s)
 {
     if (!s->ex)
         return false;
+    size_t n_jobs = exec__mpi_chunks_reap(s->chunks, chunk_done, s);
     pthread_mutex_lock(&s->dlock);
     uint32_t *ids = s->ended;
     size_t n_ended = s->nended;
@@ -338,7 +373,7 @@ static bool completions(struct serve *s)
         s->busy--;
     }
     flush(s);
-    return n_ended > 0;
+    return n_ended + n_jobs > 0;
 }
 
 static void stats(struct serve *s)
@@ -352,8 +387,11 @@ static void stats(struct serve *s)
 static void bye(struct serve *s)
 {
     completions(s);
+    exec__mpi_chunks_close(s->chunks);
+    s->chunks = NULL;
     exec_destroy(s->ex);
     completions(s); /* nothing should be left: rank 0 waited for every task */
+    exec__mpi_shm_serve_end();
     local_free(s);
     reply(s, MPI__TAG_BYE_ACK, NULL, 0, NULL, 0);
 }
@@ -372,8 +410,7 @@ static _Noreturn void final(struct serve *s)
     exec__mpi_sends_finish(&s->sends);
     MPI_Comm_free(&s->comm);
     exec__mpi_world.comm = MPI_COMM_NULL;
-    if (exec__mpi_world.we_init)
-        MPI_Finalize();
+    MPI_Finalize(); /* also when the program initialised MPI: it never gets back here */
     fflush(NULL);
     _exit(0);
 }
@@ -415,6 +452,10 @@ _Noreturn void exec__mpi_serve(void)
             case MPI__TAG_BYE:
                 bye(&s);
                 break;
+            case MPI__TAG_SHM_DATA:
+            case MPI__TAG_SHM_DROP:
+                exec__mpi_shm_on_msg(tag, s.buf, len);
+                break;
             case MPI__TAG_FINAL:
                 final(&s);
             default:
@@ -424,6 +465,7 @@ _Noreturn void exec__mpi_serve(void)
             completions(&s);
         }
         any |= completions(&s);
+        any |= exec__mpi_shm_poll(s.comm, &s.sends);
         exec__mpi_sends_reap(&s.sends);
         if (any) {
             exec__mpi_backoff_reset(&bo);
@@ -440,8 +482,9 @@ _Noreturn void exec__mpi_serve(void)
                 &bo, idle && exec__now_ns() - bo.quiet_since < WARM_NS ? MPI__STEP_MIN_NS : 0);
         if (!ns)
             continue;
-        /* Sleep until a local future ends (its callback bumps wake) or the next probe (an MPI
-         * message wakes nothing: it is only seen by probing). */
+        /* Sleep until a local future or chunk ends (its callback bumps wake) or the next
+         * probe, at most a millisecond away (an MPI message, or a task's request for a copy
+         * of a buffer on its socket (shm.c), wakes nothing: they are seen by looking). */
         atomic_store(&s.sleeping, true);
         exec__futex_wait(&s.wake, seen, exec__now_ns() + ns);
         atomic_store(&s.sleeping, false);

@@ -105,6 +105,9 @@ static struct {
 
 static atomic_uint name_seq; /* the <n> of generated names "exec-<pid>-<n>" */
 
+int (*_Atomic exec__shm_remote)(const exec_shm_ref_t *ref, exec_shm_ref_t *local);
+void (*_Atomic exec__shm_closed)(uint64_t id);
+
 /* Set while this thread forks the guardian: the atfork handlers leave it alone (it holds
  * guard.lock, and the guardian child touches none of this state). */
 static _Thread_local bool spawning;
@@ -164,41 +167,10 @@ static int ready(void)
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-static int from_errno(int e)
-{
-    switch (e) {
-    case ENOMEM:
-    case ENOSPC:
-    case EDQUOT:
-        return EXEC_ENOMEM;
-    case EFBIG:
-    case EOVERFLOW:
-        return EXEC_ETOOBIG;
-    case ENOSYS:
-        return EXEC_ENOTSUP;
-    default:
-        return EXEC_ESYS;
-    }
-}
-
-static bool name_ok(const char *name)
-{
-    size_t n = strnlen(name, EXEC_SHM_NAME_MAX + 1);
-    if (n == 0 || n > EXEC_SHM_NAME_MAX || name[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* The name given to an anonymous buffer's memfd (seen in /proc only). */
 static void memfd_name(char *buf, size_t cap, uint64_t id)
 {
-    snprintf(buf, cap, "exec-%016" PRIx64, id);
+    snprintf(buf, cap, EXEC__SHMSYS_MEMFD_NAME, id);
 }
 
 static int map_fd(int fd, size_t size, bool rdonly, void **ptr)
@@ -468,7 +440,7 @@ static int create_named(exec_shm_t *s, const char *name)
             (void)guard_hold(false);
         if (e == EEXIST)
             return EXEC_EBUSY;
-        return e == EINVAL || e == ENAMETOOLONG ? EXEC_EINVAL : from_errno(e);
+        return e == EINVAL || e == ENAMETOOLONG ? EXEC_EINVAL : exec__shmsys_code(e);
     }
     set_object(&s->m, fd);
     int r = 0;
@@ -476,7 +448,7 @@ static int create_named(exec_shm_t *s, const char *name)
         r = guard_add(s);
     if (r == 0) {
         int e = exec__shmsys_reserve(fd, s->m.size);
-        r = e ? from_errno(e) : 0;
+        r = e ? exec__shmsys_code(e) : 0;
     }
     if (r == 0)
         r = map_fd(fd, s->m.size, false, &s->m.ptr);
@@ -494,10 +466,10 @@ static int create_anon(exec_shm_t *s)
     memfd_name(mname, sizeof mname, s->m.id);
     int fd = exec__shmsys_memfd(mname);
     if (fd < 0)
-        return from_errno(-fd);
+        return exec__shmsys_code(-fd);
     set_object(&s->m, fd);
     int e = exec__shmsys_reserve(fd, s->m.size);
-    int r = e ? from_errno(e) : map_fd(fd, s->m.size, false, &s->m.ptr);
+    int r = e ? exec__shmsys_code(e) : map_fd(fd, s->m.size, false, &s->m.ptr);
     if (r != 0) {
         close(fd);
         return r;
@@ -515,7 +487,7 @@ EXEC_API int exec_shm_create(exec_shm_t **shm, const char *name, size_t size, un
         return EXEC_EINVAL;
     if (anon && (name != NULL || (flags & EXEC_SHM_PERSISTENT)))
         return EXEC_EINVAL;
-    if (name != NULL && !name_ok(name))
+    if (name != NULL && !exec__shmsys_name_ok(name))
         return EXEC_EINVAL;
     long page = sysconf(_SC_PAGESIZE);
     if ((uint64_t)size > (uint64_t)INT64_MAX || size > SIZE_MAX - (size_t)(page > 0 ? page : 4096))
@@ -554,7 +526,7 @@ EXEC_API int exec_shm_create(exec_shm_t **shm, const char *name, size_t size, un
 
 EXEC_API int exec_shm_attach(exec_shm_t **shm, const char *name, unsigned flags)
 {
-    if (shm == NULL || name == NULL || !name_ok(name) || (flags & ~EXEC_SHM_RDONLY))
+    if (shm == NULL || name == NULL || !exec__shmsys_name_ok(name) || (flags & ~EXEC_SHM_RDONLY))
         return EXEC_EINVAL;
     int r = ready();
     if (r != 0)
@@ -640,7 +612,7 @@ static int ref_check(const exec_shm_ref_t *ref)
             return EXEC_EINVAL;
     if (ref->name[0] == '\0')
         return ref->owner_pid > 0 && ref->owner_fd >= 0 ? 0 : EXEC_EINVAL;
-    return name_ok(ref->name) ? 0 : EXEC_EINVAL;
+    return exec__shmsys_name_ok(ref->name) ? 0 : EXEC_EINVAL;
 }
 
 /* Map what @ref names into the new cache entry @c (not in the table yet). */
@@ -697,10 +669,14 @@ EXEC_API int exec_shm_map(const exec_shm_ref_t *ref, unsigned flags, void **ptr,
         /* Map outside the lock (opening and mapping take a few microseconds, and other
          * threads may be resolving refs that are already cached), then insert unless another
          * thread was faster. */
+        exec_shm_ref_t local; /* on another host than the creator: a local copy (shm.h) */
+        int (*remote)(const exec_shm_ref_t *, exec_shm_ref_t *) = atomic_load(&exec__shm_remote);
+        if (remote && (r = ro ? remote(ref, &local) : EXEC_ENOTSUP) != 0)
+            return r;
         struct mapping *c = calloc(1, sizeof *c);
         if (c == NULL)
             return EXEC_ENOMEM;
-        r = map_ref(ref, ro, c);
+        r = map_ref(remote ? &local : ref, ro, c);
         if (r != 0) {
             free(c);
             return r;
@@ -778,6 +754,9 @@ EXEC_API int exec_shm_close(exec_shm_t *shm)
     if (shm == NULL)
         return 0;
     pid_t me = getpid();
+    void (*closed)(uint64_t) = atomic_load(&exec__shm_closed);
+    if (closed)
+        closed(shm->m.id);
     pthread_mutex_lock(&maps.lock);
     tab_remove(&shm->m);
     struct mapping *dead = tab_take(has_id, shm->m.id); /* refs of it mapped here */

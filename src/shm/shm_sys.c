@@ -584,3 +584,38 @@ _Noreturn static void guard_main(int ctl, pid_t creator)
     }
     clean_and_exit(&t);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Codes and names                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+int exec__shmsys_code(int e)
+{
+    switch (e) {
+    case ENOMEM:
+    case ENOSPC:
+    case EDQUOT:
+        return EXEC_ENOMEM;
+    case EFBIG:
+    case EOVERFLOW:
+        return EXEC_ETOOBIG;
+    case ENOSYS:
+        return EXEC_ENOTSUP;
+    default:
+        return EXEC_ESYS;
+    }
+}
+
+bool exec__shmsys_name_ok(const char *name)
+{
+    size_t n = strnlen(name, EXEC_SHM_NAME_MAX + 1);
+    if (n == 0 || n > EXEC_SHM_NAME_MAX || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}

@@ -9,6 +9,7 @@
 #ifndef EXEC_SHM_SYS_H
 #define EXEC_SHM_SYS_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -50,6 +51,9 @@ void exec__shmsys_guard_kill(int fd, pid_t pid);
 /* An anonymous memory file (memfd), close-on-exec, named @name in /proc only.
  * Return: the fd, or a negative errno value (-ENOSYS where there is no memfd). */
 int exec__shmsys_memfd(const char *name);
+/* The memfd name of anonymous buffer (or copy) with id @id, a printf format of one uint64_t;
+ * exec_shm_map() checks it on what it opened through /proc. */
+#define EXEC__SHMSYS_MEMFD_NAME "exec-%016" PRIx64
 
 /* Give @fd the size @size and reserve its space now (ftruncate, then fallocate in chunks
  * that survive EINTR). 0 or an errno value (ENOSPC: the file system is full). */
@@ -87,5 +91,12 @@ int exec__shmsys_unlink_if(const char *name, uint64_t dev, uint64_t ino);
  * Return: the number of mappings dropped.
  */
 int exec__shmbuf_trim(bool force);
+
+/* The EXEC_* code of errno value @e (ENOMEM, ENOSPC, EDQUOT: EXEC_ENOMEM; EFBIG, EOVERFLOW:
+ * EXEC_ETOOBIG; ENOSYS: EXEC_ENOTSUP; else EXEC_ESYS). Not of the errno-returning family. */
+int exec__shmsys_code(int e);
+/* Whether @name is a valid buffer name: [A-Za-z0-9._-]+, at most EXEC_SHM_NAME_MAX, not
+ * starting with '.'. */
+bool exec__shmsys_name_ok(const char *name);
 
 #endif /* EXEC_SHM_SYS_H */

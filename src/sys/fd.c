@@ -7,8 +7,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "sys/sys.h"
@@ -89,6 +92,62 @@ int exec__seqpacket_pair(int sv[2])
     fcntl(sv[1], F_SETFD, FD_CLOEXEC);
     return 0;
 #endif
+}
+
+/* An abstract address (Linux): sun_path starts with a NUL, then @name; nothing in the file
+ * system, gone with the last fd. */
+static socklen_t abstract_addr(struct sockaddr_un *a, const char *name)
+{
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    size_t n = strnlen(name, sizeof a->sun_path - 2);
+    memcpy(a->sun_path + 1, name, n);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+int exec__seqpacket_listen(const char *name)
+{
+    struct sockaddr_un a;
+    socklen_t len = abstract_addr(&a, name);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&a, len) != 0 || listen(fd, 64) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int exec__seqpacket_accept(int lfd)
+{
+    int fd;
+    do
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+int exec__seqpacket_connect(const char *name)
+{
+    struct sockaddr_un a;
+    socklen_t len = abstract_addr(&a, name);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int r;
+    do
+        r = connect(fd, (struct sockaddr *)&a, len);
+    while (r != 0 && errno == EINTR);
+    if (r != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
 }
 
 int exec__dgram_send(int fd, const void *buf, size_t len, bool nonblock)

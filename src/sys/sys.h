@@ -125,6 +125,13 @@ void exec__event_close(int fds[2]);
 /* Close-on-exec pipe; SOCK_SEQPACKET socket pair (close-on-exec). 0 or -1 (errno). */
 int exec__pipe_cloexec(int fds[2]);
 int exec__seqpacket_pair(int sv[2]);
+/* SOCK_SEQPACKET on the abstract Unix address @name (Linux: no file, gone with the last fd;
+ * one network namespace): a listening socket (non-blocking), a connection accepted from it
+ * (non-blocking; -1 with EAGAIN when none waits), a connection to it (blocking). All
+ * close-on-exec. An fd or -1 (errno). */
+int exec__seqpacket_listen(const char *name);
+int exec__seqpacket_accept(int lfd);
+int exec__seqpacket_connect(const char *name);
 /* One datagram of exactly @len bytes, retrying on EINTR. 0 or -1 (errno). */
 int exec__dgram_send(int fd, const void *buf, size_t len, bool nonblock);
 /* 1 datagram of @len bytes received, 0 none (EAGAIN), -1 EOF, error or a datagram of another
