@@ -4,9 +4,9 @@
  * processes, with exec_map_stream().
  *
  * The producer reads the next lines (fgets) on the calling thread, a batch at a time; a worker
- * process counts the words of each line; the consumer adds the counts up in input order. At most a window of lines (here
- * 4096 lines of 256 bytes) is in memory at once, however long the file is: the map reads the
- * next lines only when earlier results have been consumed.
+ * process counts the words of each line; the consumer adds the counts up in input order. At most a
+ * window of lines (here 4096 lines of 256 bytes) is in memory at once, however long the file is:
+ * the map reads the next lines only when earlier results have been consumed.
  *
  * Usage: 15_word_count [FILE]   (without FILE it writes and counts a generated file of
  * 400,000 lines in the temporary directory, then removes it).

@@ -802,9 +802,10 @@ EXEC_API int exec_future_fault(const exec_future_t *f, exec_fault_t *fault);
 
 /**
  * exec_future_cancel() - cancel a task.
- * @flags: 0 cancels only a task still queued (other bits: EXEC_EINVAL). EXEC_CANCEL_RUNNING also cancels a running
- *         task: on processes its worker is killed and replaced; on threads the future ends
- *         at once and the task's stop flag is set (it keeps its thread until it returns).
+ * @flags: 0 cancels only a task still queued (other bits: EXEC_EINVAL). EXEC_CANCEL_RUNNING
+ *         also cancels a running task: on processes its worker is killed and replaced; on
+ *         threads the future ends at once and the task's stop flag is set (it keeps its
+ *         thread until it returns).
  * The future ends EXEC_STATE_CANCELLED (callbacks run) if this returns EXEC_OK.
  * Return: EXEC_OK; EXEC_EBUSY (already running without the flag; already terminal; or,
  *         on processes, already finished with its result on the way: it ends DONE or

@@ -408,9 +408,9 @@ static void hold(exec_future_t *f, void *user_data)
 }
 
 /* PROCESSES_ONLY (on threads a done-callback runs on the worker, and a cancelled running
- * task is never killed). Found by the soak (1 M tasks): EXEC_CANCEL_RUNNING of a task whose worker had finished it
- * (its completion not read yet) killed the worker, and with it the task after it, which
- * failed with EXEC_ECRASHED. Now the cancel says EXEC_EBUSY and both tasks end DONE. The
+ * task is never killed). Found by the soak (1 M tasks): EXEC_CANCEL_RUNNING of a task whose worker
+ * had finished it (its completion not read yet) killed the worker, and with it the task after it,
+ * which failed with EXEC_ECRASHED. Now the cancel says EXEC_EBUSY and both tasks end DONE. The
  * supervisor is held in a done-callback so that the finished task's completion waits. */
 TEST(soak_cancel_running_after_finish)
 {

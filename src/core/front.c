@@ -246,7 +246,8 @@ EXEC_API int exec_submit_ex(exec_t *ex, exec_task_fn *fn, const void *arg, size_
     uint32_t timeout = ex->cfg.timeout_ms, flags = 0;
     exec_cq_t *cq = NULL;
     if (opts) {
-        if (opts->flags & ~EXEC_SUBMIT_TRY || !exec__all_zero(opts->reserved, sizeof opts->reserved))
+        if (opts->flags & ~EXEC_SUBMIT_TRY ||
+            !exec__all_zero(opts->reserved, sizeof opts->reserved))
             return EXEC_EINVAL;
         flags = opts->flags;
         if (opts->timeout_ms == EXEC_NO_TIMEOUT)

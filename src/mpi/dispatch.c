@@ -274,7 +274,8 @@ static void dispatch(struct mp *p, struct outbox *ob)
                         exec__future_drop_arg(f);
                         exec__future_finish(f, EXEC_STATE_FAILED);
                     }
-                    if (exec__mpi_grow((void **)&ob->drop, &ob->drop_cap, ob->ndrop, sizeof *ob->drop))
+                    if (exec__mpi_grow((void **)&ob->drop, &ob->drop_cap, ob->ndrop,
+                                       sizeof *ob->drop))
                         ob->drop[ob->ndrop++] = f;
                 }
                 continue;

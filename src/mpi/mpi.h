@@ -65,7 +65,8 @@ struct mpi__fnref {
 struct mpi__hello {
     struct mpi__fnref init;
     uint64_t max_arg_size, max_result_size, stack_size, max_rss_per_child, init_arg_size;
-    uint32_t local_backend, workers /* all ranks' */, max_tasks_per_child, start_method, kill_grace_ms;
+    uint32_t local_backend, workers /* all ranks' */, max_tasks_per_child, start_method;
+    uint32_t kill_grace_ms;
     uint32_t max_age_ms, recycle_jitter_pct, crash_limit, crash_window_ms, has_init;
     /* Ranks that act as on another host than rank 0 (EXEC_MPI_OTHER_HOST, shm.c): bit r-1
      * for rank r <= 32; all of them. */

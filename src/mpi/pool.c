@@ -175,7 +175,8 @@ static int mp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
         return r;
     pthread_mutex_lock(&p->lock);
     size_t qmax = p->core->cfg.queue_max;
-    while (qmax && !exec__mpi_on_comm_thread && p->waiting + exec__mpi_waiting_remote(p) >= qmax && !p->shut) {
+    while (qmax && !exec__mpi_on_comm_thread &&
+           p->waiting + exec__mpi_waiting_remote(p) >= qmax && !p->shut) {
         if (flags & EXEC_SUBMIT_TRY) {
             pthread_mutex_unlock(&p->lock);
             exec__future_drop_arg(f);

@@ -307,8 +307,8 @@ static size_t task(struct serve *s, int tag, const void *msg, size_t len)
         free(a);
     } else {
         struct mpi__task_arg h = {fn, s->out_cap};
-        unsigned char stack[256], *a = sizeof h + t.size <= sizeof stack ? stack
-                                                                          : malloc(sizeof h + t.size);
+        unsigned char stack[256];
+        unsigned char *a = sizeof h + t.size <= sizeof stack ? stack : malloc(sizeof h + t.size);
         if (!a) {
             fail_task(s, t.id, EXEC_ENOMEM);
             return rec;

@@ -2,15 +2,15 @@
 /*
  * process/worker.c - the child side of the process backend: the loop of one worker process.
  *
- * The worker consumes requests from its request ring in order. It never releases request
- * bytes itself: the parent reuses them only after it has read the matching completion, so
- * the parent may still look at the state word of any request it has not seen complete. It
- * takes an entry with a CAS of the entry's state word QUEUED -> RUNNING; if the parent took the entry back first
- * (cancelled, or stolen to run on an idle worker), it answers SKIP. The task reads its
- * argument in place in the ring (zero copy) and writes its result into a private buffer of
- * max_result_size bytes followed by an inaccessible guard page, so a task that overruns its
- * buffer crashes its worker instead of corrupting the ring; the result is then copied into
- * the completion ring. Map chunks write their results straight into the completion ring.
+ * The worker consumes requests from its request ring in order. It never releases request bytes
+ * itself: the parent reuses them only after it has read the matching completion, so the parent may
+ * still look at the state word of any request it has not seen complete. It takes an entry with a
+ * CAS of the entry's state word QUEUED -> RUNNING; if the parent took the entry back first
+ * (cancelled, or stolen to run on an idle worker), it answers SKIP. The task reads its argument in
+ * place in the ring (zero copy) and writes its result into a private buffer of max_result_size
+ * bytes followed by an inaccessible guard page, so a task that overruns its buffer crashes its
+ * worker instead of corrupting the ring; the result is then copied into the completion ring. Map
+ * chunks write their results straight into the completion ring.
  *
  * The worker retires by itself when the parent said so (the LAST flag: max_tasks_per_child),
  * when its resident set exceeds max_rss after a task, or when it is older than max_age

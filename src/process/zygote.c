@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * process/zygote.c - the zygote (forkserver): a single-threaded process forked once, when the executor is
- * created, that forks every worker on request.
+ * process/zygote.c - the zygote (forkserver): a single-threaded process forked once, when the
+ * executor is created, that forks every worker on request.
  *
  * Why. fork() copies only the calling thread; every lock held by another thread at that
  * moment (in malloc, stdio, the application) stays held forever in the child. The zygote is

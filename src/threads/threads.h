@@ -9,8 +9,8 @@
  *
  *
  * Submitters push futures onto a lock-free stack; workers move it, in order, to a FIFO under
- * one mutex, and N worker slots serve it. An idle worker parks on a futex word of its own; a submitter
- * that finds an idle worker pops it from the idle stack and wakes exactly that one (no
+ * one mutex, and N worker slots serve it. An idle worker parks on a futex word of its own; a
+ * submitter that finds an idle worker pops it from the idle stack and wakes exactly that one (no
  * thundering herd, no lost wake-up: the pop happens under the queue lock). LIFO idle order
  * keeps the most recently active, cache-warm worker busy.
  *

@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench_trace.c - what a trace costs: submit-and-wait of 1,000,000 no-op tasks in windows of
- * 4,096 futures (benchmark 1 of bench_threads.c) on 2 workers, with and without a trace file,
- * on both backends; then the same with tasks that compute for 1 us and for 10 us (a tenth
- * and a hundredth as many), because the cost of a trace is per task: a no-op task is the
- * worst case, and these show how fast it fades. Runs alternate (off, on, on, off, off, on, ...) so that both see the
- * same moments of a noisy machine; the median of each is reported, with the ratio on/off
- * and PASS or MISS against the target of the trace issue (at most 1.3x slower with tracing
- * on). The ratio of the best runs is printed too: on a machine shared with other people's
- * work, the fastest run of each kind is the one least disturbed, and the medians of 5 can be
- * far off (one kind may be slowed by someone else's build and not the other). And the size
- * of the trace.
+ * bench_trace.c - what a trace costs: submit-and-wait of 1,000,000 no-op tasks in windows of 4,096
+ * futures (benchmark 1 of bench_threads.c) on 2 workers, with and without a trace file, on both
+ * backends; then the same with tasks that compute for 1 us and for 10 us (a tenth and a hundredth
+ * as many), because the cost of a trace is per task: a no-op task is the worst case, and these show
+ * how fast it fades. Runs alternate (off, on, on, off, off, on, ...) so that both see the same
+ * moments of a noisy machine; the median of each is reported, with the ratio on/off and PASS or
+ * MISS against the target of the trace issue (at most 1.3x slower with tracing on). The ratio of
+ * the best runs is printed too: on a machine shared with other people's work, the fastest run of
+ * each kind is the one least disturbed, and the medians of 5 can be far off (one kind may be slowed
+ * by someone else's build and not the other). And the size of the trace.
  *
  * The trace files go to $TMPDIR (or /tmp) and are removed after each run (a million tasks
  * make about 150 MB of JSON).
