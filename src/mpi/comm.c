@@ -22,6 +22,7 @@ void exec__mpi_backoff_reset(struct mpi__backoff *b)
 {
     b->quiet_since = exec__now_ns();
     b->step_ns = MPI__STEP_MIN_NS;
+    b->spins = 0;
 }
 
 uint64_t exec__mpi_backoff_next(struct mpi__backoff *b, uint64_t cap_ns)
