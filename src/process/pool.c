@@ -211,22 +211,40 @@ static bool send_now(struct pp *pp, struct exec_future *f, const void *arg)
     return true;
 }
 
+/* A submit the pool refuses now (shut down or broken): its code, with the lock released;
+ * 0 otherwise. */
+static int refused(struct pp *pp)
+{
+    if (EXEC__LIKELY(!pp->shut && !pp->broken))
+        return 0;
+    int r = pp->shut ? EXEC_ESHUTDOWN : EXEC_EBROKEN;
+    pthread_mutex_unlock(&pp->lock);
+    return r;
+}
+
+/* send_now(); when it sent, release the lock and wake a sleeping supervisor now, in parallel
+ * with the worker: it then waits for the completion spinning, and the round trip costs two
+ * wake-ups, not three. (It must also see the start, to mark the future RUNNING.) */
+static bool sent(struct pp *pp, struct exec_future *f, const void *arg)
+{
+    if (!send_now(pp, f, arg))
+        return false;
+    pthread_mutex_unlock(&pp->lock);
+    kick(pp);
+    return true;
+}
+
 /* A big argument while QBIG_MAX bytes of them wait in the FIFO: wait until a ring takes it
  * (EXEC_OK, lock released) or the FIFO has room for its copy (COPY_IT, lock held); or fail
  * (EXEC_EAGAIN with EXEC_SUBMIT_TRY, EXEC_ESHUTDOWN, EXEC_EBROKEN; lock released). */
 static int wait_big_room(struct pp *pp, struct exec_future *f, const void *arg, uint32_t flags)
 {
     for (;;) {
-        if (pp->shut || pp->broken) {
-            int r = pp->shut ? EXEC_ESHUTDOWN : EXEC_EBROKEN;
-            pthread_mutex_unlock(&pp->lock);
+        int r = refused(pp);
+        if (r)
             return r;
-        }
-        if (send_now(pp, f, arg)) {
-            pthread_mutex_unlock(&pp->lock);
-            kick(pp);
+        if (sent(pp, f, arg))
             return EXEC_OK;
-        }
         if (!pp->qbig || pp->qbig + f->arg_size <= QBIG_MAX)
             return COPY_IT;
         if (flags & EXEC_SUBMIT_TRY)
@@ -247,24 +265,16 @@ static int pp_submit(void *impl, struct exec_future *f, const void *arg, uint32_
                 return EXEC_EAGAIN;
         }
     }
-    if (EXEC__UNLIKELY(pp->shut || pp->broken)) {
-        int r = pp->shut ? EXEC_ESHUTDOWN : EXEC_EBROKEN;
-        pthread_mutex_unlock(&pp->lock);
+    int r = refused(pp);
+    if (r)
         return r;
-    }
     /* The argument is copied once: straight into a ring with room, or else into the future,
      * where it waits for one (and from where refill() copies it into the ring). */
-    if (send_now(pp, f, arg)) {
-        pthread_mutex_unlock(&pp->lock);
-        /* Wake a sleeping supervisor now, in parallel with the worker: it then waits for
-         * the completion spinning, and the round trip costs two wake-ups, not three. (It
-         * must also see the start, to mark the future RUNNING.) */
-        kick(pp);
+    if (sent(pp, f, arg))
         return EXEC_OK;
-    }
     if (EXEC__UNLIKELY(f->arg_size >= EXEC__BIG_MIN) && pp->qbig &&
         pp->qbig + f->arg_size > QBIG_MAX && !pp_in_task(pp)) {
-        int r = wait_big_room(pp, f, arg, flags);
+        r = wait_big_room(pp, f, arg, flags);
         if (r != COPY_IT)
             return r; /* sent, or refused; the lock is released */
     }
