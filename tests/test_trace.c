@@ -574,20 +574,28 @@ TEST(trace_task_spans)
     trace_free(&t);
 }
 
+/* exec_map of t_inc over items 0..n-1 in chunks of @chunk (some items fail: EXEC_ETASK),
+ * then exec_destroy(), which writes the rest of the trace. */
+static void map_and_destroy(exec_t *ex, int n, size_t chunk)
+{
+    static int64_t in[10000], out[10000];
+    ASSERT_LE(n, 10000);
+    for (int i = 0; i < n; i++)
+        in[i] = i;
+    exec_map_opts_t o = {0};
+    o.chunk_size = chunk;
+    ASSERT_ERR(exec_map(ex, t_inc, in, sizeof in[0], out, sizeof out[0], (size_t)n, &o),
+               EXEC_ETASK);
+    ASSERT_OK(exec_destroy(ex));
+}
+
 /* exec_map over 10,000 items in chunks of 100: one "map chunk" span per chunk, covering
  * every item once, with the number of items that failed in it. */
 TEST(trace_map_chunks)
 {
     enum { N = 10000, CHUNK = 100 };
     const char *path = tmp_path("t.json");
-    exec_t *ex = traced(path, 2);
-    static int64_t in[N], out[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    exec_map_opts_t o = {0};
-    o.chunk_size = CHUNK;
-    ASSERT_ERR(exec_map(ex, t_inc, in, sizeof in[0], out, sizeof out[0], N, &o), EXEC_ETASK);
-    ASSERT_OK(exec_destroy(ex));
+    map_and_destroy(traced(path, 2), N, CHUNK);
 
     struct trace t;
     trace_load(&t, path, false);
@@ -608,7 +616,7 @@ TEST(trace_map_chunks)
         }
         ASSERT_EQ(inum(e, "args.failed"), failed);
         ASSERT_STR_EQ(get(e, "args.status"), failed ? "EXEC_ETASK" : "EXEC_OK");
-        ASSERT_EQ(inum(e, "args.arg_size"), sizeof in[0]);
+        ASSERT_EQ(inum(e, "args.arg_size"), sizeof(int64_t));
         assert_worker_track(&t, e);
     }
     for (int k = 0; k < N; k++)
@@ -635,13 +643,7 @@ TEST(trace_mpi_ranks)
         ASSERT_OK(exec_future_fault(fs[i], &ft[i]));
         exec_future_release(fs[i]);
     }
-    static int64_t in[M], out[M];
-    for (int i = 0; i < M; i++)
-        in[i] = i;
-    exec_map_opts_t o = {0};
-    o.chunk_size = CHUNK;
-    ASSERT_ERR(exec_map(ex, t_inc, in, sizeof in[0], out, sizeof out[0], M, &o), EXEC_ETASK);
-    ASSERT_OK(exec_destroy(ex));
+    map_and_destroy(ex, M, CHUNK);
 
     struct trace t;
     trace_load(&t, path, false);
