@@ -221,6 +221,7 @@
     X(process_crash_exit, PROCESSES_ONLY)                                                  \
     X(process_crash_kill9, PROCESSES_ONLY)                                                 \
     X(process_crash_then_10000_tasks, PROCESSES_ONLY)                                      \
+    X(process_big_args_workers_change, PROCESSES_ONLY)                                     \
     X(process_map_crash_chunk, PROCESSES_ONLY)                                             \
     X(process_deadline_kills, PROCESSES_ONLY)                                              \
     X(process_deadline_should_stop, PROCESSES_ONLY)                                        \

@@ -1484,3 +1484,144 @@ TEST(backend_nested_submit)
     }
     ASSERT_OK(exec_destroy(ex));
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Big arguments while workers come and go                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+#define BIG_CRASH "CRASH!!!" /* an argument that starts so crashes its worker */
+
+static uint64_t fnv64(const unsigned char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211u;
+    return h;
+}
+
+/* The FNV-1a hash of the whole argument (every byte must have arrived), or a crash. */
+static int t_big_hash(const void *arg, size_t n, void *out, size_t cap, size_t *osz)
+{
+    if (n >= 8 && memcmp(arg, BIG_CRASH, 8) == 0)
+        return *nowhere;
+    uint64_t h = fnv64(arg, n);
+    if (cap < sizeof h)
+        return BAD_CALL;
+    memcpy(out, &h, sizeof h);
+    *osz = sizeof h;
+    return 0;
+}
+
+enum { BIG_PER_THREAD = 48 };
+
+struct big_sub {
+    pthread_t t;
+    exec_t *ex;
+    int id, n; /* n: submits accepted */
+    int stop_rc; /* the first refusal (EXEC_ESHUTDOWN once shut down), 0 if none */
+    exec_future_t *fs[BIG_PER_THREAD];
+    uint64_t want[BIG_PER_THREAD];
+    bool crash[BIG_PER_THREAD];
+};
+
+/* 64-256 KiB arguments, each filled differently; every 9th crashes its worker. */
+static void *big_submitter(void *p)
+{
+    struct big_sub *b = p;
+    size_t max = 256 << 10;
+    unsigned char *buf = malloc(max);
+    if (!buf) {
+        b->stop_rc = EXEC_ENOMEM;
+        return NULL;
+    }
+    for (int i = 0; i < BIG_PER_THREAD; i++) {
+        size_t n = ((size_t)1 + (size_t)(i % 4)) << 16;
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (unsigned char)(b->id * 97 + i * 31 + (int)(k * 7 % 251));
+        b->crash[i] = i % 9 == 4;
+        if (b->crash[i])
+            memcpy(buf, BIG_CRASH, 8);
+        b->want[i] = fnv64(buf, n);
+        int r = exec_submit(b->ex, t_big_hash, buf, n, &b->fs[i]);
+        if (r != EXEC_OK) {
+            b->stop_rc = r;
+            break;
+        }
+        b->n++;
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Each accepted task ended as it should: its hash, a crash, or (@may_cancel) cancelled.
+ * Returns how many were cancelled. */
+static int big_check(struct big_sub *b, bool may_cancel)
+{
+    int cancelled = 0;
+    for (int i = 0; i < b->n; i++) {
+        exec_future_t *f = b->fs[i];
+        ASSERT_OK(exec_future_wait(f, EXEC_WAIT_FOREVER)); /* the runner's alarm bounds it */
+        exec_state_t st = exec_future_state(f);
+        if (may_cancel && st == EXEC_STATE_CANCELLED) {
+            cancelled++;
+        } else if (b->crash[i]) {
+            ASSERT_EQ(fault_of(f).code, EXEC_ECRASHED);
+        } else {
+            const void *d = NULL;
+            size_t n = 0;
+            uint64_t h = 0;
+            ASSERT_OK(exec_future_result(f, &d, &n));
+            ASSERT_EQ(n, sizeof h);
+            memcpy(&h, d, sizeof h);
+            ASSERT_EQ(h, b->want[i]);
+        }
+        exec_future_release(f);
+    }
+    return cancelled;
+}
+
+/* Two threads submit big arguments (copied into the rings without the pool's lock) while
+ * workers crash and are recycled every 3 tasks: every task sees all of its own bytes, the
+ * crashing ones fail alone; then the same under a cancelling shutdown, which cancels or
+ * runs every accepted task and refuses the rest. Nothing is left behind either time. */
+TEST(process_big_args_workers_change)
+{
+    for (int phase = 0; phase < 2; phase++) {
+        exec_config_t cfg = {.max_arg_size = 256 << 10};
+        if (phase == 0)
+            cfg.max_tasks_per_child = 3;
+        exec_t *ex = make(2, &cfg);
+        struct big_sub b[2];
+        memset(b, 0, sizeof b);
+        for (int t = 0; t < 2; t++) {
+            b[t].ex = ex;
+            b[t].id = t;
+            ASSERT_EQ(pthread_create(&b[t].t, NULL, big_submitter, &b[t]), 0);
+        }
+        if (phase == 1) {
+            test_sleep_ms(5);
+            ASSERT_OK(exec_shutdown(ex, EXEC_SHUTDOWN_CANCEL));
+        }
+        int cancelled = 0, crashes = 0, accepted = 0;
+        for (int t = 0; t < 2; t++) {
+            ASSERT_EQ(pthread_join(b[t].t, NULL), 0);
+            if (phase == 0)
+                ASSERT_EQ(b[t].n, BIG_PER_THREAD);
+            else
+                ASSERT_TRUE(b[t].stop_rc == 0 || b[t].stop_rc == EXEC_ESHUTDOWN);
+            cancelled += big_check(&b[t], phase == 1);
+            accepted += b[t].n;
+            for (int i = 0; i < b[t].n; i++)
+                crashes += b[t].crash[i];
+        }
+        exec_stats_t st;
+        ASSERT_OK(exec_stats(ex, &st));
+        ASSERT_EQ(st.completed + st.failed + st.cancelled, (uint64_t)accepted);
+        ASSERT_EQ(st.cancelled, (uint64_t)cancelled);
+        if (phase == 0) {
+            ASSERT_EQ(st.crashed, (uint64_t)crashes);
+            ASSERT_GT(st.retired_tasks, 0);
+        }
+        ASSERT_OK(exec_destroy(ex));
+    }
+}

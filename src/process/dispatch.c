@@ -232,26 +232,41 @@ static void count_dispatch(struct inst *in, struct exec__req *rq)
     }
 }
 
-/* Put task @f in @in's ring, its argument copied from @arg (the submitter's bytes, or the
- * copy the future kept while it waited in the FIFO). */
-bool exec__pp_dispatch_task(struct inst *in, struct exec_future *f, const void *arg)
+/* The request of task @f in @in's ring, its argument bytes not written yet; NULL when the
+ * ring is short of bytes. exec__pp_task_commit() makes it one of @in's requests. */
+struct exec__req *exec__pp_task_reserve(struct inst *in, struct exec_future *f)
 {
     struct exec__req *rq = exec__pp_req_begin(in, f->arg_size, EXEC__REQ_TASK);
     if (!rq)
-        return false;
+        return NULL;
     rq->fn = f->fn;
     rq->arg_size = f->arg_size;
-    if (f->arg_size)
-        memcpy(rq + 1, arg, f->arg_size);
     if (f->timeout_ms)
         rq->flags |= EXEC__RF_TIMED;
     count_dispatch(in, rq);
+    return rq;
+}
+
+void exec__pp_task_commit(struct inst *in, struct exec_future *f, struct exec__req *rq)
+{
     struct ent *e = ent_add(in, rq, EXEC__REQ_TASK);
     e->arg_size = f->arg_size;
     e->f = f;
     FP(f)->where = LOC_FIFO;
     FP(f)->inst = in;
     FP(f)->seq = e->seq;
+}
+
+/* Put task @f in @in's ring, its argument copied from @arg (the submitter's bytes, or the
+ * copy the future kept while it waited in the FIFO). */
+bool exec__pp_dispatch_task(struct inst *in, struct exec_future *f, const void *arg)
+{
+    struct exec__req *rq = exec__pp_task_reserve(in, f);
+    if (!rq)
+        return false;
+    if (f->arg_size)
+        memcpy(rq + 1, arg, f->arg_size);
+    exec__pp_task_commit(in, f, rq);
     return true;
 }
 

@@ -199,11 +199,39 @@ static int wait_space(struct pp *pp, uint32_t flags)
 
 #define COPY_IT 1 /* wait_big_room(): queue a copy after all */
 
+/* A big argument (EXEC__BIG_MIN bytes or more) is copied into the request without pp->lock:
+ * a copy of 64-256 KiB under the lock kept the supervisor asleep on it (issue 11: 0.5
+ * futex calls per task, all of them the lock; processes moved 0.24-0.38x the thread
+ * backend's bytes). While `writing` is set, no one else reserves or publishes in that ring
+ * (pick() skips it), a cancelling shutdown waits, and the worker's end is not settled, so the
+ * request joins the others as if it had been written under the lock. Only for a worker in
+ * its loop: one still spawning can fail and be settled at once. Returns with the lock held. */
+static bool send_big(struct pp *pp, struct inst *in, struct exec_future *f, const void *arg)
+{
+    struct exec__req *rq = exec__pp_task_reserve(in, f);
+    if (!rq)
+        return false;
+    pp->submitted++;
+    in->writing = true;
+    pp->writers++;
+    pthread_mutex_unlock(&pp->lock);
+    memcpy(rq + 1, arg, f->arg_size);
+    pthread_mutex_lock(&pp->lock);
+    in->writing = false;
+    if (--pp->writers == 0 && pp->shut)
+        pthread_cond_broadcast(&pp->cond); /* pp_shutdown() may wait for it */
+    exec__pp_task_commit(in, f, rq);
+    exec__pp_flush(in);
+    return true;
+}
+
 /* Send @f straight to a worker's ring if one has room and nothing waits before it. */
 static bool send_now(struct pp *pp, struct exec_future *f, const void *arg)
 {
     struct inst *in = exec__list_empty(&pp->queue) ? exec__pp_pick(pp) : NULL;
     f->tseq = pp->submitted + 1; /* the task's number in the trace */
+    if (in && f->arg_size >= EXEC__BIG_MIN && in->st == I_LIVE && in->ready)
+        return send_big(pp, in, f, arg);
     if (!in || !exec__pp_dispatch_task(in, f, arg))
         return false;
     pp->submitted++;
@@ -361,6 +389,9 @@ static int pp_shutdown(void *impl, unsigned flags)
     pthread_mutex_lock(&pp->lock);
     pp->shut = true;
     if (flags & EXEC_SHUTDOWN_CANCEL) {
+        /* A task being copied into a ring was accepted before the shutdown: cancel it too. */
+        while (pp->writers)
+            pthread_cond_wait(&pp->cond, &pp->lock);
         /* The core cancelled the maps already: their ranges come back cancelled. */
         exec__pp_q_take_all(pp, &cancelled);
         /* Requests in rings that no worker took yet are cancelled too. */

@@ -166,6 +166,10 @@ struct inst {
     bool ready;  /* seen in its loop (rg->phase READY): the spawn succeeded */
     bool bad;    /* it wrote an impossible completion (decode.c): killed, its ring ignored */
     bool said_retire; /* it said it retires (a completion's flags, or RETIRE) */
+    /* A submitter copies a big argument into a request it reserved, without pp->lock
+     * (pool.c, send_big()). Meanwhile nothing else touches this ring's producer side: no
+     * other request is reserved or published, and the worker's end is not settled. */
+    bool writing;
 };
 
 struct slot {
@@ -206,6 +210,7 @@ struct pp {
     int broken_cause, broken_status, broken_sig, broken_xst;
     size_t space_waiters;
     size_t big_waiters; /* of them, submitters of big arguments (woken at QBIG_MAX / 2) */
+    size_t writers;     /* instances with `writing` set; a cancelling shutdown waits for 0 */
     uint64_t submitted, retired[8], alive;
     uint64_t *crashes; /* ring of crash times (crash_limit entries) */
     uint32_t ncrash;
@@ -284,7 +289,7 @@ static inline struct ent *fifo_find(struct inst *in, uint64_t seq)
 
 static inline bool inst_takes_work(const struct inst *in)
 {
-    return (in->st == I_SPAWNING || in->st == I_LIVE) && in->fn < DEPTH;
+    return (in->st == I_SPAWNING || in->st == I_LIVE) && in->fn < DEPTH && !in->writing;
 }
 
 /* Whether @in may be sent its next request now. The request that retires it
@@ -326,6 +331,9 @@ bool exec__pp_maps_have_work(struct pp *pp);
 struct inst *exec__pp_pick(struct pp *pp);
 struct exec__req *exec__pp_req_begin(struct inst *in, size_t payload, uint32_t kind);
 bool exec__pp_dispatch_task(struct inst *in, struct exec_future *f, const void *arg);
+/* dispatch_task() in two steps, for a copy made without pp->lock (pool.c, send_big()). */
+struct exec__req *exec__pp_task_reserve(struct inst *in, struct exec_future *f);
+void exec__pp_task_commit(struct inst *in, struct exec_future *f, struct exec__req *rq);
 void exec__pp_requeue_task(struct pp *pp, struct ent *e, const struct inst *in);
 void exec__pp_flush(struct inst *in);
 int exec__pp_refill(struct pp *pp);

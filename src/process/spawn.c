@@ -74,7 +74,7 @@ bool exec__pp_work_left(struct pp *pp)
     if (!exec__list_empty(&pp->queue) || exec__pp_maps_have_work(pp))
         return true;
     FOR_EACH_INST(pp, in)
-        if (in->fn)
+        if (in->fn || in->writing)
             return true;
     return false;
 }

@@ -523,7 +523,9 @@ static bool sup_round(struct pp *pp, bool *busy, uint64_t *due)
     uint64_t now = exec__now_ns();
     pthread_mutex_lock(&pp->lock);
     FOR_EACH_INST(pp, in) {
-        if (in->st != I_FREE && in->exited &&
+        /* Not while a submitter writes a request there: it commits the request first
+         * (pool.c, send_big()), then settle() takes it back like any other. */
+        if (in->st != I_FREE && in->exited && !in->writing &&
             (in->bad ||
              atomic_load_explicit(&in->rg->cmp.tail, memory_order_acquire) == in->cq.pos)) {
             if (!exec__pp_settle_early(pp, in, &failed))
