@@ -34,18 +34,24 @@ struct exec__counters {
     _Atomic uint64_t submitted, completed, failed, cancelled, timed_out, crashed, map_items;
 };
 
+/* Grouped by who writes what, each group on cache lines of its own: a line that one thread
+ * writes for every task and another reads for every task moves between CPUs each time
+ * (hundreds of nanoseconds on some virtual machines; see falloc.c's arena header). */
 struct exec {
+    /* Read-mostly: set at creation (shut and destroyed once). */
     exec_config_t cfg; /* final: defaults filled in */
     const struct exec__backend_ops *ops;
     void *impl;
     unsigned fork_gen; /* exec__fork_gen() at creation: a mismatch means "we are a child" */
     _Atomic bool shut; /* no more submissions */
     _Atomic bool destroyed;
+    /* The trace (core/trace.h), NULL when not tracing. */
+    struct exec__trace *trace;
 
-    /* Future allocator (core/falloc.c): arenas and the cache of cold parts, protected by
-     * alloc_lock. `live` counts futures handed out and not yet freed; the core is freed when
-     * destroyed && live == 0. */
-    pthread_mutex_t alloc_lock;
+    /* Future allocator (core/falloc.c), written by every submit and release: arenas and the
+     * cache of cold parts, protected by alloc_lock. `live` counts futures handed out and not
+     * yet freed; the core is freed when destroyed && live == 0. */
+    pthread_mutex_t alloc_lock __attribute__((aligned(EXEC__CACHELINE)));
     struct exec__list arenas; /* every arena */
     struct exec__list avail;  /* arenas with a free slot, the most recently freed into first */
     size_t nempty;            /* arenas with no future in use (at most one is kept) */
@@ -57,15 +63,14 @@ struct exec {
     size_t big_bytes;
     _Atomic size_t live;
 
-    struct exec__counters cnt;
-
-    /* The trace (core/trace.h), NULL when not tracing. */
-    struct exec__trace *trace;
+    /* Written as futures end by threads without counters of their own (a process pool's
+     * supervisor, an MPI executor's communication thread). */
+    struct exec__counters cnt __attribute__((aligned(EXEC__CACHELINE)));
 
     /* Maps running now (core/map.c), so that a cancelling shutdown reaches them; map_lock
      * protects the list. Map callers sleep on map_word (bumped at every accounting) and
      * announce it in map_sleepers: the word outlives every map (see core/map.c). */
-    pthread_mutex_t map_lock;
+    pthread_mutex_t map_lock __attribute__((aligned(EXEC__CACHELINE)));
     struct exec__list maps;
     _Atomic uint32_t map_word, map_sleepers;
 };
