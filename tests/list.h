@@ -379,6 +379,8 @@
     X(inside_task_shutdown_waits, THREADS_ONLY)                                            \
     X(inside_deadline_callback_keeps_timer, THREADS_ONLY)                                  \
     X(inside_bad_input, BOTH_BACKENDS)                                                     \
+    /* tests/test_sys.c */                                                                 \
+    X(sys_lock_excludes, 0)                                                                \
     /* tests/test_decode.c */                                                              \
     X(decode_ring_framing, 0)                                                              \
     X(decode_completion_checks, 0)                                                         \

@@ -51,7 +51,7 @@ struct exec {
     /* Future allocator (core/falloc.c), written by every submit and release: arenas and the
      * cache of cold parts, protected by alloc_lock. `live` counts futures handed out and not
      * yet freed; the core is freed when destroyed && live == 0. */
-    pthread_mutex_t alloc_lock __attribute__((aligned(EXEC__CACHELINE)));
+    exec__lock_t alloc_lock __attribute__((aligned(EXEC__CACHELINE)));
     struct exec__list arenas; /* every arena */
     struct exec__list avail;  /* arenas with a free slot, the most recently freed into first */
     size_t nempty;            /* arenas with no future in use (at most one is kept) */

@@ -64,7 +64,7 @@ static struct arena *arena_of(const struct exec_future *f)
 
 void exec__falloc_init(struct exec *core)
 {
-    pthread_mutex_init(&core->alloc_lock, NULL);
+    atomic_init(&core->alloc_lock.w, 0);
     exec__list_init(&core->arenas);
     exec__list_init(&core->avail);
 }
@@ -90,11 +90,11 @@ static struct arena *arena_new(struct exec *core)
 
 struct exec_future *exec__future_alloc(struct exec *core)
 {
-    pthread_mutex_lock(&core->alloc_lock);
+    exec__lock(&core->alloc_lock);
     struct exec__list *n = exec__list_first(&core->avail);
     struct arena *a = n ? EXEC__CONTAINER_OF(n, struct arena, avail) : arena_new(core);
     if (EXEC__UNLIKELY(!a)) {
-        pthread_mutex_unlock(&core->alloc_lock);
+        exec__unlock(&core->alloc_lock);
         return NULL;
     }
     struct exec_future *f = a->free;
@@ -107,7 +107,7 @@ struct exec_future *exec__future_alloc(struct exec *core)
     if (!a->free && a->bump == ARENA_SLOTS)
         exec__list_remove(&a->avail); /* full */
     atomic_fetch_add_explicit(&core->live, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&core->alloc_lock);
+    exec__unlock(&core->alloc_lock);
 
     /* Every field of a previous life is reset; nothing needs initialising but these. */
     atomic_store_explicit(&f->state, EXEC_STATE_QUEUED, memory_order_relaxed);
@@ -148,13 +148,13 @@ static struct exec__fcold *cold_get(struct exec *core)
     bool forked = exec__core_forked(core);
     if (!forked) {
         /* A child of fork() must not take the allocator lock (its holder may not exist). */
-        pthread_mutex_lock(&core->alloc_lock);
+        exec__lock(&core->alloc_lock);
         c = core->cold_free;
         if (c) {
             core->cold_free = c->next_free;
             core->ncold_free--;
         }
-        pthread_mutex_unlock(&core->alloc_lock);
+        exec__unlock(&core->alloc_lock);
     }
     if (!c) {
         c = malloc(sizeof *c);
@@ -169,7 +169,7 @@ static struct exec__fcold *cold_get(struct exec *core)
 static void cold_put(struct exec *core, struct exec__fcold *c, bool locked)
 {
     if (!locked)
-        pthread_mutex_lock(&core->alloc_lock);
+        exec__lock(&core->alloc_lock);
     bool keep = core->ncold_free < COLD_CACHE;
     if (keep) {
         c->next_free = core->cold_free;
@@ -177,7 +177,7 @@ static void cold_put(struct exec *core, struct exec__fcold *c, bool locked)
         core->ncold_free++;
     }
     if (!locked)
-        pthread_mutex_unlock(&core->alloc_lock);
+        exec__unlock(&core->alloc_lock);
     if (!keep) {
         pthread_mutex_destroy(&c->lock);
         free(c);
@@ -227,13 +227,13 @@ void *exec__arg_buf_get(struct exec *core, size_t size)
         return malloc(size);
     void *p = NULL;
     if (!exec__core_forked(core)) { /* a child of fork() never takes the lock (cold_get()) */
-        pthread_mutex_lock(&core->alloc_lock);
+        exec__lock(&core->alloc_lock);
         p = core->big_free[c];
         if (p) {
             memcpy(&core->big_free[c], p, sizeof p);
             core->big_bytes -= EXEC__BIG_MIN << c;
         }
-        pthread_mutex_unlock(&core->alloc_lock);
+        exec__unlock(&core->alloc_lock);
     }
     return p ? p : malloc(EXEC__BIG_MIN << c);
 }
@@ -243,7 +243,7 @@ void exec__arg_buf_put(struct exec *core, void *p, size_t size)
     int c = big_class(size);
     if (c >= 0 && !exec__core_forked(core)) {
         size_t cap = EXEC__BIG_MIN << c;
-        pthread_mutex_lock(&core->alloc_lock);
+        exec__lock(&core->alloc_lock);
         bool keep = core->big_bytes + cap <= EXEC__BIG_KEEP &&
                     !atomic_load_explicit(&core->destroyed, memory_order_relaxed);
         if (keep) {
@@ -251,7 +251,7 @@ void exec__arg_buf_put(struct exec *core, void *p, size_t size)
             core->big_free[c] = p;
             core->big_bytes += cap;
         }
-        pthread_mutex_unlock(&core->alloc_lock);
+        exec__unlock(&core->alloc_lock);
         if (keep)
             return;
     }
@@ -307,13 +307,13 @@ void exec__future_free(struct exec_future *f)
             exec__core_maybe_free(core);
         return;
     }
-    pthread_mutex_lock(&core->alloc_lock);
+    exec__lock(&core->alloc_lock);
     if (c)
         cold_put(core, c, true);
     struct arena *gone = put_back(core, f);
     bool dead = atomic_fetch_sub_explicit(&core->live, 1, memory_order_relaxed) == 1 &&
                 atomic_load_explicit(&core->destroyed, memory_order_relaxed);
-    pthread_mutex_unlock(&core->alloc_lock);
+    exec__unlock(&core->alloc_lock);
     if (gone)
         exec__pages_unmap(gone, EXEC__ARENA_BYTES);
     if (dead)
@@ -346,9 +346,7 @@ void exec__core_maybe_free(struct exec *core)
         free(c);
         c = next;
     }
-    if (!forked) {
-        pthread_mutex_destroy(&core->alloc_lock);
+    if (!forked)
         pthread_mutex_destroy(&core->map_lock);
-    }
     free(core);
 }

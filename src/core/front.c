@@ -90,7 +90,6 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
         void *copy = malloc(c.init_arg_size);
         if (!copy) {
             pthread_mutex_destroy(&core->map_lock);
-            pthread_mutex_destroy(&core->alloc_lock);
             free(core);
             return EXEC_ENOMEM;
         }
@@ -108,7 +107,6 @@ EXEC_API int exec_create(exec_t **ex, const exec_config_t *cfg)
         if (core->trace)
             exec__trace_close(core->trace);
         pthread_mutex_destroy(&core->map_lock);
-        pthread_mutex_destroy(&core->alloc_lock);
         free((void *)core->cfg.init_arg);
         free(core);
         return r;
@@ -188,10 +186,10 @@ EXEC_API int exec_destroy(exec_t *ex)
         atomic_store(&ex->destroyed, true);
         dead = atomic_load(&ex->live) == 0;
     } else {
-        pthread_mutex_lock(&ex->alloc_lock);
+        exec__lock(&ex->alloc_lock);
         atomic_store(&ex->destroyed, true);
         dead = atomic_load(&ex->live) == 0;
-        pthread_mutex_unlock(&ex->alloc_lock);
+        exec__unlock(&ex->alloc_lock);
     }
     if (dead)
         exec__core_maybe_free(ex);

@@ -99,6 +99,23 @@ void exec__futex_wake(_Atomic uint32_t *word, int n)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
+void exec__lock_slow(exec__lock_t *l)
+{
+    /* Holders keep it for a few dozen instructions: look a little before sleeping. */
+    for (int i = 0; i < 100; i++) {
+        exec__cpu_relax();
+        uint32_t free_ = 0;
+        if (atomic_load_explicit(&l->w, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->w, &free_, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+    }
+    /* Mark it waited for; whoever unlocks a 2 wakes one sleeper, which marks it 2 again
+     * (it cannot know whether others sleep too). */
+    while (atomic_exchange_explicit(&l->w, 2, memory_order_acquire) != 0)
+        (void)exec__futex_wait(&l->w, 2, 0);
+}
+
 int exec__sfutex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns)
 {
     return futex_wait_op(word, expected, deadline_ns, FUTEX_WAIT);
