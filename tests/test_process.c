@@ -583,7 +583,10 @@ TEST(process_cancel_running)
     exec_t *ex = make_sh(1, NULL);
     exec_future_t *f;
     ASSERT_OK(exec_submit(ex, t_block, NULL, 0, &f));
-    WAIT_FOR(exec_future_state(f) == EXEC_STATE_RUNNING, BOUND_MS);
+    /* RUNNING as soon as the worker took the request, maybe before the task's first line:
+     * wait for the pid it writes there too. */
+    WAIT_FOR(exec_future_state(f) == EXEC_STATE_RUNNING && atomic_load(&sh->worker_pid),
+             BOUND_MS);
     ASSERT_EQ(exec_future_state(f), EXEC_STATE_RUNNING);
     int pid = atomic_load(&sh->worker_pid);
     ASSERT_GT(pid, 0);
