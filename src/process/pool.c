@@ -389,9 +389,14 @@ static int pp_shutdown(void *impl, unsigned flags)
     pthread_mutex_lock(&pp->lock);
     pp->shut = true;
     if (flags & EXEC_SHUTDOWN_CANCEL) {
-        /* A task being copied into a ring was accepted before the shutdown: cancel it too. */
-        while (pp->writers)
-            pthread_cond_wait(&pp->cond, &pp->lock);
+        /* A task being copied into a ring was accepted before the shutdown: cancel it too.
+         * Not a cancellation point (the thread would end holding the pool's lock). */
+        if (pp->writers) {
+            int cs = exec__cancel_off();
+            while (pp->writers)
+                pthread_cond_wait(&pp->cond, &pp->lock);
+            exec__cancel_restore(cs);
+        }
         /* The core cancelled the maps already: their ranges come back cancelled. */
         exec__pp_q_take_all(pp, &cancelled);
         /* Requests in rings that no worker took yet are cancelled too. */
