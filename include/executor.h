@@ -190,6 +190,17 @@ typedef void exec_done_fn(exec_future_t *f, void *user_data);
 /**
  * exec_backend_t - where tasks run.
  *
+ * On EXEC_BACKEND_THREADS (and in an MPI rank's local thread pool), worker threads block
+ * asynchronous signals, and on Linux run under the scheduling policy SCHED_BATCH when they
+ * would otherwise run under SCHED_OTHER (the default, inherited from the thread calling
+ * exec_create()): a worker woken for new work then takes an idle CPU, or waits for the
+ * running thread's next scheduler tick, instead of preempting the thread that submitted the
+ * work (on a machine with fewer CPUs than busy threads, that preemption at every wake-up
+ * halved the rate of small tasks). Their nice value is not changed; other policies (real-time,
+ * SCHED_IDLE) are kept as inherited; threads a task creates inherit SCHED_BATCH. A program
+ * that wants its workers under another policy sets it in its initializer, which runs on each
+ * worker thread before its first task.
+ *
  * What differs on EXEC_BACKEND_PROCESSES (everything else is the same):
  *  - A task runs in a worker process. It sees the program's globals as they were when the
  *    worker's image was taken (at exec_create() with forkserver, at the worker's start with

@@ -87,6 +87,9 @@
     X(pool_max_tasks_per_child_3, THREADS_ONLY)                                            \
     X(pool_max_tasks_per_child_10, THREADS_ONLY)                                           \
     X(pool_worker_signals_blocked, THREADS_ONLY)                                           \
+    X(pool_worker_sched_batch, THREADS_ONLY)                                               \
+    X(pool_worker_sched_inherited, THREADS_ONLY)                                           \
+    X(pool_worker_sched_initializer, THREADS_ONLY)                                         \
     X(pool_no_signal_handlers, BOTH_BACKENDS)                                              \
     X(pool_worker_count, THREADS_ONLY)                                                     \
     X(pool_wait_other_executor, THREADS_ONLY)                                              \

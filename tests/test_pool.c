@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_pool.c - how the pool itself behaves: nested submission and waiting from inside tasks,
- * worker recycling (max_tasks_per_child), the signal mask of worker threads, the library's
- * hands-off policy on signal handlers, the worker count, and shutdown with queued work.
+ * worker recycling (max_tasks_per_child), the signal mask and scheduling policy of worker
+ * threads, the library's hands-off policy on signal handlers, the worker count, and shutdown
+ * with queued work.
  *
  * Most tests here are THREADS_ONLY: they pass an executor pointer or pipe fds to a task, or
  * look at thread identity, none of which means anything in a worker process.
@@ -12,6 +13,7 @@
 #include "tasks.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -263,6 +265,75 @@ TEST(pool_worker_signals_blocked)
     }
     ASSERT_OK(exec_destroy(ex));
     ASSERT_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
+/* THREADS_ONLY: the scheduling policy of the worker thread that runs it. */
+static int sched_policy(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                        size_t *out_size)
+{
+    (void)arg;
+    (void)arg_size;
+    return task_put_i64(out, out_cap, out_size, sched_getscheduler(0));
+}
+
+/* Eight tasks on a fresh executor of @cfg each find their worker under policy @want. */
+static void worker_policies(const exec_config_t *cfg, int64_t want)
+{
+    exec_t *ex;
+    ASSERT_OK(exec_create(&ex, cfg));
+    for (int i = 0; i < 8; i++) {
+        exec_future_t *f;
+        ASSERT_OK(exec_submit(ex, sched_policy, NULL, 0, &f));
+        ASSERT_EQ(wait_i64(f), want);
+        exec_future_release(f);
+    }
+    ASSERT_OK(exec_destroy(ex));
+}
+
+/* Worker threads run under SCHED_BATCH (a woken worker does not preempt the thread that
+ * submitted to it), the calling thread keeps its own policy; replaced threads too. */
+TEST(pool_worker_sched_batch)
+{
+    ASSERT_EQ(sched_getscheduler(0), SCHED_OTHER);
+    exec_config_t cfg = {0};
+    cfg.workers = 2;
+    worker_policies(&cfg, SCHED_BATCH);
+    cfg.max_tasks_per_child = 1; /* every task on a new thread */
+    worker_policies(&cfg, SCHED_BATCH);
+    ASSERT_EQ(sched_getscheduler(0), SCHED_OTHER);
+}
+
+/* Only SCHED_OTHER becomes SCHED_BATCH: a program whose thread runs under another policy
+ * (here SCHED_IDLE, which needs no privilege) gives its workers that policy, as
+ * pthread_create() does. */
+TEST(pool_worker_sched_inherited)
+{
+    struct sched_param sp = {0};
+    ASSERT_EQ(sched_setscheduler(0, SCHED_IDLE, &sp), 0); /* this test's own child process */
+    exec_config_t cfg = {0};
+    cfg.workers = 2;
+    worker_policies(&cfg, SCHED_IDLE);
+}
+
+/* THREADS_ONLY initializer: puts its worker thread back under SCHED_OTHER. */
+static int init_sched_other(const void *arg, size_t arg_size, void *out, size_t out_cap,
+                            size_t *out_size)
+{
+    (void)arg;
+    (void)arg_size;
+    struct sched_param sp = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) != 0)
+        return 97;
+    return task_put_i64(out, out_cap, out_size, 0); /* ignored: an initializer's output */
+}
+
+/* The way out documented in the header: an initializer sets the policy it wants. */
+TEST(pool_worker_sched_initializer)
+{
+    exec_config_t cfg = {0};
+    cfg.workers = 2;
+    cfg.initializer = init_sched_other;
+    worker_policies(&cfg, SCHED_OTHER);
 }
 
 static const int handled_signals[] = {SIGCHLD, SIGINT, SIGTERM, SIGPIPE, SIGSEGV};

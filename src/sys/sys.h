@@ -107,6 +107,9 @@ void exec__block_signals(void *old);
 void exec__restore_signals(const void *old);
 /* pthread_create with signals blocked and an optional stack size. 0 or an errno value. */
 int exec__thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg);
+/* Move the calling thread from SCHED_OTHER to SCHED_BATCH (a worker: see sys.c); any other
+ * policy is left as it is, and so is the thread when the system refuses. */
+void exec__sched_batch(void);
 /* Make the calling thread's waits on a condition variable no cancellation points, and back:
  * a task thread cancelled (pthread_cancel) inside the library must not unwind holding one of
  * its mutexes. Returns the state to give back. */

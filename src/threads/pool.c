@@ -323,6 +323,7 @@ static void *worker_main(void *p)
     exec__tls_core = s->tp->core;
     exec__tls_counters = &s->cnt;
     s->tasks = 0;
+    exec__sched_batch();
     /* Every way out of worker_loop() but its returns passes through exec__tp_on_thread_end(). */
     pthread_cleanup_push(exec__tp_on_thread_end, s);
     worker_loop(s);
